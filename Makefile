@@ -1,0 +1,65 @@
+# StemeDB developer commands. `make run` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '*/node_modules/*' 2>/dev/null)
+STAMP := $(VENV)/.installed
+
+
+.PHONY: help venv install protos vectors lint typecheck buflint test test-fast bench torture fuzz run clean
+
+help:
+	@echo "make run      start writer + ingestor on loopback (data under ./data)"
+	@echo "make test     lint, type-check, buf lint and the whole test suite"
+	@echo "make bench    benchmarks; rewrites docs/benchmarks.md"
+	@echo "make torture  long crash-torture runs"
+	@echo "make protos   regenerate src/stemedb/v1 from protos/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+# The editable install is "strict" (a tree of symlinks under build/) so that mypy sees the
+# package exactly as installed; it is redone whenever a Python file is added or changed.
+$(STAMP): $(PY) pyproject.toml $(PY_SOURCES)
+	flock $(VENV)/.install.lock $(PIP) install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+protos: $(STAMP)
+	$(PY) tools/gen_protos.py
+
+vectors: $(STAMP)
+	$(PY) tools/gen_vectors.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy -p stemedb
+
+buflint: tools/node_modules/.bin/buf
+	tools/node_modules/.bin/buf lint
+
+tools/node_modules/.bin/buf: tools/package.json tools/package-lock.json
+	cd tools && npm ci --silent --no-audit --no-fund
+	touch $@
+
+test: lint typecheck buflint
+	$(PY) -m pytest -m "not torture and not bench" tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -x -q -m "not torture and not bench and not slow" tests
+
+bench: $(STAMP)
+	$(PY) -m pytest -m bench -s tests/bench
+
+torture: $(STAMP)
+	$(PY) -m pytest -m torture -s tests
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
