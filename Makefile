@@ -8,7 +8,7 @@ PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '
 STAMP := $(VENV)/.installed
 
 
-.PHONY: help venv install protos vectors lint typecheck buflint test test-fast bench torture fuzz run clean
+.PHONY: help venv install protos vectors nodetest promtool lint typecheck buflint test test-fast bench torture fuzz run clean
 
 help:
 	@echo "make run      start writer + ingestor on loopback (data under ./data)"
@@ -49,14 +49,35 @@ tools/node_modules/.bin/buf: tools/package.json tools/package-lock.json
 	cd tools && npm ci --silent --no-audit --no-fund
 	touch $@
 
-test: lint typecheck buflint
+NODE_CLIENT := clients/node
+
+$(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --silent --no-audit --no-fund
+	touch $@
+
+nodetest: $(STAMP) $(NODE_CLIENT)/node_modules/.package-lock.json
+	cd $(NODE_CLIENT) && npm test
+
+# promtool and prometheus (Debian's prometheus package) for tests/deploy and the real scrape
+# test. Idempotent; installs nothing when both are already there.
+promtool:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+
+test: lint typecheck buflint promtool
 	$(PY) -m pytest -m "not torture and not bench" tests
+	$(MAKE) nodetest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -x -q -m "not torture and not bench and not slow" tests
 
 bench: $(STAMP)
 	$(PY) -m pytest -m bench -s tests/bench
+
+fuzz: $(STAMP)
+	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py
 
 torture: $(STAMP)
 	$(PY) -m pytest -m torture -s tests

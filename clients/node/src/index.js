@@ -1,0 +1,37 @@
+// @stemedb/client: the public API.
+
+export {
+  ASSERTION_TAG,
+  EPOCH_TAG,
+  SUPERSESSION_TYPES,
+  VOTE_TAG,
+  assertionBytes,
+  canonicalBytes,
+  contentHash,
+  epochBytes,
+  generateSeed,
+  hash,
+  hashHex,
+  publicKeyFromSeed,
+  recordKind,
+  sign,
+  toBytes,
+  toHex,
+  verify,
+  voteBytes,
+} from './canonical.js';
+
+export { checkSignatures, makeAssertion, makeEpoch, makeVote, signRecord } from './records.js';
+
+export {
+  HashMismatchError,
+  LOADER_OPTIONS,
+  StemeClient,
+  StemeRpcError,
+  defaultProtoDir,
+  loadProtos,
+  recordFromProto,
+  recordToProto,
+} from './client.js';
+
+export { status } from '@grpc/grpc-js';

@@ -1,0 +1,129 @@
+"""Helpers for tests that run the real services as processes on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout_seconds: float, what: str, interval: float = 0.02
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
+
+
+def health_status(target: str, service: str = "", credentials: Any = None) -> int | None:
+    """The health status of ``service`` at ``target``, or None if it does not answer."""
+    channel = (
+        grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)
+    )
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+        except grpc.RpcError:
+            return None
+        return int(resp.status)
+
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Service:
+    """A service process (writer or ingestor) started with explicit ports."""
+
+    def __init__(
+        self, argv: list[str], listen: str, metrics: str, log: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        self.argv = argv
+        self.listen = listen
+        self.metrics = metrics
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+
+    def wait_ready(self, timeout_seconds: float = 30.0, credentials: Any = None) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.argv[0]} exited with {self.proc.returncode}:\n{self.log_text()}"
+                )
+            return health_status(self.listen, "", credentials) == SERVING
+
+        wait_until(ready, timeout_seconds, f"{Path(self.argv[0]).name} to serve")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+    def wait_exit(self, timeout_seconds: float = 30.0) -> int:
+        code = self.proc.wait(timeout=timeout_seconds)
+        self._log.close()
+        return code
+
+    def terminate(self, timeout_seconds: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout_seconds)
+        self._log.close()
+        return code
+
+
+def start_writer(
+    wal_dir: Path, *extra: str, log_dir: Path | None = None, env: dict[str, str] | None = None
+) -> Service:
+    port, mport = free_port(), free_port()
+    listen, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{mport}"
+    argv = [
+        str(BIN / "stemedb-writer"), "--wal-dir", str(wal_dir), "--listen", listen,
+        "--metrics-listen", metrics, "--verify-workers", "1", *extra,
+    ]  # fmt: skip
+    log = (log_dir or wal_dir.parent) / f"writer-{port}.log"
+    return Service(argv, listen, metrics, log, env)
+
+
+def tree_digest(path: Path, skip: tuple[str, ...] = ("LOCK",)) -> dict[str, str]:
+    """File name -> sha256 of every file under ``path`` (to prove nothing was written)."""
+    out = {}
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.name not in skip:
+            out[str(f.relative_to(path))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out

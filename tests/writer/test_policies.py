@@ -1,0 +1,160 @@
+"""Writer policies: trusted keys, required signatures, bounds, deadlines and message size."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+from stemedb import signing
+from stemedb.v1 import records_pb2 as pb
+from stemedb.v1 import writer_pb2 as wpb
+from stemedb.v1 import writer_pb2_grpc
+from tests.support import start_writer, tree_digest
+from tests.writer.records import KEYS, assertion, epoch, vote
+
+
+def test_trusted_keys_policy(tmp_path: Path) -> None:
+    keys_file = tmp_path / "trusted.txt"
+    keys_file.write_text(
+        f"# agents we trust\n{signing.public_key_of(KEYS[0]).hex()}\n\n"
+        f"{signing.public_key_of(KEYS[1]).hex()}  # the verifier\n"
+    )
+    svc = start_writer(tmp_path / "wal", "--trusted-keys", str(keys_file))
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            ok = stub.AppendAssertion(
+                wpb.AppendAssertionRequest(assertion=assertion(signers=2)), timeout=10
+            )
+            assert ok.receipt.lsn == 1
+            before = tree_digest(tmp_path / "wal")
+            # Key 2 signs validly but is not trusted.
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendAssertion(
+                    wpb.AppendAssertionRequest(assertion=assertion(signers=3)), timeout=10
+                )
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "assertion.signatures[2].signature" in (info.value.details() or "")
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendVote(wpb.AppendVoteRequest(vote=vote(ok.receipt.hash, 3)), timeout=10)
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            # An invalid signature by an untrusted key is still INVALID_ARGUMENT.
+            bad = vote(ok.receipt.hash, 3)
+            bad.weight = 0.1
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendVote(wpb.AppendVoteRequest(vote=bad), timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert tree_digest(tmp_path / "wal") == before
+            stub.AppendVote(wpb.AppendVoteRequest(vote=vote(ok.receipt.hash, 1)), timeout=10)
+    finally:
+        svc.kill()
+
+
+def test_trusted_keys_file_errors_refuse_to_start(tmp_path: Path) -> None:
+    keys_file = tmp_path / "trusted.txt"
+    keys_file.write_text("not-a-key\n")
+    svc = start_writer(tmp_path / "wal", "--trusted-keys", str(keys_file))
+    assert svc.wait_exit() == 2
+    assert f"{keys_file}:1" in svc.log_text()
+
+
+def test_require_signatures(tmp_path: Path) -> None:
+    svc = start_writer(tmp_path / "wal", env={"STEMEDB_REQUIRE_SIGNATURES": "1"})
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            for call, req, field in [
+                (stub.AppendAssertion, wpb.AppendAssertionRequest(assertion=assertion()),
+                 "assertion.signatures"),
+                (stub.AppendEpoch, wpb.AppendEpochRequest(epoch=epoch(signers=0)),
+                 "epoch.signatures"),
+                (stub.AppendBatch, wpb.AppendBatchRequest(records=[
+                    pb.Record(assertion=assertion(signers=1)), pb.Record(assertion=assertion())]),
+                 "records[1].assertion.signatures"),
+            ]:  # fmt: skip
+                with pytest.raises(grpc.RpcError) as info:
+                    call(req, timeout=10)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert (info.value.details() or "").startswith(field + ":")
+            r = stub.AppendAssertion(
+                wpb.AppendAssertionRequest(assertion=assertion(signers=1)), timeout=10
+            )
+            assert r.receipt.lsn == 1
+    finally:
+        svc.kill()
+
+
+def test_message_size_bound(tmp_path: Path) -> None:
+    svc = start_writer(tmp_path / "wal", "--max-message-bytes", "100000")
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion()), timeout=10)
+            before = tree_digest(tmp_path / "wal")
+            big = assertion()
+            big.object.blob = b"x" * 200_000
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=big), timeout=10)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert tree_digest(tmp_path / "wal") == before
+    finally:
+        svc.kill()
+
+
+def test_inflight_bound_gives_resource_exhausted(tmp_path: Path) -> None:
+    svc = start_writer(tmp_path / "wal", "--inflight-requests-max", "1")
+    try:
+        svc.wait_ready()
+        # Signed batches keep a request in flight long enough (thousands of verifications).
+        batch = wpb.AppendBatchRequest(
+            records=[pb.Record(assertion=assertion(f"x{i}", signers=2)) for i in range(1500)]
+        )
+        codes: list[grpc.StatusCode] = []
+        lock = threading.Lock()
+
+        def send() -> None:
+            with grpc.insecure_channel(svc.listen) as ch:
+                stub = writer_pb2_grpc.WriterServiceStub(ch)
+                try:
+                    stub.AppendBatch(batch, timeout=60)
+                    code = grpc.StatusCode.OK
+                except grpc.RpcError as exc:
+                    code = exc.code()
+            with lock:
+                codes.append(code)
+
+        threads = [threading.Thread(target=send) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert grpc.StatusCode.OK in codes
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes, codes
+        assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    finally:
+        svc.kill()
+
+
+def test_deadline_is_respected(tmp_path: Path) -> None:
+    svc = start_writer(tmp_path / "wal")
+    try:
+        svc.wait_ready()
+        batch = wpb.AppendBatchRequest(
+            records=[pb.Record(assertion=assertion(f"d{i}", signers=4)) for i in range(2000)]
+        )
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendBatch(batch, timeout=0.05)
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            # The server is still healthy and serves the next call.
+            r = stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion()), timeout=10)
+            assert r.receipt.lsn >= 1
+    finally:
+        svc.kill()
