@@ -82,5 +82,8 @@ fuzz: $(STAMP)
 torture: $(STAMP)
 	$(PY) -m pytest -m torture -s tests
 
+run: $(STAMP)
+	$(PY) tools/run_local.py
+
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -127,3 +127,19 @@ def tree_digest(path: Path, skip: tuple[str, ...] = ("LOCK",)) -> dict[str, str]
         if f.is_file() and f.name not in skip:
             out[str(f.relative_to(path))] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
+
+
+def start_ingestor(
+    wal_dir: Path, db_dir: Path, *extra: str, log_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Service:  # fmt: skip
+    port, mport = free_port(), free_port()
+    listen, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{mport}"
+    binary = BIN / "stemedb-ingestor"
+    head = [str(binary)] if binary.exists() else [sys.executable, "-m", "stemedb.ingestor"]
+    argv = [
+        *head, "--wal-dir", str(wal_dir), "--db-dir", str(db_dir), "--listen", listen,
+        "--metrics-listen", metrics, *extra,
+    ]  # fmt: skip
+    log = (log_dir or db_dir.parent) / f"ingestor-{port}.log"
+    return Service(argv, listen, metrics, log, env)

@@ -1,0 +1,61 @@
+"""Configuration of a Wal and the observer protocol through which it reports metrics."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["SyncMode", "WalConfig", "WalObserver"]
+
+
+class SyncMode(enum.Enum):
+    """How a group is made durable."""
+
+    FDATASYNC = "fdatasync"
+    # NONE skips every fsync: acknowledged records can vanish on power loss. Benchmarks only;
+    # opening a log in this mode logs a loud warning.
+    NONE = "none"
+
+
+class WalObserver(Protocol):
+    """Metrics hooks; the writer service wires Prometheus to them. Called on the commit thread,
+    so they must be quick; an exception raised by a hook is logged and otherwise ignored."""
+
+    def on_commit(
+        self, records: int, bytes_written: int, fsync_seconds: float, durable_lsn: int
+    ) -> None: ...
+
+    def on_slow_fsync(self, fsync_seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class WalConfig:
+    """Everything a Wal needs; every queue and batch has a bound, named with its unit."""
+
+    dir: Path
+    segment_size_bytes: int = 64 * 1024 * 1024
+    sync_mode: SyncMode = SyncMode.FDATASYNC
+    queue_records_max: int = 100_000  # bound on records waiting for commit
+    queue_bytes_max: int = 256 * 1024 * 1024  # bound on encoded bytes waiting for commit
+    group_records_max: int = 20_000  # max records in one write + fdatasync
+    group_bytes_max: int = 32 * 1024 * 1024  # max encoded bytes in one write + fdatasync
+    retention: bool = False  # delete segments wholly below every consumer checkpoint
+    fsync_warn_seconds: float = 0.5  # observer/log "slow fsync" threshold
+    observer: WalObserver | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dir", Path(self.dir))
+        limits = {
+            "segment_size_bytes": self.segment_size_bytes,
+            "queue_records_max": self.queue_records_max,
+            "queue_bytes_max": self.queue_bytes_max,
+            "group_records_max": self.group_records_max,
+            "group_bytes_max": self.group_bytes_max,
+        }
+        for name, value in limits.items():
+            if value < 1:
+                raise ValueError(f"WalConfig.{name} must be >= 1, got {value}")
+        if self.fsync_warn_seconds <= 0:
+            raise ValueError("WalConfig.fsync_warn_seconds must be > 0")

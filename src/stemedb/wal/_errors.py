@@ -1,0 +1,65 @@
+"""Errors raised by the write-ahead log.
+
+The hierarchy::
+
+    WalError                 base of every error this package raises
+    ├── WalCorruption        acknowledged data is damaged, missing or out of order
+    ├── WalLocked            another process holds the directory's LOCK
+    ├── WalOverloaded        the commit queue stayed full past the caller's deadline
+    ├── WalDiskFull          ENOSPC / EDQUOT while writing or syncing a group
+    └── WalClosed            the log was closed (or is closing) before the append was queued
+
+Foreign errors (``OSError`` from the storage path) are translated into these in one place, the
+committer in ``_log.py``; everything else raises them directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "WalClosed",
+    "WalCorruption",
+    "WalDiskFull",
+    "WalError",
+    "WalLocked",
+    "WalOverloaded",
+]
+
+
+class WalError(Exception):
+    """Base class of every error raised by ``stemedb.wal``."""
+
+
+class WalCorruption(WalError):
+    """Damage to data the log had acknowledged, or a log that is not contiguous."""
+
+    def __init__(self, file: Path, offset: int, lsn: int | None, reason: str) -> None:
+        self.file = Path(file)
+        self.offset = offset
+        self.lsn = lsn
+        self.reason = reason
+        lsn_text = "unknown" if lsn is None else str(lsn)
+        super().__init__(
+            f"WAL corruption: file {self.file}, offset {offset}, lsn {lsn_text}: {reason}"
+        )
+
+    def __reduce__(self) -> tuple[type[WalCorruption], tuple[Path, int, int | None, str]]:
+        # Keep the four attributes when the error crosses a process boundary (pickle).
+        return (type(self), (self.file, self.offset, self.lsn, self.reason))
+
+
+class WalLocked(WalError):
+    """Another writer holds the exclusive LOCK on the WAL directory."""
+
+
+class WalOverloaded(WalError):
+    """The bounded commit queue stayed full until the caller's deadline."""
+
+
+class WalDiskFull(WalError):
+    """The disk (or quota) ran out of space while writing a group; nothing of it remains."""
+
+
+class WalClosed(WalError):
+    """The log is closed; no further appends are accepted."""
