@@ -8,7 +8,7 @@ PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '
 STAMP := $(VENV)/.installed
 
 
-.PHONY: help venv install protos vectors nodetest promtool lint typecheck buflint test test-fast bench torture fuzz run clean
+.PHONY: help venv install protos vectors nodetest promtool fuse etcd lint typecheck buflint test test-fast bench torture fuzz run clean
 
 help:
 	@echo "make run      start writer + ingestor on loopback (data under ./data)"
@@ -66,20 +66,35 @@ promtool:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
 
-test: lint typecheck buflint promtool
+# fuse3 (fusermount3 + libfuse3) for powerfs, the power-loss filesystem of tests/faults.
+fuse:
+	@command -v fusermount3 >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends fuse3; }
+
+# etcd (Debian's etcd-server) is the baseline of the writer and ingestor benchmarks.
+etcd:
+	@command -v etcd >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends etcd-server; }
+
+test: lint typecheck buflint promtool fuse
 	$(PY) -m pytest -m "not torture and not bench" tests
 	$(MAKE) nodetest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -x -q -m "not torture and not bench and not slow" tests
 
-bench: $(STAMP)
+bench: $(STAMP) etcd
 	$(PY) -m pytest -m bench -s tests/bench
+	$(PY) tools/bench_report.py
 
 fuzz: $(STAMP)
 	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py
 
-torture: $(STAMP)
+torture: $(STAMP) fuse
 	$(PY) -m pytest -m torture -s tests
 
 run: $(STAMP)

@@ -1,1 +1,82 @@
-"""Placeholder until its issue lands."""
+"""stemedb.client: the Python client of StemeDB, sync and asyncio, and the ``stemedb`` CLI.
+
+Quick start::
+
+    from stemedb.client import AgentKey, Client, make_assertion, source_hash_of
+
+    key = AgentKey.generate()
+    with Client() as db:                       # writer 127.0.0.1:50051, store 127.0.0.1:50052
+        a = make_assertion("Q42", "name", "Douglas Adams", source_hash=source_hash_of("wiki"))
+        receipt = db.append_assertion(key.sign_assertion(a))
+        db.append_vote(key.vote(receipt.hash, 0.9))
+        print(db.get("H:" + receipt.hash_hex, min_lsn=receipt.lsn).record)
+
+Every append validates and hashes the record locally first (InvalidRecord, naming the field,
+before any network call) and checks the receipt's hash; UNAVAILABLE is retried with backoff;
+every call has a deadline. ``ShardedClient`` routes by subject hash across several
+(writer, store) pairs; its module documents the rule. The CLI is :mod:`stemedb.client.cli`.
+"""
+
+from __future__ import annotations
+
+from stemedb.client._aio import AsyncClient
+from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
+from stemedb.client._client import DEFAULT_TIMEOUT_SECONDS, Client
+from stemedb.client._errors import (
+    ClientError,
+    KeyFileError,
+    ReadMismatch,
+    ReceiptMismatch,
+    RpcFailed,
+    ShardLookupError,
+    Unavailable,
+)
+from stemedb.client._keys import KEY_FILE_MODE, AgentKey
+from stemedb.client._records import (
+    Entry,
+    GetResult,
+    Page,
+    Receipt,
+    Ref,
+    make_assertion,
+    make_epoch,
+    source_hash_of,
+    to_value,
+)
+from stemedb.client._retry import RetryPolicy
+from stemedb.client._shard import ShardedClient, ShardReceipt, shard_of_hash, shard_of_subject
+
+from stemedb.errors import InvalidRecord
+
+__all__ = [
+    "DEFAULT_STORE",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "DEFAULT_WRITER",
+    "KEY_FILE_MODE",
+    "AgentKey",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "Entry",
+    "GetResult",
+    "InvalidRecord",
+    "KeyFileError",
+    "Page",
+    "ReadMismatch",
+    "Receipt",
+    "ReceiptMismatch",
+    "Ref",
+    "RetryPolicy",
+    "RpcFailed",
+    "ShardLookupError",
+    "ShardReceipt",
+    "ShardedClient",
+    "TlsConfig",
+    "Unavailable",
+    "make_assertion",
+    "make_epoch",
+    "shard_of_hash",
+    "shard_of_subject",
+    "source_hash_of",
+    "to_value",
+]

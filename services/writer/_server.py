@@ -63,7 +63,6 @@ class WriterServer:
 
     async def start(self) -> None:
         cfg = self.cfg
-        cfg.wal_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_server = start_metrics_http_server(cfg.metrics_listen, self.registry)
         grpc_metrics = GrpcMetrics(self.registry)
         service_names = [SERVICE_NAME]

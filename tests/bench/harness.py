@@ -164,7 +164,7 @@ def load(target: str, method: str, requests: list[bytes], concurrency: int, seco
             ],
             stdout=subprocess.PIPE,
             cwd=ROOT,
-        )  # fmt: skip
+        )
         for i in range(procs)
     ]
     outs = [json.loads(c.communicate(timeout=seconds + 120)[0]) for c in children]

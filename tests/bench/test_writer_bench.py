@@ -74,7 +74,7 @@ def _verify_rate_one_core() -> float:
 def _row(name: str, s: dict[str, float], base: dict[str, float] | None) -> str:
     ratio = f"{s['records_per_s_median'] / base['records_per_s_median']:.2f}x" if base else ""
     return (
-        f"| {name} | {s['records_per_s_median']:,.0f} ({s['records_per_s_min']:,.0f}–"
+        f"| {name} | {s['records_per_s_median']:,.0f} ({s['records_per_s_min']:,.0f}-"
         f"{s['records_per_s_max']:,.0f}) | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
         f"{s['server_cpu_us_per_record']:.0f} | {ratio} |"
     )
@@ -124,7 +124,8 @@ def test_writer_against_etcd(tmp_path: Path) -> None:
     harness.save("writer", results)
 
     lines = [
-        "| scenario | records/s median (min–max) | p50 ms | p99 ms | server CPU µs/record | vs etcd |",
+        "| scenario | records/s median (min-max) | p50 ms | p99 ms | server CPU µs/record "
+        "| vs etcd |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for conc in (1, 16, 64):

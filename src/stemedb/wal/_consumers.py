@@ -104,7 +104,7 @@ def read_consumer_checkpoints(dir: Path) -> dict[str, ConsumerCheckpoint]:
 
 
 def apply_retention(dir: Path) -> list[Path]:
-    """Delete segments whose every record is at or below every consumer's checkpoint.
+    """Delete segments whose every record is below every consumer's checkpoint.
 
     With no consumer registered nothing is deleted: "below every checkpoint" of nobody would
     otherwise mean the whole log. The last segment is never deleted, so the log always knows
@@ -118,7 +118,7 @@ def apply_retention(dir: Path) -> list[Path]:
     segments = list_segments(directory)
     deleted = []
     for (_first, path), (next_first, _next_path) in itertools.pairwise(segments):
-        if next_first - 1 > floor_lsn:
+        if next_first - 1 >= floor_lsn:  # keep the segment that holds the checkpointed record
             break
         path.unlink()
         deleted.append(path)

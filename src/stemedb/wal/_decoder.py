@@ -6,6 +6,8 @@ length field produces a clear error instead of a huge allocation.
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from stemedb.wal._encoder import (
     checksum,
     frame_size_bytes,
 )
+from stemedb.wal._errors import WalCorruption
 
 __all__ = [
     "Damage",
@@ -34,6 +37,7 @@ __all__ = [
     "decode_segment_header",
     "iter_records",
     "scan_segment",
+    "walk_segment_chain",
 ]
 
 _HEADER_BYTES = RECORD_HEADER.size
@@ -230,3 +234,45 @@ def iter_records(
             )
         expected += 1
         pos += frame_bytes
+
+
+def walk_segment_chain(path: Path, first_lsn: int) -> int:
+    """Walk a closed segment's frame headers; return its last LSN or raise WalCorruption.
+
+    Checks that LSNs follow each other from ``first_lsn`` and that the file ends exactly at a
+    frame boundary (a segment that ends mid-record before the last one is corruption). The last
+    frame is fully decoded, checksum included; other frames' checksums are left to readers and
+    to ``verify_wal``, which is what keeps opening a large log cheap.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= SEGMENT_HEADER_BYTES:
+            return first_lsn - 1
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            pos = SEGMENT_HEADER_BYTES
+            expected = first_lsn
+            last_pos = pos
+            unpack = RECORD_HEADER.unpack_from
+            while pos < size:
+                if size - pos < _HEADER_BYTES:
+                    raise WalCorruption(path, pos, expected, "segment ends inside a record header")
+                magic, _v, _t, _r16, length, _r32, lsn, _ts = unpack(view, pos)
+                if magic != RECORD_MAGIC or length > RECORD_PAYLOAD_BYTES_MAX:
+                    raise WalCorruption(path, pos, expected, "damaged record header")
+                if lsn != expected:
+                    raise WalCorruption(
+                        path, pos, expected, f"found LSN {lsn}, expected {expected}"
+                    )
+                frame = frame_size_bytes(length)
+                if pos + frame > size:
+                    raise WalCorruption(
+                        path, pos, expected, "segment ends mid-record before the last segment"
+                    )
+                last_pos = pos
+                pos += frame
+                expected += 1
+            try:
+                decode_frame(view[last_pos:pos], 0)
+            except FrameError as exc:
+                raise WalCorruption(path, last_pos, expected - 1, exc.reason) from exc
+    return expected - 1

@@ -189,10 +189,7 @@ class Wal:
                 "can be lost on power failure. This mode exists for benchmarks only.",
                 directory,
             )
-        if not directory.is_dir():
-            directory.mkdir(parents=True)
-            if sync:
-                fsync_dir(directory.parent)
+        _make_dir_durably(directory, sync)
         lock_fd = acquire_lock(directory)
         try:
             recovered = recover(directory, sync)
@@ -519,6 +516,25 @@ class Wal:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _make_dir_durably(directory: Path, sync: bool) -> None:
+    """Create ``directory`` (and missing parents) so that its entry survives a power loss.
+
+    A directory entry is durable only once its parent is fsynced. The parent is fsynced even when
+    the directory already existed: whoever created it (an operator, a provisioning script) may
+    not have, and a lost WAL directory would lose every acknowledged record at once.
+    """
+    missing = []
+    probe = directory
+    while not probe.is_dir():
+        missing.append(probe)
+        probe = probe.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    if sync:
+        for created in reversed(missing):
+            fsync_dir(created.parent)
+        fsync_dir(directory.parent)
 
 
 def _deadline(timeout_seconds: float | None) -> float | None:

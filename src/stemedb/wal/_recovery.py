@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemedb.wal._decoder import SegmentScan, scan_segment
+from stemedb.wal._decoder import SegmentScan, scan_segment, walk_segment_chain
 from stemedb.wal._errors import WalCorruption
 from stemedb.wal._segment import (
     create_segment,
@@ -110,9 +110,26 @@ class Recovered:
 
 
 def check_segment_headers(segments: list[tuple[int, Path]]) -> None:
-    """Every segment's header must match its name (the scan of the last one repeats this)."""
-    for first_lsn, path in segments[:-1]:
+    """Every segment's header must match its name (the scan of the last one repeats this), and
+    every segment but the last must end with a whole record whose LSN is one below the next
+    segment's first: a truncated middle segment or a missing segment is corruption, and the
+    writer must refuse to start on it rather than append after a hole.
+
+    Only frame headers are walked here (no checksums, which `verify_wal` and every reader check),
+    and the last frame of each segment is fully decoded: opening a 1 GiB log stays fast.
+    """
+    for index, (first_lsn, path) in enumerate(segments[:-1]):
         read_segment_first_lsn(path, first_lsn)
+        next_first = segments[index + 1][0]
+        last_lsn = walk_segment_chain(path, first_lsn)
+        if last_lsn != next_first - 1:
+            raise WalCorruption(
+                path,
+                path.stat().st_size,
+                last_lsn + 1,
+                f"segment ends at LSN {last_lsn} but the next segment starts at LSN {next_first}:"
+                f" LSNs {last_lsn + 1}..{next_first - 1} are missing",
+            )
 
 
 def recover(directory: Path, sync: bool) -> Recovered:

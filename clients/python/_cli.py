@@ -1,0 +1,240 @@
+"""The ``stemedb`` CLI: the parser, global options, dispatch and the one table of exit codes.
+
+Every failure ends as one line on stderr (``stemedb: error: ...``) and an exit code:
+
+    0  success
+    1  not found (``get`` of a key that does not exist)
+    2  usage error or invalid input (bad flag, bad record, bad key file, INVALID_ARGUMENT)
+    3  server or network error (unreachable, deadline, any other status, a receipt mismatch)
+
+``stemedb wal ...`` keeps the codes of stemedb.wal (0 sound, 1 corruption, 2 failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn, cast
+
+import grpc
+from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
+from stemedb.client._client import DEFAULT_TIMEOUT_SECONDS, Client
+from stemedb.client._errors import ClientError, KeyFileError, RpcFailed
+
+from stemedb.errors import InvalidRecord
+from stemedb.wal import add_wal_commands
+
+__all__ = [
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_SERVER",
+    "EXIT_USAGE",
+    "CliError",
+    "build_parser",
+    "client_from_args",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+EXIT_SERVER = 3
+EXIT_INTERRUPTED = 130
+
+PROG = "stemedb"
+Command = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A usage or input problem found by the CLI itself (exit 2 unless ``code`` says else)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fail(message: str) -> None:
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def _env_seconds(name: str, default: float) -> float:
+    text = _env(name)
+    try:
+        return float(text) if text else default
+    except ValueError:
+        # A bad environment value must not crash the parser; --timeout reports it when used.
+        return -1.0
+
+
+def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """Global options, accepted before or after the command name.
+
+    On the command's own parser they default to SUPPRESS, so a value given before the command
+    is not overwritten by the sub-parser's default (an argparse pitfall).
+    """
+
+    def d(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    g = p.add_argument_group("connection and output (also accepted before the command)")
+    g.add_argument(
+        "--writer", metavar="HOST:PORT", default=d(_env("STEMEDB_WRITER", DEFAULT_WRITER)),
+        help=f"writer address (env STEMEDB_WRITER, default {DEFAULT_WRITER})",
+    )  # fmt: skip
+    g.add_argument(
+        "--store", metavar="HOST:PORT", default=d(_env("STEMEDB_STORE", DEFAULT_STORE)),
+        help=f"store (ingestor) address (env STEMEDB_STORE, default {DEFAULT_STORE})",
+    )  # fmt: skip
+    g.add_argument(
+        "--timeout", metavar="SECONDS", type=float,
+        default=d(_env_seconds("STEMEDB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
+        help="deadline of each call (env STEMEDB_TIMEOUT, default 10)",
+    )  # fmt: skip
+    g.add_argument(
+        "--tls", action="store_true", default=d(False),
+        help="use TLS, trusting the system's root certificates (implied by --tls-ca)",
+    )  # fmt: skip
+    g.add_argument(
+        "--tls-ca", metavar="PEM", default=d(_env("STEMEDB_TLS_CA")),
+        help="PEM CA bundle to trust; enables TLS (env STEMEDB_TLS_CA)",
+    )  # fmt: skip
+    g.add_argument(
+        "--tls-cert", metavar="PEM", default=d(_env("STEMEDB_TLS_CERT")),
+        help="client certificate for mutual TLS (env STEMEDB_TLS_CERT)",
+    )  # fmt: skip
+    g.add_argument(
+        "--tls-key", metavar="PEM", default=d(_env("STEMEDB_TLS_KEY")),
+        help="private key of --tls-cert (env STEMEDB_TLS_KEY)",
+    )  # fmt: skip
+    g.add_argument(
+        "--tls-server-name", metavar="NAME", default=d(None),
+        help="check the server certificate against NAME instead of the target host",
+    )  # fmt: skip
+    g.add_argument(
+        "--json", action="store_true", default=d(False), help="machine-readable JSON output"
+    )
+
+
+def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
+    cert, key = args.tls_cert, args.tls_key
+    if bool(cert) != bool(key):
+        raise CliError("--tls-cert and --tls-key go together")
+    if not (args.tls or args.tls_ca or cert):
+        return None
+    return TlsConfig(
+        root_ca=Path(args.tls_ca) if args.tls_ca else None,
+        client_cert=Path(cert) if cert else None,
+        client_key=Path(key) if key else None,
+        server_name=args.tls_server_name,
+    )
+
+
+def client_from_args(args: argparse.Namespace) -> Client:
+    if args.timeout <= 0:
+        raise CliError("--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds")
+    return Client(args.writer, args.store, timeout_seconds=args.timeout, tls=tls_from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stemedb.client import _cli_import, _cli_reads, _cli_records
+
+    parser = _Parser(
+        prog=PROG,
+        description="StemeDB command-line client: append records, read them back, follow the "
+        "log, bulk-import JSON Lines, inspect a WAL. Docs: docs/cli.md",
+        epilog="exit codes: 0 ok, 1 not found, 2 usage or invalid input, 3 server or network error",
+    )
+    _global_options(parser, top=True)
+    common = _Parser(add_help=False)
+    _global_options(common, top=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(
+            name, help=help, description=help, parents=[common]
+        )
+        return sub
+
+    _cli_records.register(add)
+    _cli_reads.register(add)
+    _cli_import.register(add)
+    add_wal_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", commands))
+    return parser
+
+
+def _server_code(exc: RpcFailed) -> int:
+    # The server refusing the input is the caller's mistake, like a local validation error.
+    return EXIT_USAGE if exc.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_SERVER
+
+
+def _describe(exc: RpcFailed) -> str:
+    what = "writer" if exc.method.startswith("Append") else "store"
+    if exc.code == grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach the {what} at {exc.target} ({exc.details})"
+    if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"{exc.method} at {exc.target}: no answer within the deadline (--timeout)"
+    return f"{exc.method} rejected by the {what} at {exc.target}: {exc.code.name}: {exc.details}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; every expected failure becomes one line and an exit code."""
+    func: Command = args.func
+    try:
+        return func(args)
+    except CliError as exc:
+        fail(str(exc))
+        return exc.code
+    except InvalidRecord as exc:
+        fail(f"invalid input: {exc}")
+        return EXIT_USAGE
+    except KeyFileError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except RpcFailed as exc:
+        fail(_describe(exc))
+        return _server_code(exc)
+    except ClientError as exc:
+        fail(str(exc))
+        return EXIT_SERVER
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}")
+        return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = run(args)
+        sys.stdout.flush()
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `stemedb scan H: | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def out(text: str, stream: IO[str] | None = None) -> None:
+    print(text, file=stream or sys.stdout)

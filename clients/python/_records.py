@@ -1,0 +1,218 @@
+"""Building records, and what the client checks before and after sending them.
+
+Before any network call a record is validated (:mod:`stemedb.validation`, the same rules as the
+writer) and hashed locally (:mod:`stemedb.canonical`); after the call the receipt must carry that
+same hash, else :class:`ReceiptMismatch`. A writer that hashed something else than what was sent
+(or a proxy that altered it) is caught here instead of being trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
+
+import blake3
+from stemedb.client._errors import ReceiptMismatch
+
+from stemedb import canonical
+from stemedb.errors import InvalidRecord
+from stemedb.v1 import records_pb2 as pb
+from stemedb.validation import DEFAULT_LIMITS, validate_batch, validate_record
+
+__all__ = [
+    "Entry",
+    "GetResult",
+    "ObjectValue",
+    "Page",
+    "Receipt",
+    "Ref",
+    "check_batch_receipts",
+    "check_receipt",
+    "make_assertion",
+    "make_epoch",
+    "prepare",
+    "prepare_batch",
+    "source_hash_of",
+    "supersession_type_of",
+    "to_value",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An assertion object that refers to another record by its 32-byte content hash."""
+
+    hash: bytes
+
+
+ObjectValue = str | float | int | bool | bytes | Ref | pb.Value
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A durable append: the record's content hash and its log sequence number."""
+
+    hash: bytes
+    lsn: int
+
+    @property
+    def hash_hex(self) -> str:
+        return self.hash.hex()
+
+
+@dataclass(frozen=True)
+class GetResult:
+    """The answer to ``get``: ``record`` is set for record keys (H:, V:, E:) that exist."""
+
+    key: bytes
+    found: bool
+    value: bytes
+    record: pb.Record | None
+    applied_lsn: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key of a prefix scan and its stored bytes."""
+
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_page_token`` is empty on the last page (AIP-158)."""
+
+    items: list[T]
+    next_page_token: str
+    applied_lsn: int
+
+
+def to_value(obj: ObjectValue) -> pb.Value:
+    """The Value of a Python object: str text, bool flag, int/float number, bytes blob, Ref ref."""
+    if isinstance(obj, pb.Value):
+        return obj
+    if isinstance(obj, str):
+        return pb.Value(text=obj)
+    if isinstance(obj, bool):  # before int: bool is an int subclass
+        return pb.Value(flag=obj)
+    if isinstance(obj, int | float):
+        return pb.Value(number=float(obj))
+    if isinstance(obj, bytes):
+        return pb.Value(blob=obj)
+    if isinstance(obj, Ref):
+        return pb.Value(ref=obj.hash)
+    raise TypeError(f"cannot make a Value of {type(obj).__name__}")
+
+
+def source_hash_of(source: str | bytes) -> bytes:
+    """BLAKE3-256 of a source (text as UTF-8): a ready-made 32-byte ``source_hash``."""
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    return blake3.blake3(data).digest()
+
+
+def make_assertion(
+    subject: str,
+    predicate: str,
+    obj: ObjectValue,
+    *,
+    source_hash: bytes,
+    confidence: float = 1.0,
+    visual_hash: int | None = None,
+    epoch: bytes = b"",
+) -> pb.Assertion:
+    """An unsigned assertion (sign it with ``AgentKey.sign_assertion``)."""
+    a = pb.Assertion(
+        subject=subject,
+        predicate=predicate,
+        object=to_value(obj),
+        confidence=confidence,
+        source_hash=source_hash,
+        epoch=epoch,
+    )
+    if visual_hash is not None:
+        a.visual_hash = visual_hash
+    return a
+
+
+_SUPERSESSION_NAMES = {
+    "extension": pb.SUPERSESSION_TYPE_EXTENSION,
+    "refinement": pb.SUPERSESSION_TYPE_REFINEMENT,
+    "revolution": pb.SUPERSESSION_TYPE_REVOLUTION,
+}
+
+
+def supersession_type_of(name: str) -> pb.SupersessionType:
+    """``extension``, ``refinement`` or ``revolution`` (or the full enum name) as the enum."""
+    value = _SUPERSESSION_NAMES.get(name.lower())
+    if value is not None:
+        return value
+    try:
+        return cast(pb.SupersessionType, pb.SupersessionType.Value(name.upper()))
+    except ValueError as exc:
+        raise InvalidRecord(
+            "epoch.supersession_type",
+            f"unknown value {name!r}: use extension, refinement or revolution",
+        ) from exc
+
+
+def make_epoch(
+    name: str,
+    description: str = "",
+    *,
+    supersedes: bytes = b"",
+    supersession_type: str | pb.SupersessionType = pb.SUPERSESSION_TYPE_UNSPECIFIED,
+) -> pb.Epoch:
+    """An unsigned epoch (sign it with ``AgentKey.sign_epoch``)."""
+    st = (
+        supersession_type_of(supersession_type)
+        if isinstance(supersession_type, str)
+        else supersession_type
+    )
+    return pb.Epoch(name=name, description=description, supersedes=supersedes, supersession_type=st)
+
+
+def prepare(record: pb.Record, field: str = "record") -> bytes:
+    """Validate ``record`` (InvalidRecord names the field) and return its content hash."""
+    validate_record(record, field)
+    return canonical.record_hash(record)
+
+
+def prepare_batch(records: Sequence[pb.Record], request_bytes: int) -> list[bytes]:
+    """Validate a batch against the AppendBatch limits; return every record's hash in order."""
+    validate_batch(records, request_bytes, DEFAULT_LIMITS)
+    return [canonical.record_hash(r) for r in records]
+
+
+def check_receipt(expected_hash: bytes, receipt: pb.Receipt, method: str) -> Receipt:
+    """The receipt as a Receipt, after checking it carries the hash computed locally."""
+    if receipt.hash != expected_hash:
+        raise ReceiptMismatch(
+            f"{method}: the writer returned hash {receipt.hash.hex() or '(empty)'}, "
+            f"but the record sent hashes to {expected_hash.hex()}"
+        )
+    if receipt.lsn < 1:
+        raise ReceiptMismatch(f"{method}: the writer returned LSN {receipt.lsn}; LSNs start at 1")
+    return Receipt(receipt.hash, receipt.lsn)
+
+
+def check_batch_receipts(
+    expected: Sequence[bytes], receipts: Sequence[pb.Receipt], method: str = "AppendBatch"
+) -> list[Receipt]:
+    """Check that receipts[i] answers records[i] and that the LSNs are consecutive."""
+    if len(receipts) != len(expected):
+        raise ReceiptMismatch(f"{method}: {len(receipts)} receipts for {len(expected)} records")
+    out = [
+        check_receipt(h, r, f"{method} receipts[{i}]")
+        for i, (h, r) in enumerate(zip(expected, receipts, strict=True))
+    ]
+    for i in range(1, len(out)):
+        if out[i].lsn != out[i - 1].lsn + 1:
+            raise ReceiptMismatch(
+                f"{method}: LSNs are not consecutive at receipts[{i}] "
+                f"({out[i - 1].lsn} then {out[i].lsn})"
+            )
+    return out

@@ -1,0 +1,174 @@
+"""The ingestor's RocksDB: options with bounded memory, user keys, internal state, paged scans.
+
+Raw mode (keys and values are bytes as stored). User keys are in the ``default`` column family
+and internal state (checkpoint, schema version) in ``stemedb_internal``; one WriteBatch spans
+both, so records and the checkpoint that covers them commit atomically. Writes are not fsynced
+one by one: after a process crash RocksDB's own log replays them, and after a power loss it
+recovers a consistent prefix of batches, records and checkpoint together, so replaying the WAL
+from the surviving checkpoint is still exactly once. ``flush_wal`` makes the state durable
+before a consumer checkpoint is published (that file lets the writer delete WAL segments).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import rocksdict
+from stemedb.ingestor._errors import SchemaMismatch
+from stemedb.ingestor._keys import (
+    CHECKPOINT_KEY,
+    INTERNAL_CF,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+    Checkpoint,
+    prefix_upper_bound,
+)
+
+__all__ = ["DbOptions", "ScanResult", "StoreDb"]
+
+_OPEN_FILES_MAX = 1024  # table files kept open; bounds file descriptors and table-reader memory
+_INFO_LOG_FILES_MAX = 5
+
+
+@dataclass(frozen=True)
+class DbOptions:
+    block_cache_bytes: int = 64 * 1024 * 1024
+    write_buffer_bytes: int = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """One page of a prefix scan: the entries and the first key of the next page (or None)."""
+
+    entries: list[tuple[bytes, bytes]]
+    next_key: bytes | None
+
+
+def _options(opts: DbOptions) -> rocksdict.Options:
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.create_missing_column_families(True)
+    table = rocksdict.BlockBasedOptions()
+    table.set_block_cache(rocksdict.Cache(opts.block_cache_bytes))
+    # Index and filter blocks are charged to the block cache instead of growing with the
+    # database: this is what keeps RSS flat as the number of records grows.
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_bloom_filter(10, False)  # most existence checks on apply are misses
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_size(opts.write_buffer_bytes)
+    options.set_max_write_buffer_number(2)
+    options.set_max_total_wal_size(4 * opts.write_buffer_bytes)
+    options.set_max_open_files(_OPEN_FILES_MAX)
+    options.set_keep_log_file_num(_INFO_LOG_FILES_MAX)
+    options.set_max_background_jobs(2)
+    return options
+
+
+class StoreDb:
+    """One open RocksDB. Thread-safe: the apply thread writes while the event loop reads."""
+
+    def __init__(self, path: Path, opts: DbOptions | None = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        options = _options(opts or DbOptions())
+        self._db = rocksdict.Rdict(
+            str(self.path), options, column_families={INTERNAL_CF: _options(opts or DbOptions())}
+        )
+        self._internal = self._db.get_column_family(INTERNAL_CF)
+        self._internal_handle: rocksdict.ColumnFamily | None = self._db.get_column_family_handle(
+            INTERNAL_CF
+        )
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        stored = self._internal.get(SCHEMA_VERSION_KEY)
+        if stored is None:
+            has_user_keys = any(True for _ in self._db.keys(from_key=b""))
+            if has_user_keys:
+                raise SchemaMismatch(f"{self.path} holds keys but no schema version")
+            self._internal.put(SCHEMA_VERSION_KEY, str(SCHEMA_VERSION).encode())
+            return
+        if stored != str(SCHEMA_VERSION).encode():
+            raise SchemaMismatch(
+                f"{self.path} has schema version {stored!r}; this ingestor reads {SCHEMA_VERSION}"
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._db.get(key)
+        return None if value is None else bytes(value)
+
+    def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return list(self._db.get(list(keys)))  # type: ignore[arg-type]
+
+    def scan(self, prefix: bytes, start: bytes, limit: int) -> ScanResult:
+        """Up to ``limit`` entries under ``prefix`` from ``start`` (inclusive), in key order.
+
+        The cost is the page's, not the prefix's: one seek, then ``limit + 1`` steps (the extra
+        step tells whether there is a next page, and where it starts).
+        """
+        if limit < 1:
+            raise ValueError(f"scan limit must be >= 1, got {limit}")
+        if not start.startswith(prefix):
+            raise ValueError("scan start must lie under the prefix")
+        read_opts = rocksdict.ReadOptions()
+        bound = prefix_upper_bound(prefix)
+        if bound is not None:
+            read_opts.set_iterate_upper_bound(bound)
+        entries: list[tuple[bytes, bytes]] = []
+        for raw_key, value in self._db.items(from_key=start, read_opt=read_opts):
+            key = cast(bytes, raw_key)  # raw mode: keys are bytes
+            if not key.startswith(prefix):  # only possible without an upper bound
+                break
+            if len(entries) == limit:
+                return ScanResult(entries, key)
+            entries.append((key, value))
+        return ScanResult(entries, None)
+
+    def read_checkpoint(self) -> Checkpoint:
+        raw = self._internal.get(CHECKPOINT_KEY)
+        return Checkpoint(0, b"") if raw is None else Checkpoint.decode(raw)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def write(self, puts: Iterable[tuple[bytes, bytes]], checkpoint: Checkpoint) -> None:
+        """Write ``puts`` and the new checkpoint in one atomic WriteBatch."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in puts:
+            batch.put(key, value)
+        batch.put(CHECKPOINT_KEY, checkpoint.encode(), self._internal_handle)
+        self._db.write(batch)
+
+    def flush_wal(self) -> None:
+        """Make every write so far durable (fsync RocksDB's log)."""
+        self._db.flush_wal(True)
+
+    def size_bytes(self) -> int:
+        """Bytes of every file in the database directory (tables, logs, manifest)."""
+        total = 0
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue  # a compaction removed it while we looked
+        return total
+
+    def dump(self) -> list[tuple[bytes, bytes]]:
+        """Every user key and value in order (tests and tools; memory grows with the DB)."""
+        return [(bytes(k), bytes(v)) for k, v in self._db.items()]  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        # rocksdict keeps the database open while a column family handle lives.
+        self._internal_handle = None
+        self._internal.close()
+        self._db.close()

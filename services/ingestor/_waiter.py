@@ -1,0 +1,89 @@
+"""Read-your-writes: ``min_lsn`` waits on the event loop, woken by the apply thread.
+
+Each waiting read parks a future in a heap ordered by the LSN it needs. The apply thread calls
+``advance`` through ``loop.call_soon_threadsafe`` once per batch; ``advance`` resolves exactly
+the futures whose LSN is now applied. Nothing polls. The number of waits is bounded; a wait is
+bounded by the call's deadline, or by ``wait_seconds_max`` when the call has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+
+from stemedb.ingestor._errors import ApplyHalted, MinLsnTimeout, ShuttingDown, TooManyWaiters
+from stemedb.ingestor._state import HaltInfo
+
+__all__ = ["AppliedLsnWaiter"]
+
+
+class AppliedLsnWaiter:
+    """Lives on the event loop; every method must be called from the loop's thread."""
+
+    def __init__(self, applied_lsn: int, waiters_max: int, wait_seconds_max: float) -> None:
+        self._applied = applied_lsn
+        self._waiters_max = waiters_max
+        self._wait_seconds_max = wait_seconds_max
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._halt: HaltInfo | None = None
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._heap)
+
+    def advance(self, applied_lsn: int) -> None:
+        self._applied = max(self._applied, applied_lsn)
+        while self._heap and self._heap[0][0] <= self._applied:
+            _lsn, _seq, future = heapq.heappop(self._heap)
+            if not future.done():
+                future.set_result(None)
+
+    def halt(self, info: HaltInfo) -> None:
+        """No LSN beyond the applied one will come: fail every wait for one."""
+        self._halt = info
+        self._fail_all(ApplyHalted(info.message(self._applied)))
+
+    def close(self) -> None:
+        """Shutting down: fail every wait now, refuse new ones."""
+        self._closed = True
+        self._fail_all(ShuttingDown("the ingestor is shutting down"))
+
+    def _fail_all(self, error: Exception) -> None:
+        heap, self._heap = self._heap, []
+        for _lsn, _seq, future in heap:
+            if not future.done():
+                future.set_exception(error)
+
+    async def wait(self, min_lsn: int, timeout_seconds: float | None) -> None:
+        """Return once ``min_lsn`` is applied; raise MinLsnTimeout, ApplyHalted, ShuttingDown."""
+        if min_lsn <= self._applied:
+            return
+        if self._halt is not None:
+            raise ApplyHalted(self._halt.message(self._applied))
+        if self._closed:
+            raise ShuttingDown("the ingestor is shutting down")
+        if len(self._heap) >= self._waiters_max:
+            raise TooManyWaiters(f"more than {self._waiters_max} reads are waiting for min_lsn")
+        limit = self._wait_seconds_max if timeout_seconds is None else timeout_seconds
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (min_lsn, next(self._seq), future)
+        heapq.heappush(self._heap, entry)
+        try:
+            await asyncio.wait_for(future, timeout=max(0.0, limit))
+        except TimeoutError:
+            raise MinLsnTimeout(
+                f"min_lsn {min_lsn} not applied within the deadline (applied LSN {self._applied})"
+            ) from None
+        finally:
+            if not future.done() or future.cancelled():
+                self._remove(entry)
+
+    def _remove(self, entry: tuple[int, int, asyncio.Future[None]]) -> None:
+        try:
+            self._heap.remove(entry)
+        except ValueError:
+            return
+        heapq.heapify(self._heap)
