@@ -92,7 +92,7 @@ bench: $(STAMP) etcd
 	$(PY) tools/bench_report.py
 
 fuzz: $(STAMP)
-	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py
+	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py tests/ingestor/test_store_fuzz.py
 
 torture: $(STAMP) fuse
 	$(PY) -m pytest -m torture -s tests

@@ -32,10 +32,11 @@ from stemedb.runtime import (
     GrpcMetrics,
     GrpcMetricsInterceptor,
     add_health_and_reflection,
+    decoding_generic_handler,
     log_event,
     start_metrics_http_server,
 )
-from stemedb.v1 import store_pb2, store_pb2_grpc
+from stemedb.v1 import store_pb2
 
 __all__ = ["INGEST_HEALTH_NAME", "serve"]
 
@@ -118,7 +119,9 @@ async def serve(cfg: IngestorConfig) -> int:
     )
     waiter = AppliedLsnWaiter(checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max)
     servicer = StoreServicer(Store(db, state), waiter)
-    store_pb2_grpc.add_StoreServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    server.add_generic_rpc_handlers(
+        (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)
+    )
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     await health_servicer.set(INGEST_HEALTH_NAME, _NOT_SERVING)
     if server.add_insecure_port(cfg.listen) == 0:

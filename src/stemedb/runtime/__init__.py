@@ -4,6 +4,7 @@ go-grpc-prometheus style gRPC metrics, health and reflection, the metrics HTTP e
 from __future__ import annotations
 
 from stemedb.runtime._config import EnvArgumentParser, parse_host_port
+from stemedb.runtime._decoding import decoding_generic_handler
 from stemedb.runtime._grpc_metrics import GrpcMetrics, GrpcMetricsInterceptor
 from stemedb.runtime._logging import configure_json_logging, log_event
 from stemedb.runtime._server import (
@@ -17,6 +18,7 @@ __all__ = [
     "GrpcMetricsInterceptor",
     "add_health_and_reflection",
     "configure_json_logging",
+    "decoding_generic_handler",
     "log_event",
     "parse_host_port",
     "start_metrics_http_server",
