@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -20,6 +23,7 @@ import nacl.exceptions
 __all__ = ["SignatureCheck", "SignatureVerifier"]
 
 _ITEM_BYTES = 32 + 64 + 32  # public key, signature, hash
+_PARENT_POLL_SECONDS = 0.5
 
 
 class SignatureCheck:
@@ -62,6 +66,24 @@ def _warm() -> int:
     return 0
 
 
+def _watch_parent(parent_pid: int) -> None:
+    """Runs in each worker: exit as soon as the writer is gone.
+
+    A worker blocks on its task queue; when the writer is SIGKILLed nothing wakes it, and it
+    would live on as an orphan holding memory (one per core per crash). A daemon thread polls the
+    parent's PID and ends the worker when it changes (the orphan is re-parented).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    threading.Thread(target=watch, name="stemedb-verify-parent-watch", daemon=True).start()
+
+
 class SignatureVerifier:
     """Verifies signatures; ``first_invalid`` returns the first failing check or None."""
 
@@ -72,7 +94,10 @@ class SignatureVerifier:
         if workers > 0:
             # spawn, not fork: the server process runs gRPC threads, and forking them is unsafe.
             self._pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
             )
 
     def warm_up(self) -> None:

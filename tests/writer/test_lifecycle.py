@@ -179,3 +179,33 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, seed: int
         assert r.receipt.lsn == total + 1
     finally:
         svc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_verify_workers_die_with_a_killed_writer(tmp_path: Path) -> None:
+    svc = start_writer(tmp_path / "wal", "--verify-workers", "2")
+    svc.wait_ready()
+    workers = _children(svc.proc.pid)
+    assert len(workers) >= 2, "the writer should have started its verify workers"
+    svc.kill()
+    wait_until(lambda: not any(_alive(p) for p in workers), 10, "orphaned verify workers to exit")
