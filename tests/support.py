@@ -143,3 +143,24 @@ def start_ingestor(
     ]  # fmt: skip
     log = (log_dir or db_dir.parent) / f"ingestor-{port}.log"
     return Service(argv, listen, metrics, log, env)
+
+
+def scan_all(target: str, prefix: bytes, min_lsn: int = 0) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) under ``prefix`` from a store, following next_page_token."""
+    from stemedb.v1 import store_pb2, store_pb2_grpc
+
+    out: list[tuple[bytes, bytes]] = []
+    with grpc.insecure_channel(target) as channel:
+        stub = store_pb2_grpc.StoreServiceStub(channel)
+        token = ""
+        while True:
+            resp = stub.ScanPrefix(
+                store_pb2.ScanPrefixRequest(
+                    prefix=prefix, page_size=1000, page_token=token, min_lsn=min_lsn
+                ),
+                timeout=60,
+            )
+            out.extend((e.key, e.value) for e in resp.entries)
+            token = resp.next_page_token
+            if not token:
+                return out

@@ -337,14 +337,14 @@ class ApplyLoop:
         the foreground, after any background publication has finished)."""
         now = time.monotonic()
         state = self._state
-        if not self._cfg.wal_dir.is_dir():
-            return
         busy = self._publishing is not None and not self._publishing.done()
         if not force and (
             busy
             or state.applied_lsn == self._published_lsn
             or now - self._published_at < self._cfg.checkpoint_publish_seconds
         ):
+            return
+        if not self._cfg.wal_dir.is_dir():
             return
         # Read on the apply thread, so LSN and checksum belong to the same record.
         lsn, checksum = state.applied_lsn, state.applied_checksum

@@ -8,7 +8,7 @@ checked against the bytes actually received.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -57,13 +57,6 @@ _VALIDATORS: dict[str, Callable[[Any, str, validation.Limits], None]] = {
 }
 
 
-class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code = code
-        self.details = details
-
-
 def _parse(cls: type[Message], data: bytes) -> Any:
     try:
         return cls.FromString(data)
@@ -92,9 +85,17 @@ class WriterServicer:
         return grpc.method_handlers_generic_handler(
             SERVICE_NAME,
             {
-                "AppendAssertion": unary(self.append_assertion),
-                "AppendVote": unary(self.append_vote),
-                "AppendEpoch": unary(self.append_epoch),
+                "AppendAssertion": unary(
+                    self._single_rpc(
+                        wpb.AppendAssertionRequest, wpb.AppendAssertionResponse, "assertion"
+                    )
+                ),
+                "AppendVote": unary(
+                    self._single_rpc(wpb.AppendVoteRequest, wpb.AppendVoteResponse, "vote")
+                ),
+                "AppendEpoch": unary(
+                    self._single_rpc(wpb.AppendEpochRequest, wpb.AppendEpochResponse, "epoch")
+                ),
                 "AppendBatch": unary(self.append_batch),
             },
         )
@@ -128,27 +129,13 @@ class WriterServicer:
                 self._metrics.records.labels(k, outcome).inc()
             if code == grpc.StatusCode.INTERNAL:
                 log_event(_log, logging.ERROR, "append failed", error=str(exc))
-            raise _Refused(code, str(exc)) from exc
+            await context.abort(code, str(exc))
         finally:
             self._inflight -= 1
             self._metrics.inflight.dec()
         for k in kinds:
             self._metrics.records.labels(k, "ok").inc()
         return respond([(r.content_hash, r.lsn) for r in receipts])
-
-    async def _guarded(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        request: bytes,
-        parse: Callable[[bytes], tuple[list[pb.Record], list[str], list[str]]],
-        respond: Callable[[list[tuple[bytes, int]]], bytes],
-        kind_hint: str,
-    ) -> bytes:
-        try:
-            return await self._run(context, request, parse, respond, kind_hint)
-        except _Refused as refused:
-            await context.abort(refused.code, refused.details)
-            raise  # unreachable: abort raises
 
     # Parsers: request bytes -> (records, kinds, error-path prefixes). Validation happens here.
     def _single(self, cls: type[Message], kind: str) -> Callable[[bytes], Any]:
@@ -172,23 +159,16 @@ class WriterServicer:
 
         return respond
 
-    async def append_assertion(self, request: bytes, context: Any) -> bytes:
-        return await self._guarded(
-            context, request, self._single(wpb.AppendAssertionRequest, "assertion"),
-            self._single_response(wpb.AppendAssertionResponse), "assertion",
-        )  # fmt: skip
+    # The parse and respond functions of the single-record RPCs are built once, not per call.
+    def _single_rpc(
+        self, request_cls: type[Message], response_cls: type[Message], kind: str
+    ) -> Callable[[bytes, Any], Awaitable[bytes]]:
+        parse, respond = self._single(request_cls, kind), self._single_response(response_cls)
 
-    async def append_vote(self, request: bytes, context: Any) -> bytes:
-        return await self._guarded(
-            context, request, self._single(wpb.AppendVoteRequest, "vote"),
-            self._single_response(wpb.AppendVoteResponse), "vote",
-        )  # fmt: skip
+        async def rpc(request: bytes, context: Any) -> bytes:
+            return await self._run(context, request, parse, respond, kind)
 
-    async def append_epoch(self, request: bytes, context: Any) -> bytes:
-        return await self._guarded(
-            context, request, self._single(wpb.AppendEpochRequest, "epoch"),
-            self._single_response(wpb.AppendEpochResponse), "epoch",
-        )  # fmt: skip
+        return rpc
 
     def _parse_batch(self, data: bytes) -> tuple[list[pb.Record], list[str], list[str]]:
         req = _parse(wpb.AppendBatchRequest, data)
@@ -205,6 +185,6 @@ class WriterServicer:
         return resp.SerializeToString()
 
     async def append_batch(self, request: bytes, context: Any) -> bytes:
-        return await self._guarded(
+        return await self._run(
             context, request, self._parse_batch, self._batch_response, "assertion"
         )

@@ -183,6 +183,14 @@ def load(target: str, method: str, requests: list[bytes], concurrency: int, seco
     )
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -12,13 +12,11 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,8 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, store_pb2_grpc
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader
 from stemedb.walrecord import TYPE_OF_KIND, encode_payload
+from tests.bench import harness
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.bench
 
@@ -123,32 +123,6 @@ def in_process_apply_rate(wal_dir: Path, tmp: Path, count: int) -> float:
     return applied / elapsed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        time.sleep(0.01)
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _get_latencies(address: str, keys: list[bytes]) -> list[float]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = store_pb2_grpc.StoreServiceStub(channel)
@@ -200,7 +174,7 @@ def test_ingestor_bench() -> None:
         results["raw_writebatch_records_per_second"] = statistics.median(raw)
         results["engine_apply_records_per_second"] = statistics.median(engine)
 
-        port, metrics_port = _free_port(), _free_port()
+        port, metrics_port = free_port(), free_port()
         address = f"127.0.0.1:{port}"
         cmd = [
             sys.executable,
@@ -231,13 +205,13 @@ def test_ingestor_bench() -> None:
                     return False
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-            _wait(ingest_serving, 30)
+            wait_until(ingest_serving, 30, "the ingestor to serve")
             started = time.perf_counter()
             rss: dict[str, int] = {}
             for fraction in (0.25, 0.5, 1.0):
                 lsn = max(1, int(RECORDS * fraction))
                 store.Get(store_pb2.GetRequest(key=b"-", min_lsn=lsn), timeout=3600)
-                rss[f"{int(fraction * 100)}%"] = _rss_bytes(proc.pid)
+                rss[f"{int(fraction * 100)}%"] = harness.rss_bytes(proc.pid)
             apply_seconds = time.perf_counter() - started
             results["process_apply_records_per_second"] = RECORDS / apply_seconds
             results["rss_bytes_during_apply"] = rss
@@ -249,8 +223,8 @@ def test_ingestor_bench() -> None:
             p50s, p99s = [], []
             for _ in range(REPS):
                 samples = asyncio.run(_get_latencies(address, keys))
-                p50s.append(_percentile(samples, 0.5))
-                p99s.append(_percentile(samples, 0.99))
+                p50s.append(harness.pct(samples, 0.5))
+                p99s.append(harness.pct(samples, 0.99))
             results["get_16_concurrent_p50_seconds"] = statistics.median(p50s)
             results["get_16_concurrent_p99_seconds"] = statistics.median(p99s)
 
@@ -273,12 +247,12 @@ def test_ingestor_bench() -> None:
                         break
                 assert len(all_keys) == min(count, max(0, RECORDS - SMALL_PREFIX_KEYS))
                 p50 = [
-                    _percentile(_scan_latencies(store, prefix, all_keys), 0.5) for _ in range(REPS)
+                    harness.pct(_scan_latencies(store, prefix, all_keys), 0.5) for _ in range(REPS)
                 ]
                 results[f"scan_page_100_prefix_{len(all_keys)}_keys_p50_seconds"] = (
                     statistics.median(p50)
                 )
-            results["rss_bytes_after_reads"] = _rss_bytes(proc.pid)
+            results["rss_bytes_after_reads"] = harness.rss_bytes(proc.pid)
         finally:
             channel.close()
             proc.send_signal(signal.SIGTERM)

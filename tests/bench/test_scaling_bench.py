@@ -25,13 +25,6 @@ SCALE_RECORDS = int(os.environ.get("STEMEDB_BENCH_SCALE_RECORDS", "5000000"))
 LOG_SIZES_MIB = [int(x) for x in os.environ.get("STEMEDB_BENCH_LOG_MIB", "128,512,2048").split(",")]
 
 
-def _rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def _recovery_seconds(directory: Path, size_mib: int) -> float:
     payload = bytes(4000)
     wal = Wal.open(WalConfig(dir=directory, sync_mode=SyncMode.NONE))
@@ -68,7 +61,7 @@ def test_scaling(tmp_path: Path) -> None:
             deadline = time.monotonic() + 1800
             while time.monotonic() < deadline:
                 applied = stub.Get(spb.GetRequest(key=b"H:none"), timeout=10).applied_lsn
-                samples.append((time.monotonic(), applied, _rss_bytes(ingestor.proc.pid)))
+                samples.append((time.monotonic(), applied, harness.rss_bytes(ingestor.proc.pid)))
                 if applied >= SCALE_RECORDS:
                     break
                 time.sleep(0.5)

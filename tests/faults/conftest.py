@@ -30,16 +30,3 @@ def powerfs_ok() -> None:
     reason = fuse_available()
     if reason:
         pytest.skip(f"powerfs needs FUSE: {reason}")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # `pytest tests/faults` stays fast: the >= 100-cut run only happens when asked for by marker
-    # (make torture runs `-m torture`).
-    markexpr = config.getoption("markexpr") or ""
-    if "torture" in markexpr and "not torture" not in markexpr:
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="torture run: select it with -m torture (make torture)")
-    for item in items:
-        if item.get_closest_marker("torture") and here in Path(str(item.path)).parents:
-            item.add_marker(skip)

@@ -28,12 +28,14 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 from stemedb.v1 import store_pb2_grpc
 from stemedb.wal import WalReader, verify_wal
+from stemedb.wal._segment import fsync_dir
 from tests.faults.faultlib import Load, missing_acked, wal_contents
 from tests.faults.powerfs import PowerFS
 from tests.support import (
     NOT_SERVING,
     Service,
     health_status,
+    scan_all,
     start_ingestor,
     start_writer,
     wait_until,
@@ -66,37 +68,12 @@ def _ingestor_available() -> bool:
     return importlib.util.find_spec("stemedb.ingestor.__main__") is not None
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _applied_lsn(target: str, min_lsn: int) -> int:
     with grpc.insecure_channel(target) as ch:
         got = store_pb2_grpc.StoreServiceStub(ch).Get(
             spb.GetRequest(key=b"H:" + b"0" * 64, min_lsn=min_lsn), timeout=60
         )
     return int(got.applied_lsn)
-
-
-def _ingested_hashes(target: str, min_lsn: int) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    with grpc.insecure_channel(target) as ch:
-        stub = store_pb2_grpc.StoreServiceStub(ch)
-        token = ""
-        while True:
-            resp = stub.ScanPrefix(
-                spb.ScanPrefixRequest(prefix=b"H:", page_size=1000, page_token=token,
-                                      min_lsn=min_lsn), timeout=60,
-            )  # fmt: skip
-            for e in resp.entries:
-                out[e.key[2:].decode()] = canonical.record_hash(pb.Record.FromString(e.value))
-            token = resp.next_page_token
-            if not token:
-                return out
 
 
 def _final_check(
@@ -119,7 +96,10 @@ def _final_check(
     services.append(ingestor)
     ingestor.wait_ready(timeout_seconds=60)
     assert _applied_lsn(ingestor.listen, durable) == durable
-    stored = _ingested_hashes(ingestor.listen, durable)
+    stored = {
+        key[2:].decode(): canonical.record_hash(pb.Record.FromString(value))
+        for key, value in scan_all(ingestor.listen, b"H:", durable)
+    }
     assert all(h.hex() == k for k, h in stored.items()), "a stored record has another hash"
     missing = {h.hex() for h in acked.values()} - set(stored)
     assert not missing, f"{len(missing)} acknowledged records not readable through the ingestor"
@@ -147,7 +127,7 @@ def run_power_cuts(
         # As a deployment would (a volume or a directory made once): the WAL directory's own
         # name is durable before the writer first starts. See test_fresh_wal_dir_... below.
         wal_dir.mkdir()
-        _fsync_dir(wal_dir.parent)
+        fsync_dir(wal_dir.parent)
     try:
         for cut in range(cuts):
             segment_bytes = str(rng.choice([64, 256]) * 1024)

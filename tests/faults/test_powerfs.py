@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+from stemedb.wal._segment import fsync_dir
 from tests.faults.powerfs import PowerFS
 
 
@@ -20,21 +21,13 @@ def _write(path: Path, data: bytes, *, fsync: bool, flags: int = 0) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def test_write_without_fsync_vanishes(powerfs: PowerFS) -> None:
     mnt = powerfs.mountpoint
     _write(mnt / "f", b"durable", fsync=True)
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     _write(mnt / "f", b"-volatile", fsync=False, flags=os.O_APPEND)
     _write(mnt / "g", b"named, never fsynced", fsync=False)
-    _fsync_dir(mnt)  # g's name is durable, its contents are not
+    fsync_dir(mnt)  # g's name is durable, its contents are not
     assert (mnt / "f").read_bytes() == b"durable-volatile"
     dropped = powerfs.cut()
     assert dropped["volatile_bytes"] == len(b"-volatile") + len(b"named, never fsynced")
@@ -46,7 +39,7 @@ def test_write_without_fsync_vanishes(powerfs: PowerFS) -> None:
 def test_fsynced_write_survives(powerfs: PowerFS) -> None:
     mnt = powerfs.mountpoint
     _write(mnt / "f", b"a" * 10_000, fsync=False)
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     fd = os.open(mnt / "f", os.O_WRONLY)
     os.pwrite(fd, b"XYZ", 5000)  # overwrite in place, like WATERMARK
     os.fdatasync(fd)
@@ -63,14 +56,14 @@ def test_created_file_vanishes_without_dir_fsync(powerfs: PowerFS) -> None:
     _write(mnt / "new", b"fsynced data, name never made durable", fsync=True)
     (mnt / "sub").mkdir()
     _write(mnt / "sub" / "inner", b"x", fsync=True)
-    _fsync_dir(mnt / "sub")  # sub's entries are durable, but sub itself is not named durably
+    fsync_dir(mnt / "sub")  # sub's entries are durable, but sub itself is not named durably
     powerfs.remount()
     assert sorted(os.listdir(mnt)) == []
     # Make sub durable in its parent: its earlier fsynced entries come with it.
     (mnt / "sub").mkdir()
     _write(mnt / "sub" / "inner", b"y", fsync=True)
-    _fsync_dir(mnt / "sub")
-    _fsync_dir(mnt)
+    fsync_dir(mnt / "sub")
+    fsync_dir(mnt)
     powerfs.remount()
     assert (mnt / "sub" / "inner").read_bytes() == b"y"
 
@@ -79,7 +72,7 @@ def test_rename_and_unlink_revert_without_dir_fsync(powerfs: PowerFS) -> None:
     mnt = powerfs.mountpoint
     _write(mnt / "a.tmp", b"A", fsync=True)
     _write(mnt / "b", b"B", fsync=True)
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     os.rename(mnt / "a.tmp", mnt / "a")
     (mnt / "b").unlink()
     assert sorted(os.listdir(mnt)) == ["a"]
@@ -89,7 +82,7 @@ def test_rename_and_unlink_revert_without_dir_fsync(powerfs: PowerFS) -> None:
     # The same with the directory fsynced: both changes stick.
     os.rename(mnt / "a.tmp", mnt / "a")
     (mnt / "b").unlink()
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     powerfs.remount()
     assert sorted(os.listdir(mnt)) == ["a"]
     assert (mnt / "a").read_bytes() == b"A"
@@ -99,7 +92,7 @@ def test_atomic_replace_pattern(powerfs: PowerFS) -> None:
     """write tmp, fsync, rename over the old file, fsync dir: old or new, never a mix."""
     mnt = powerfs.mountpoint
     _write(mnt / "state", b"old", fsync=True)
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     _write(mnt / "state.tmp", b"new", fsync=True)
     os.rename(mnt / "state.tmp", mnt / "state")
     powerfs.remount()  # before the dir fsync: the old file, and no trace of the tmp name
@@ -107,7 +100,7 @@ def test_atomic_replace_pattern(powerfs: PowerFS) -> None:
     assert (mnt / "state").read_bytes() == b"old"
     _write(mnt / "state.tmp", b"new", fsync=True)
     os.rename(mnt / "state.tmp", mnt / "state")
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     powerfs.remount()
     assert sorted(os.listdir(mnt)) == ["state"]
     assert (mnt / "state").read_bytes() == b"new"
@@ -194,7 +187,7 @@ def test_random_operations_match_the_model(powerfs: PowerFS, seed: int) -> None:
                 os.close(fd)
             elif op == "dirsync":
                 model.durable_names = dict(model.names)
-                _fsync_dir(mnt)
+                fsync_dir(mnt)
             assert {n: (mnt / n).read_bytes() for n in os.listdir(mnt)} == model.view()
         powerfs.remount()
         model.cut()
@@ -206,7 +199,7 @@ def test_partial_cut_persists_whole_sectors_old_or_new(powerfs: PowerFS) -> None
     is the old or the new one; never fsynced names may or may not appear (whole directory)."""
     mnt = powerfs.mountpoint
     _write(mnt / "f", b"A" * 4096, fsync=True)
-    _fsync_dir(mnt)
+    fsync_dir(mnt)
     fd = os.open(mnt / "f", os.O_WRONLY)
     os.pwrite(fd, b"B" * 4096, 0)
     os.pwrite(fd, b"C" * 1000, 4096)

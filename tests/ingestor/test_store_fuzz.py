@@ -17,7 +17,14 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 from stemedb.v1 import store_pb2_grpc, writer_pb2_grpc
 from stemedb.v1 import writer_pb2 as wpb
-from tests.support import SERVING, Service, health_status, start_ingestor, start_writer
+from tests.support import (
+    SERVING,
+    Service,
+    health_status,
+    scan_all,
+    start_ingestor,
+    start_writer,
+)
 from tests.writer.records import assertion, vote
 
 EXAMPLES = int(os.environ.get("STEMEDB_FUZZ_EXAMPLES", "150"))
@@ -72,21 +79,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, S
         ingestor.kill()
 
 
-def _dump(target: str) -> list[tuple[bytes, bytes]]:
-    out = []
-    with grpc.insecure_channel(target) as ch:
-        stub = store_pb2_grpc.StoreServiceStub(ch)
-        token = ""
-        while True:
-            resp = stub.ScanPrefix(
-                spb.ScanPrefixRequest(prefix=b"", page_size=1000, page_token=token), timeout=10
-            )
-            out.extend((e.key, e.value) for e in resp.entries)
-            token = resp.next_page_token
-            if not token:
-                return out
-
-
 def test_fuzz_store_requests(stack: tuple[Service, Service]) -> None:
     writer, ingestor = stack
     with grpc.insecure_channel(writer.listen) as ch:
@@ -97,7 +89,7 @@ def test_fuzz_store_requests(stack: tuple[Service, Service]) -> None:
         store_pb2_grpc.StoreServiceStub(ch).Get(
             spb.GetRequest(key=b"H:" + H.hex().encode(), min_lsn=v.receipt.lsn), timeout=10
         )
-    before = _dump(ingestor.listen)
+    before = scan_all(ingestor.listen, b"")
     channel = grpc.insecure_channel(ingestor.listen)
     calls = {m: channel.unary_unary(f"/stemedb.v1.StoreService/{m}") for m in SEEDS}
 
@@ -119,7 +111,7 @@ def test_fuzz_store_requests(stack: tuple[Service, Service]) -> None:
         channel.close()
     assert ingestor.proc.poll() is None, "the ingestor died"
     assert health_status(ingestor.listen) == SERVING
-    assert _dump(ingestor.listen) == before, "a read request changed the store"
+    assert scan_all(ingestor.listen, b"") == before, "a read request changed the store"
 
 
 def test_undecodable_store_request_is_invalid_argument(stack: tuple[Service, Service]) -> None:

@@ -25,7 +25,7 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 from stemedb.v1 import store_pb2_grpc
 from stemedb.wal import WalReader, verify_wal
-from tests.support import ROOT, Service, start_ingestor, start_writer
+from tests.support import ROOT, Service, scan_all, start_ingestor, start_writer
 
 
 def _restart(svc: Service) -> Service:
@@ -45,24 +45,6 @@ def _read_logs(paths: list[Path]) -> tuple[set[str], dict[str, int]]:
             elif len(parts) == 3 and parts[0] == "ACK":
                 acked[parts[1]] = int(parts[2])
     return sent, acked
-
-
-def _scan_records(target: str, min_lsn: int) -> dict[str, pb.Record]:
-    out: dict[str, pb.Record] = {}
-    with grpc.insecure_channel(target) as ch:
-        stub = store_pb2_grpc.StoreServiceStub(ch)
-        token = ""
-        while True:
-            resp = stub.ScanPrefix(
-                spb.ScanPrefixRequest(prefix=b"H:", page_size=1000, page_token=token,
-                                      min_lsn=min_lsn),
-                timeout=60,
-            )  # fmt: skip
-            for e in resp.entries:
-                out[e.key[2:].decode()] = pb.Record.FromString(e.value)
-            token = resp.next_page_token
-            if not token:
-                return out
 
 
 def run_torture(tmp_path: Path, seed: int, kills: int, clients: int) -> dict[str, int]:
@@ -111,7 +93,10 @@ def run_torture(tmp_path: Path, seed: int, kills: int, clients: int) -> dict[str
             p.wait(timeout=60)
     try:
         durable = WalReader(wal_dir).watermark()
-        stored = _scan_records(ingestor.listen, durable)
+        stored = {
+            key[2:].decode(): pb.Record.FromString(value)
+            for key, value in scan_all(ingestor.listen, b"H:", durable)
+        }
         with grpc.insecure_channel(ingestor.listen) as ch:
             got = store_pb2_grpc.StoreServiceStub(ch).Get(
                 spb.GetRequest(key=b"H:" + b"0" * 64, min_lsn=durable), timeout=60

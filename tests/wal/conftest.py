@@ -45,16 +45,3 @@ def open_wal(wal_dir: Path) -> Iterator[Wal]:
     wal = Wal.open(WalConfig(dir=wal_dir))
     yield wal
     wal.close()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # `pytest tests/wal` must stay fast: the torture run only happens when asked for by marker
-    # (make torture runs `-m torture`), whatever -m expression make test uses.
-    markexpr = config.getoption("markexpr") or ""
-    if "torture" in markexpr and "not torture" not in markexpr:
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="torture run: select it with -m torture")
-    for item in items:
-        if item.get_closest_marker("torture") and here in Path(str(item.path)).parents:
-            item.add_marker(skip)

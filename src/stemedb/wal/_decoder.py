@@ -161,33 +161,19 @@ def scan_segment(path: Path, name_first_lsn: int, data: bytes | None = None) -> 
     pos = SEGMENT_HEADER_BYTES
     expected = first_lsn
     size = len(data)
+
+    def damaged(reason: str) -> SegmentScan:
+        return SegmentScan(
+            path, first_lsn, size, expected - first_lsn, expected - 1, pos, pos, expected, reason
+        )
+
     while pos < size:
         try:
             lsn, _type, _ts, _length, frame_bytes = decode_frame(view, pos)
         except FrameError as exc:
-            return SegmentScan(
-                path,
-                first_lsn,
-                size,
-                expected - first_lsn,
-                expected - 1,
-                pos,
-                pos,
-                expected,
-                exc.reason,
-            )
+            return damaged(exc.reason)
         if lsn != expected:
-            return SegmentScan(
-                path,
-                first_lsn,
-                size,
-                expected - first_lsn,
-                expected - 1,
-                pos,
-                pos,
-                expected,
-                f"LSN gap: expected LSN {expected}, found {lsn}",
-            )
+            return damaged(f"LSN gap: expected LSN {expected}, found {lsn}")
         expected += 1
         pos += frame_bytes
     return SegmentScan(path, first_lsn, size, expected - first_lsn, expected - 1, pos)
