@@ -98,6 +98,9 @@ def vote_bytes(v: pb.Vote) -> bytes:
             _fixed32(v.assertion_hash, "assertion_hash"),
             _fixed32(v.agent_id, "agent_id"),
             _F64.pack(v.weight),
+            # DESIGN 9.1: sequence 0 keeps the v1 bytes (and hash); v1 votes have a fixed
+            # length, so the optional trailing u64 stays unambiguous.
+            _U64.pack(v.sequence) if v.sequence else b"",
         )
     )
 
