@@ -256,7 +256,7 @@ class Keystore:
             raise KeyNotFound(f"no key named {name!r}")
         return key
 
-    def keys(self) -> list[KeyInfo]:
+    def list_keys(self) -> list[KeyInfo]:
         """Every key, retired ones included, sorted by name."""
         with self._mutex:
             return [self._info(self._keys[n]) for n in sorted(self._keys)]
