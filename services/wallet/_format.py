@@ -77,8 +77,8 @@ NAME_BYTES_MAX = 64
 # Argon2id bounds, checked on the parameters read from KEYSTORE before deriving: a damaged file
 # must not make the wallet allocate terabytes or spin for hours.
 KDF_ARGON2ID = 1
-KDF_OPSLIMIT_MAX = 64
-KDF_MEMLIMIT_BYTES_MAX = 4 * 1024 * 1024 * 1024
+KDF_OPSLIMIT_MAX = 16
+KDF_MEMLIMIT_BYTES_MAX = 1024 * 1024 * 1024  # libsodium's "sensitive" level
 # Every file is small; STATE holds the default key's name and the retired names (at most
 # keys_max of 64 bytes each), so 1 MiB bounds any keystore this wallet writes.
 _FILE_BYTES_MAX = {KIND_KEYSTORE: 256, KIND_KEY: 512, KIND_STATE: 1024 * 1024, KIND_SEQUENCE: 256}
