@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import stat
@@ -164,7 +165,7 @@ def _run_wallet(
         "--listen", f"unix:{sock_dir}/refused.sock", "--metrics-listen", "127.0.0.1:0",
         *FAST_KDF_FLAGS, *extra,
     ]  # fmt: skip
-    base = {k: v for k, v in __import__("os").environ.items() if k != "STEMEDB_WALLET_PASSPHRASE"}
+    base = {k: v for k, v in os.environ.items() if k != "STEMEDB_WALLET_PASSPHRASE"}
     return subprocess.run(
         cmd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=60
     )
@@ -263,7 +264,11 @@ def test_sequences_are_never_reused_across_sigkill(
             for t in threads:
                 t.start()
             kill_after = rng.randrange(1, 120)
-            wait_until(lambda: len(votes) >= kill_after, 60, f"{kill_after} signed votes")
+
+            def enough(signed: list[pb.Vote] = votes, n: int = kill_after) -> bool:
+                return len(signed) >= n
+
+            wait_until(enough, 60, f"{kill_after} signed votes")
             svc.proc.send_signal(signal.SIGKILL)
             svc.proc.wait(timeout=30)
             stop.set()
@@ -285,9 +290,10 @@ def test_sigkill_during_key_creation_leaves_no_key_or_a_whole_key(
     ks = tmp_path / "ks"
     created: set[str] = set()
     for attempt in range(6):
+        script = Path(__file__).with_name("create_child.py")
         child = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("create_child.py")), str(ks), f"k{attempt}-"],
-            stdout=subprocess.PIPE, cwd=ROOT, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+            [sys.executable, str(script), str(ks), f"k{attempt}-"],
+            stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
         assert child.stdout is not None
         wanted = rng.randrange(1, 6)
