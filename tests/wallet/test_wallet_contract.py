@@ -1,0 +1,29 @@
+"""WalletService's names are a contract (DESIGN section 11): extend, never rename."""
+
+from __future__ import annotations
+
+from stemedb.wallet._config import DEFAULT_KEYSTORE, DEFAULT_LISTEN, DEFAULT_WRITER, build_parser
+from stemedb.wallet._service import KEY_METADATA
+
+from stemedb.v1 import wallet_pb2
+
+
+def test_wallet_service_methods() -> None:
+    service = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"]
+    assert service.full_name == "stemedb.v1.WalletService"
+    assert [m.name for m in service.methods][:6] == [
+        "CreateKey", "ListKeys", "GetPublicKey", "SignAssertion", "SignVote", "SignEpoch",
+    ]  # fmt: skip
+    assert {"SetDefaultKey", "RetireKey"} <= {m.name for m in service.methods}
+    for m in service.methods:
+        assert m.input_type.name == f"{m.name}Request"
+        assert m.output_type.name == f"{m.name}Response"
+
+
+def test_flags_and_defaults() -> None:
+    assert (DEFAULT_KEYSTORE, DEFAULT_LISTEN, DEFAULT_WRITER) == (
+        "./data/wallet", "unix:./data/wallet.sock", "127.0.0.1:50051",
+    )  # fmt: skip
+    assert KEY_METADATA == "stemedb-key"
+    flags = {o for a in build_parser()._actions for o in a.option_strings}
+    assert {"--keystore", "--passphrase-file", "--listen", "--writer", "--metrics-listen"} <= flags
