@@ -296,3 +296,28 @@ def test_changed_kdf_parameters_are_detected(
     (d / "KEYSTORE").write_bytes(bytes(data))
     with pytest.raises(error):
         open_store(d)
+
+
+def test_files_follow_the_documented_layout(tmp_path: Path) -> None:
+    """docs/wallet.md's tables: sizes, header, clear fields at their offsets."""
+    d = tmp_path / "ks"
+    store = open_store(d)
+    info = store.create_key("alice")
+    store.take_sequences("alice", 3)
+    store.close()
+    n = len("alice")
+    keystore, key, seq = (
+        (d / "KEYSTORE").read_bytes(),
+        (d / "alice.key").read_bytes(),
+        (d / "alice.seq").read_bytes(),
+    )
+    assert (len(keystore), len(key), len(seq)) == (162, 180 + 2 * n, 84 + 2 * n)
+    for data, kind in ((keystore, 1), (key, 2), ((d / "STATE").read_bytes(), 3), (seq, 4)):
+        assert data[:8] == b"STMDBWLT"
+        assert int.from_bytes(data[8:10], "big") == 1
+        assert int.from_bytes(data[10:12], "big") == kind
+    assert keystore[12] == 1
+    assert int.from_bytes(key[12:14], "big") == n and key[14 : 14 + n] == b"alice"
+    assert key[14 + n : 46 + n] == info.public_key
+    assert int.from_bytes(key[46 + n : 54 + n], "big") == info.created_unix_ms
+    assert int.from_bytes(seq[14 + n : 22 + n], "big") == 4 + KeystoreLimits().sequence_block_votes
