@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from stemedb.wallet._errors import KeystoreError
 from stemedb.wallet._format import DEFAULT_KDF, KdfParams
 from stemedb.wallet._keystore import KeystoreLimits
 
-from stemedb.runtime import EnvArgumentParser, parse_host_port
+from stemedb.runtime import EnvArgumentParser, log_event, parse_host_port
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -29,6 +30,7 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9104"
 # preferred (--passphrase-file), since the environment of a process is easier to leak.
 PASSPHRASE_ENV = "STEMEDB_WALLET_PASSPHRASE"
 PASSPHRASE_BYTES_MAX = 4096
+_log = logging.getLogger("stemedb.wallet")
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,12 @@ def read_passphrase(cfg: WalletConfig) -> bytes:
         except OSError as exc:
             raise KeystoreError(f"--passphrase-file: {exc}") from None
         where = f"--passphrase-file {cfg.passphrase_file}"
+        _warn_if_shared(cfg.passphrase_file)
         if raw.endswith(b"\n"):
             raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
     else:
-        env = os.environ.get(PASSPHRASE_ENV)
+        # Taken out of the environment once read, so that nothing started later inherits it.
+        env = os.environ.pop(PASSPHRASE_ENV, None)
         if env is None:
             raise KeystoreError(f"no passphrase: give --passphrase-file or set {PASSPHRASE_ENV}")
         raw, where = env.encode("utf-8"), PASSPHRASE_ENV
@@ -159,3 +163,12 @@ def read_passphrase(cfg: WalletConfig) -> bytes:
     if len(raw) > PASSPHRASE_BYTES_MAX:
         raise KeystoreError(f"{where}: the passphrase is longer than {PASSPHRASE_BYTES_MAX} bytes")
     return raw
+
+
+def _warn_if_shared(path: Path) -> None:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log_event(
+            _log, logging.WARNING, "passphrase file is readable by others",
+            path=str(path), mode=f"{mode:o}", advice="chmod 600",
+        )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -16,12 +17,13 @@ from pathlib import Path
 import grpc
 import pytest
 from stemedb.wallet import Keystore
+from stemedb.wallet._config import config_from_args, read_passphrase
 
 from stemedb import canonical, signing
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc
-from tests.support import ROOT, Service, wait_until
+from tests.support import ROOT, Service, free_port, wait_until
 from tests.wallet.wallet_testlib import (
     FAST_KDF,
     FAST_KDF_FLAGS,
@@ -200,7 +202,45 @@ def test_the_wallet_refuses_to_start_with_exit_2(tmp_path: Path, sock_dir: Path)
     r = _run_wallet(ks, sock_dir, env=good)
     assert r.returncode == 2 and "format version 9" in r.stderr
     key.write_bytes(original)
+    r = _run_wallet(ks, sock_dir, "--listen", "0.0.0.0:50099", env=good)
+    assert r.returncode == 2 and "loopback only" in r.stderr
     assert not (sock_dir / "refused.sock").exists(), "nothing was served"
+
+
+def test_loopback_tcp_when_asked(tmp_path: Path, sock_dir: Path) -> None:
+    port = free_port()
+    svc = start_wallet(tmp_path / "ks", sock_dir, "--listen", f"127.0.0.1:{port}")
+    svc.listen = f"127.0.0.1:{port}"
+    try:
+        svc.wait_ready()
+        channel, stub = _stub(svc)
+        with channel:
+            assert stub.ListKeys(wpb.ListKeysRequest(), timeout=10).keys == []
+    finally:
+        svc.kill()
+
+
+def test_the_passphrase_is_taken_out_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEMEDB_WALLET_PASSPHRASE", "from the environment")
+    assert read_passphrase(config_from_args([])) == b"from the environment"
+    assert "STEMEDB_WALLET_PASSPHRASE" not in os.environ, "children must not inherit it"
+
+
+def test_a_passphrase_file_readable_by_others_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pfile = tmp_path / "pass"
+    pfile.write_bytes(PASSPHRASE + b"\n")
+    pfile.chmod(0o644)
+    cfg = config_from_args(["--passphrase-file", str(pfile)])
+    with caplog.at_level(logging.WARNING, logger="stemedb.wallet"):
+        assert read_passphrase(cfg) == PASSPHRASE
+    assert [r.getMessage() for r in caplog.records] == ["passphrase file is readable by others"]
+    caplog.clear()
+    pfile.chmod(0o600)
+    with caplog.at_level(logging.WARNING, logger="stemedb.wallet"):
+        assert read_passphrase(cfg) == PASSPHRASE
+    assert caplog.records == []
 
 
 def _signer_threads(
