@@ -323,27 +323,49 @@ def test_sequences_are_never_reused_across_sigkill(
         rounds.append(got)
 
 
+def _mid_creation(ks: Path, prefix: str, stage: str) -> bool:
+    """True once the keystore shows a creation of a ``prefix`` key in progress at ``stage``:
+    ``seq`` (a .seq whose .key is not there yet) or ``tmp`` (a temporary file being written)."""
+    names = {e.name for e in os.scandir(ks)}
+    if stage == "tmp":
+        return any(n.startswith(f".{prefix}") and n.endswith(".tmp") for n in names)
+    return any(
+        n.startswith(prefix) and n.endswith(".seq") and n[: -len(".seq")] + ".key" not in names
+        for n in names
+    )
+
+
 def test_sigkill_during_key_creation_leaves_no_key_or_a_whole_key(
     tmp_path: Path, seed: int
 ) -> None:
     rng = random.Random(seed)
     ks = tmp_path / "ks"
     created: set[str] = set()
-    for attempt in range(6):
+    debris = 0
+    for attempt in range(9):
+        prefix = f"k{attempt}-"
         script = Path(__file__).with_name("create_child.py")
         child = subprocess.Popen(
-            [sys.executable, str(script), str(ks), f"k{attempt}-"],
+            [sys.executable, str(script), str(ks), prefix],
             stdout=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
         assert child.stdout is not None
-        wanted = rng.randrange(1, 6)
-        for _ in range(wanted):
+        for _ in range(rng.randrange(1, 4)):
             line = child.stdout.readline().decode().strip()
             assert line, "the child stopped creating keys"
             created.add(line)
+        # Kill between two creations, or in the middle of one: after its counter and before
+        # its key file, or while a temporary file is being written and fsynced.
+        stage = ("between", "seq", "tmp")[attempt % 3]
+        if stage != "between":
+            wait_until(
+                lambda p=prefix, st=stage: _mid_creation(ks, p, st), 30, f"{stage} stage",
+                interval=0.0002,
+            )  # fmt: skip
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
+        debris += _mid_creation(ks, prefix, "seq") or _mid_creation(ks, prefix, "tmp")
         store = Keystore.open(ks, PASSPHRASE, kdf=FAST_KDF)  # raises on any partial file
         names = {k.name for k in store.list_keys()}
         store.close()
@@ -351,3 +373,4 @@ def test_sigkill_during_key_creation_leaves_no_key_or_a_whole_key(
         extra = names - created
         assert len(extra) <= 1, f"more than the one key being created appeared: {extra}"
         created |= extra
+    print(f"kills that left a creation half done: {debris} of 9")
