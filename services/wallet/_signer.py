@@ -113,9 +113,9 @@ class Signer:
                 self._check_vote(r.vote, f, info)
                 votes.append(i)
             elif kind == "assertion":
-                self._check_cosign(r.assertion, "assertion", f, info)
+                self._check_cosign(r.assertion, f, info)
             elif kind == "epoch":
-                self._check_cosign(r.epoch, "epoch", f, info)
+                self._check_cosign(r.epoch, f, info)
         sequence = self._keystore.take_sequences(info.name, len(votes)) if votes else 0
         out: list[Signed] = []
         for i in todo:
@@ -132,9 +132,7 @@ class Signer:
         return out
 
     # ------------------------------------------------------------- checks
-    def _check_cosign(
-        self, rec: pb.Assertion | pb.Epoch, kind: str, field: str, info: KeyInfo
-    ) -> None:
+    def _check_cosign(self, rec: pb.Assertion | pb.Epoch, field: str, info: KeyInfo) -> None:
         if isinstance(rec, pb.Assertion):
             validation.validate_assertion(rec, field, self._limits)
         else:
@@ -175,7 +173,7 @@ class Signer:
         info: KeyInfo,
         key: nacl.signing.SigningKey,
     ) -> Signed:
-        self._check_cosign(rec, kind, field, info)
+        self._check_cosign(rec, field, info)
         return self._add_signature(rec, kind, info, key)
 
     @staticmethod

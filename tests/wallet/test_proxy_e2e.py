@@ -4,6 +4,7 @@ records signed by the wallet's keys (a real writer, ingestor and wallet, each it
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +157,56 @@ def test_errors_reach_the_agent_unchanged_and_refusals_write_nothing(stack: Stac
         # Nothing above reached the log: the next append is LSN 1.
         receipt = via.AppendAssertion(unsigned, timeout=30).receipt
         assert receipt.lsn == 1
+
+
+class _RefusingWriter:
+    """A stand-in for the writer's answers that the real writer cannot give yet (the meter's
+    RESOURCE_EXHAUSTED with trailers): a real gRPC server in this process."""
+
+    def __init__(self) -> None:
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        handler = grpc.method_handlers_generic_handler(
+            "stemedb.v1.WriterService",
+            {"AppendAssertion": grpc.unary_unary_rpc_method_handler(self._refuse)},
+        )
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.seen: list[bytes] = []
+
+    def _refuse(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self.seen.append(request)
+        context.set_trailing_metadata(
+            (("stemedb-retry-after-ms", "250"), ("stemedb-detail-bin", b"\x00\x01\xff"))
+        )
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "agent over budget: retry in 250 ms")
+        raise AssertionError("unreachable")
+
+
+def test_the_writers_status_details_and_trailers_reach_the_agent(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    refusing = _RefusingWriter()
+    wallet = start_wallet(tmp_path / "ks", sock_dir, writer=f"127.0.0.1:{refusing.port}")
+    try:
+        wallet.wait_ready()
+        with grpc.insecure_channel(wallet.listen) as wch:
+            stub = wallet_pb2_grpc.WalletServiceStub(wch)  # type: ignore[no-untyped-call]
+            pk = stub.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10).key.public_key
+            via = writer_pb2_grpc.WriterServiceStub(wch)  # type: ignore[no-untyped-call]
+            with pytest.raises(grpc.RpcError) as info:
+                via.AppendAssertion(
+                    writer_pb2.AppendAssertionRequest(assertion=_assertion("Q7")), timeout=30
+                )
+        err = info.value
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert err.details() == "agent over budget: retry in 250 ms"
+        trailers = dict(err.trailing_metadata())
+        assert trailers["stemedb-retry-after-ms"] == "250"
+        assert trailers["stemedb-detail-bin"] == b"\x00\x01\xff"
+        (forwarded,) = refusing.seen
+        a = writer_pb2.AppendAssertionRequest.FromString(forwarded).assertion
+        assert [s.public_key for s in a.signatures] == [pk], "it was signed before forwarding"
+    finally:
+        wallet.kill()
+        refusing.server.stop(None)
