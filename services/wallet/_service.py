@@ -27,6 +27,7 @@ from stemedb.wallet._signer import Signer, is_unsigned
 from stemedb import validation
 from stemedb.errors import InvalidRecord
 from stemedb.runtime import log_event
+from stemedb.runtime._grpc_metrics import code_name
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import writer_pb2, writer_pb2_grpc
 
@@ -197,7 +198,7 @@ class WriterProxyServicer:
             response = await call(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            self._metrics.writer_errors.labels(code.name).inc()
+            self._metrics.writer_errors.labels(code_name(code)).inc()
             # The writer's answer reaches the agent unchanged: code, details, trailers.
             await ctx.abort(code, exc.details() or "", tuple(exc.trailing_metadata() or ()))
             raise  # unreachable: abort raises

@@ -3,6 +3,7 @@ records signed by the wallet's keys (a real writer, ingestor and wallet, each it
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -204,6 +205,9 @@ def test_the_writers_status_details_and_trailers_reach_the_agent(
         trailers = dict(err.trailing_metadata())
         assert trailers["stemedb-retry-after-ms"] == "250"
         assert trailers["stemedb-detail-bin"] == b"\x00\x01\xff"
+        with urllib.request.urlopen(f"http://{wallet.metrics}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert 'stemedb_wallet_writer_errors_total{grpc_code="ResourceExhausted"} 1.0' in metrics
         (forwarded,) = refusing.seen
         a = writer_pb2.AppendAssertionRequest.FromString(forwarded).assertion
         assert [s.public_key for s in a.signatures] == [pk], "it was signed before forwarding"
