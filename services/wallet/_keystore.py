@@ -216,7 +216,13 @@ class Keystore:
         return int(reserved)
 
     # ----------------------------------------------------------------- writing
+    def _check_open(self) -> None:
+        # Writing without the LOCK could race another wallet on the same counters.
+        if self._lock_fd < 0:
+            raise KeystoreError(f"{self.directory}: the keystore is closed")
+
     def _write_state(self) -> None:
+        self._check_open()
         self._generation += 1
         clear = fmt.header(fmt.KIND_STATE) + _STATE_CLEAR.pack(self._generation)
         doc = {"default": self._default, "retired": sorted(self._retired)}
@@ -225,6 +231,7 @@ class Keystore:
         fsio.atomic_replace(self.directory / _STATE, data, mode=_FILE_MODE)
 
     def _write_sequence(self, name: str, reserved: int) -> None:
+        self._check_open()
         data = fmt.seal_file(
             self._box_key, _named_clear(fmt.KIND_SEQUENCE, name, _SEQ_TAIL.pack(reserved)), b""
         )
@@ -278,6 +285,7 @@ class Keystore:
         """Create and persist a new key. Its sequence file is made durable before its key file,
         so a key that exists always has its counter."""
         with self._mutex:
+            self._check_open()
             if name in self._keys:
                 raise KeyExists(f"a key named {name!r} exists already")
             if len(self._keys) >= self._limits.keys_max:
@@ -356,6 +364,8 @@ class Keystore:
                     raise KeyUnusable(f"key {name!r} has used up its vote sequences")
                 self._write_sequence(key.name, reserved)
                 key.reserved_until = reserved
+            if end > key.reserved_until:
+                raise RuntimeError(f"key {name!r}: sequence {end} handed out beyond the reserve")
             key.next_sequence = end
             return first
 

@@ -321,3 +321,16 @@ def test_files_follow_the_documented_layout(tmp_path: Path) -> None:
     assert key[14 + n : 46 + n] == info.public_key
     assert int.from_bytes(key[46 + n : 54 + n], "big") == info.created_unix_ms
     assert int.from_bytes(seq[14 + n : 22 + n], "big") == 4 + KeystoreLimits().sequence_block_votes
+
+
+def test_a_closed_keystore_writes_nothing(tmp_path: Path) -> None:
+    d = tmp_path / "ks"
+    store = open_store(d, limits=KeystoreLimits(sequence_block_votes=1))
+    store.create_key("alice")
+    store.close()
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    with pytest.raises(KeystoreError, match="closed"):
+        store.create_key("bob")
+    with pytest.raises(KeystoreError, match="closed"):
+        store.take_sequences("alice", 5)
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
