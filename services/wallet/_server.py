@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import stat
 from typing import Any
 
@@ -87,7 +88,15 @@ def _prepare_socket(cfg: WalletConfig) -> None:
         return
     if not stat.S_ISSOCK(st.st_mode):
         raise OSError(f"{path} exists and is not a socket: refusing to replace it")
-    path.unlink()  # a socket left by a process that was killed
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: a socket left by a process that was killed
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path}: another process serves on this socket")
 
 
 def _secure_socket(cfg: WalletConfig) -> None:

@@ -23,7 +23,7 @@ from stemedb import canonical, signing
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc
-from tests.support import ROOT, Service, free_port, wait_until
+from tests.support import ROOT, SERVING, Service, free_port, health_status, wait_until
 from tests.wallet.wallet_testlib import (
     FAST_KDF,
     FAST_KDF_FLAGS,
@@ -218,6 +218,28 @@ def test_loopback_tcp_when_asked(tmp_path: Path, sock_dir: Path) -> None:
             assert stub.ListKeys(wpb.ListKeysRequest(), timeout=10).keys == []
     finally:
         svc.kill()
+
+
+def test_a_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path: Path, sock_dir: Path) -> None:
+    first = start_wallet(tmp_path / "ks", sock_dir)
+    try:
+        first.wait_ready()
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(timeout=30)
+    finally:
+        first.kill()
+    socket_path = Path(first.listen[len("unix:") :])
+    assert socket_path.exists(), "SIGKILL leaves the socket behind"
+    again = start_wallet(tmp_path / "ks", sock_dir, socket=socket_path)
+    try:
+        again.wait_ready()
+        other = _run_wallet(tmp_path / "other", sock_dir, "--listen", first.listen,
+                            env={"STEMEDB_WALLET_PASSPHRASE": "x"})  # fmt: skip
+        assert other.returncode == 2 and "another process serves" in other.stderr
+        assert again.proc.poll() is None
+        assert health_status(first.listen) == SERVING, "the live wallet kept its socket"
+    finally:
+        again.kill()
 
 
 def test_the_passphrase_is_taken_out_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -52,9 +52,11 @@ def leaks(blob: bytes, secrets: Iterable[bytes]) -> list[str]:
 def start_wallet(
     keystore: Path, listen_dir: Path, *extra: str, writer: str = "127.0.0.1:1",
     passphrase: bytes = PASSPHRASE, env: dict[str, str] | None = None,
+    socket: Path | None = None,
 ) -> Service:  # fmt: skip
-    """A stemedb-wallet process on a Unix socket under ``listen_dir`` (a fast KDF)."""
-    socket = listen_dir / f"wallet-{free_port()}.sock"
+    """A stemedb-wallet process on a Unix socket (``socket``, else a new one under
+    ``listen_dir``), with a fast KDF."""
+    socket = socket or listen_dir / f"wallet-{free_port()}.sock"
     mport = free_port()
     argv = [
         str(BIN / "stemedb-wallet"), "--keystore", str(keystore), "--listen", f"unix:{socket}",
