@@ -45,14 +45,16 @@ from stemedb.wallet._errors import (
 from stemedb import fsio
 from stemedb.signing import public_key_of
 
-__all__ = ["KeyInfo", "Keystore", "KeystoreLimits"]
+__all__ = ["SEQUENCE_MAX", "KeyInfo", "Keystore", "KeystoreLimits"]
 
 _KEYSTORE = "KEYSTORE"
 _STATE = "STATE"
 _LOCK = "LOCK"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
-_U64_MAX = 2**64 - 1
+# The largest vote sequence: exact as a JSON number in every language (validation's
+# vote_sequence_max on the Lattice branch is the same bound).
+SEQUENCE_MAX = 2**53 - 1
 
 _KEYSTORE_CLEAR = struct.Struct(">BQQ16s")  # kdf id, opslimit, memlimit, salt
 _STATE_CLEAR = struct.Struct(">Q")  # generation
@@ -211,8 +213,10 @@ class Keystore:
             raise KeystoreCorrupt(path, clear, "sequence file has a sealed payload")
         if len(data) != clear + fmt.NONCE_BYTES + fmt.TAG_BYTES + clear:
             raise KeystoreCorrupt(path, len(data), "sequence file has the wrong length")
-        if reserved < 1:
-            raise KeystoreCorrupt(path, at, "next sequence is 0 (sequences start at 1)")
+        if not 1 <= reserved <= SEQUENCE_MAX + 1:
+            raise KeystoreCorrupt(
+                path, at, f"next sequence {reserved} outside [1, 2^53] (sequences start at 1)"
+            )
         return int(reserved)
 
     # ----------------------------------------------------------------- writing
@@ -359,8 +363,8 @@ class Keystore:
             first = key.next_sequence
             end = first + count
             if end > key.reserved_until:
-                reserved = end + self._limits.sequence_block_votes
-                if reserved > _U64_MAX:
+                reserved = min(end + self._limits.sequence_block_votes, SEQUENCE_MAX + 1)
+                if end - 1 > SEQUENCE_MAX:
                     raise KeyUnusable(f"key {name!r} has used up its vote sequences")
                 self._write_sequence(key.name, reserved)
                 key.reserved_until = reserved

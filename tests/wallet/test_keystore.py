@@ -20,6 +20,7 @@ from stemedb.wallet import (
     WrongPassphrase,
 )
 from stemedb.wallet import Keystore as _Keystore
+from stemedb.wallet._keystore import SEQUENCE_MAX
 
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE, leaks, secrets_of
 
@@ -334,3 +335,21 @@ def test_a_closed_keystore_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="closed"):
         store.take_sequences("alice", 5)
     assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_sequences_stop_at_2_53_minus_1(tmp_path: Path) -> None:
+    d = tmp_path / "ks"
+    store = open_store(d)
+    store.create_key("alice")
+    store._write_sequence("alice", SEQUENCE_MAX - 1)  # as if 2^53 - 2 votes had been signed
+    store.close()
+    store = open_store(d)
+    assert store.take_sequences("alice") == SEQUENCE_MAX - 1
+    assert store.take_sequences("alice") == SEQUENCE_MAX
+    with pytest.raises(KeyUnusable, match="used up"):
+        store.take_sequences("alice")
+    store.close()
+    store = open_store(d)  # the reserve persisted is 2^53, which still reads
+    with pytest.raises(KeyUnusable, match="used up"):
+        store.take_sequences("alice")
+    store.close()
