@@ -25,7 +25,7 @@ from stemedb.merkle._errors import (
 )
 from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, leaf_hash, node_hash
 from stemedb.merkle._leaf import LEAF_TAG, leaf_bytes, record_leaf_hash
-from stemedb.merkle._prove import consistency_proof, inclusion_proof, root_at
+from stemedb.merkle._prove import consistency_proof, inclusion_proof, root_at, subtree_hash
 from stemedb.merkle._store import (
     NODE_KEY_PREFIX,
     MemoryNodeStore,
@@ -65,6 +65,7 @@ __all__ = [
     "parse_node_key",
     "record_leaf_hash",
     "root_at",
+    "subtree_hash",
     "verify_consistency",
     "verify_inclusion",
 ]

@@ -13,7 +13,7 @@ from stemedb.merkle._errors import MerkleError, NodeMissing, OutOfRange, ProofRe
 from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, node_hash
 from stemedb.merkle._store import NodeStore
 
-__all__ = ["consistency_proof", "inclusion_proof", "root_at"]
+__all__ = ["consistency_proof", "inclusion_proof", "root_at", "subtree_hash"]
 
 
 def _split(n: int) -> int:
@@ -30,8 +30,11 @@ def _node(store: NodeStore, level: int, index: int) -> bytes:
     return h
 
 
-def _subtree(store: NodeStore, begin: int, end: int) -> bytes:
-    """MTH(D[begin:end]) for an RFC 6962 subtree (begin aligned to the size's top power)."""
+def subtree_hash(store: NodeStore, begin: int, end: int) -> bytes:
+    """MTH(D[begin:end]) of an RFC 6962 subtree: ``begin`` a multiple of the largest power of
+    two <= ``end - begin`` (any subtree the RFC's recursion visits is one)."""
+    if not 0 <= begin < end:
+        raise MerkleError(f"subtree [{begin}, {end}) is empty or negative")
     parts: list[bytes] = []
     pos = begin
     while pos < end:
@@ -54,7 +57,7 @@ def _check_size(tree_size: int, field: str) -> None:
 def root_at(store: NodeStore, tree_size: int) -> bytes:
     """The root hash of the tree's first ``tree_size`` leaves."""
     _check_size(tree_size, "tree_size")
-    return EMPTY_ROOT if tree_size == 0 else _subtree(store, 0, tree_size)
+    return EMPTY_ROOT if tree_size == 0 else subtree_hash(store, 0, tree_size)
 
 
 def inclusion_proof(store: NodeStore, leaf_index: int, tree_size: int) -> list[bytes]:
@@ -73,7 +76,7 @@ def inclusion_proof(store: NodeStore, leaf_index: int, tree_size: int) -> list[b
             siblings.append((begin, begin + k))
             begin += k
             m -= k
-    return [_subtree(store, b, e) for b, e in reversed(siblings)]
+    return [subtree_hash(store, b, e) for b, e in reversed(siblings)]
 
 
 def consistency_proof(store: NodeStore, first_size: int, second_size: int) -> list[bytes]:
@@ -99,5 +102,5 @@ def consistency_proof(store: NodeStore, first_size: int, second_size: int) -> li
             begin += k
             m -= k
             whole = False
-    head = [] if whole else [_subtree(store, begin, end)]
-    return head + [_subtree(store, b, e) for b, e in reversed(tail)]
+    head = [] if whole else [subtree_hash(store, begin, end)]
+    return head + [subtree_hash(store, b, e) for b, e in reversed(tail)]
