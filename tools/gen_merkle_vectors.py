@@ -3,7 +3,8 @@
 The file holds, for every implementation of the verifiable log (Python, Node.js, any other):
 
 - ``leaves``: records (the cases of tests/vectors/canonical.json, signed) at given LSNs, with
-  their leaf bytes and leaf hashes (DESIGN section 13, docs/verifiable-log.md);
+  their leaf bytes and leaf hashes (DESIGN section 13, docs/verifiable-log.md); an LSN is a
+  decimal string, since a JSON number loses precision above 2**53 in JavaScript;
 - ``tree``: the RFC 6962 roots of those leaves for every size, every inclusion proof and every
   consistency proof up to a size, computed by the plain recursive oracle
   (stemedb.merkle.oracle), never by the fast code the tests check;
@@ -120,7 +121,7 @@ def _leaves() -> list[dict[str, Any]]:
         out.append(
             {
                 "name": case["name"],
-                "lsn": lsn,
+                "lsn": str(lsn),
                 "record": case["record"],
                 "leaf_hex": leaf.hex(),
                 "leaf_hash_hex": merkle.leaf_hash(leaf).hex(),
@@ -132,7 +133,7 @@ def _leaves() -> list[dict[str, Any]]:
     out.append(
         {
             "name": case["name"] + "-lsn-max",
-            "lsn": 2**64 - 1,
+            "lsn": str(2**64 - 1),
             "record": case["record"],
             "leaf_hex": leaf.hex(),
             "leaf_hash_hex": merkle.leaf_hash(leaf).hex(),
