@@ -247,10 +247,10 @@ class Note:
     unverified: tuple[NoteSignature, ...]
 
 
-def _check_text(text: str, what: str) -> None:
+def _check_text(text: str, what: str, error: type[NoteError] = MalformedNote) -> None:
     bad = _FORBIDDEN.search(text)
     if bad is not None:
-        raise MalformedNote(
+        raise error(
             f"{what} contains U+{ord(bad.group()):04X} at index {bad.start()}: notes allow no "
             "control character but newline, and must be valid UTF-8"
         )
@@ -348,7 +348,7 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
             raise MalformedCheckpoint("origin must be a non-empty single line")
-        _check_text(self.origin, "origin")
+        _check_text(self.origin, "origin", MalformedCheckpoint)
         if not 0 <= self.tree_size < 2**64:
             raise MalformedCheckpoint(f"tree size must be a u64, got {self.tree_size}")
         if len(self.root_hash) != 32:
@@ -356,6 +356,7 @@ class Checkpoint:
         for i, ext in enumerate(self.extensions):
             if not ext or "\n" in ext:
                 raise MalformedCheckpoint(f"extension line {i} must be a non-empty single line")
+            _check_text(ext, f"extension line {i}", MalformedCheckpoint)
 
     def body(self) -> str:
         """The note text of this checkpoint."""

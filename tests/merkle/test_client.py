@@ -4,6 +4,9 @@ cases of issue 16 that it must refuse."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
 
 from stemedb import jsonrecord, merkle, note
 from stemedb.v1 import records_pb2 as pb
@@ -119,3 +122,29 @@ def test_refused_consistency_between_non_prefix_trees() -> None:
     # A shrink is refused too.
     with pytest.raises(merkle.ProofError, match="larger"):
         merkle.check_consistency(SIGNED[9], SIGNED[4], VKEY, merkle.consistency_proof(STORE, 4, 9))
+
+
+def test_fuzz_client_checks_raise_only_named_errors(seed: int) -> None:
+    pool = [*merkle.inclusion_proof(STORE, 4, N), b"\x00" * 32, b"short"]
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=200, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+    @given(
+        st.integers(0, N + 2),
+        st.integers(-1, N + 3),
+        st.lists(st.sampled_from(pool), max_size=8),
+        st.one_of(st.none(), st.integers(0, 40)),
+        st.integers(0, len(SIGNED[N]) - 1),
+        st.characters(),
+    )
+    def run(size: int, lsn: int, proof: list[bytes], claimed: int | None, at: int, ch: str) -> None:
+        signed = SIGNED[max(size, 1)] if size <= N else SIGNED[N][:at] + ch + SIGNED[N][at + 1 :]
+        record = RECORDS[(lsn - 1) % N]
+        try:
+            merkle.check_record_inclusion(signed, VKEY, lsn, record, proof, tree_size=claimed)
+        except (merkle.ProofError, note.NoteError):
+            return
+        assert proof == merkle.inclusion_proof(STORE, lsn - 1, max(size, 1) if size <= N else N)
+
+    run()
