@@ -30,3 +30,26 @@ def test_proof_hashes_round_trip_through_protobuf() -> None:
     resp = log_pb2.GetInclusionProofResponse(leaf_index=4, tree_size=9, hashes=[b"\x01" * 32] * 4)
     back = log_pb2.GetInclusionProofResponse.FromString(resp.SerializeToString())
     assert list(back.hashes) == [b"\x01" * 32] * 4 and back.tree_size == 9
+
+
+def test_public_surfaces_are_pinned() -> None:
+    from stemedb import merkle, note
+
+    assert sorted(merkle.__all__) == sorted([
+        "COMPACT_RANGE_BYTES_MAX", "EMPTY_ROOT", "HASH_BYTES", "LEAF_TAG", "NODE_KEY_PREFIX",
+        "PROOF_HASHES_MAX", "TREE_SIZE_MAX", "CompactRange", "CompactRangeError",
+        "MemoryNodeStore", "MerkleError", "Node", "NodeMissing", "NodeStore", "OutOfRange",
+        "ProofError", "ProofRequestError", "check_consistency", "check_leaf_inclusion",
+        "check_record_inclusion", "consistency_proof", "inclusion_proof", "leaf_bytes",
+        "leaf_hash", "node_hash", "node_key", "parse_node_key", "record_leaf_hash", "root_at",
+        "subtree_hash", "verify_consistency", "verify_inclusion",
+    ])  # fmt: skip
+    assert sorted(note.__all__) == sorted([
+        "ALG_ED25519", "NOTE_BYTES_MAX", "NOTE_SIGNATURES_MAX", "Checkpoint",
+        "MalformedCheckpoint", "MalformedKey", "MalformedNote", "Note", "NoteError",
+        "NoteNotVerified", "NoteSignature", "Signer", "Verifier", "generate_signer", "key_id",
+        "open_checkpoint", "open_note", "parse_checkpoint", "sign_note",
+    ])  # fmt: skip
+    for module in (merkle, note):
+        for name in module.__all__:
+            assert hasattr(module, name), name
