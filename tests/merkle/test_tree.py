@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -167,3 +168,33 @@ def test_random_trees_against_the_oracle(seed: int) -> None:
         )
 
     run()
+
+
+class _CountingStore:
+    """A node store that counts the batched reads asked of it (a RocksDB multi-get each)."""
+
+    def __init__(self, inner: merkle.MemoryNodeStore, drop_last: bool = False) -> None:
+        self.inner, self.calls, self.asked, self.drop_last = inner, 0, 0, drop_last
+
+    def get_nodes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        self.calls += 1
+        self.asked += len(addresses)
+        got = self.inner.get_nodes(addresses)
+        return got[:-1] if self.drop_last else got
+
+
+def test_a_proof_is_one_batched_read_of_o_log_n_nodes() -> None:
+    n = 1000
+    _, inner = _build(_leaves(n))
+    for i, size in ((0, 1000), (511, 1000), (999, 1000), (600, 777)):
+        store = _CountingStore(inner)
+        proof = merkle.inclusion_proof(store, i, size)
+        assert store.calls == 1
+        # One node per proof hash, plus at most log2(n) for the one hash on the right edge.
+        assert store.asked <= len(proof) + (size - 1).bit_length()
+        store = _CountingStore(inner)
+        merkle.consistency_proof(store, i + 1, size)
+        assert store.calls == (1 if i + 1 < size else 0)  # equal sizes: empty, nothing read
+        assert store.asked <= 3 * (size - 1).bit_length()
+    with pytest.raises(merkle.MerkleError, match="answered"):
+        merkle.inclusion_proof(_CountingStore(inner, drop_last=True), 3, 1000)

@@ -21,32 +21,50 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _node(store: NodeStore, level: int, index: int) -> bytes:
-    h = store.get_node(level, index)
-    if h is None:
-        raise NodeMissing(level, index)
-    if len(h) != HASH_BYTES:
-        raise MerkleError(f"Merkle node (level {level}, index {index}) is {len(h)} bytes, not 32")
-    return h
-
-
-def subtree_hash(store: NodeStore, begin: int, end: int) -> bytes:
-    """MTH(D[begin:end]) of an RFC 6962 subtree: ``begin`` a multiple of the largest power of
-    two <= ``end - begin`` (any subtree the RFC's recursion visits is one)."""
+def _addresses(begin: int, end: int) -> list[tuple[int, int]]:
+    """The perfect nodes whose right fold is MTH(D[begin:end]), largest first."""
     if not 0 <= begin < end:
         raise MerkleError(f"subtree [{begin}, {end}) is empty or negative")
-    parts: list[bytes] = []
+    out = []
     pos = begin
     while pos < end:
         level = (end - pos).bit_length() - 1
         if pos & ((1 << level) - 1):
             raise MerkleError(f"subtree [{begin}, {end}) is not aligned: no RFC 6962 subtree")
-        parts.append(_node(store, level, pos >> level))
+        out.append((level, pos >> level))
         pos += 1 << level
-    h = parts[-1]
-    for left in reversed(parts[:-1]):
-        h = node_hash(left, h)
-    return h
+    return out
+
+
+def _subtree_hashes(store: NodeStore, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """MTH of each range, from one batched read of every node they need."""
+    plans = [_addresses(b, e) for b, e in ranges]
+    wanted = [a for plan in plans for a in plan]
+    got = store.get_nodes(wanted)
+    if len(got) != len(wanted):
+        raise MerkleError(f"node store answered {len(got)} nodes for {len(wanted)} asked")
+    out: list[bytes] = []
+    pos = 0
+    for plan in plans:
+        hashes: list[bytes] = []
+        for (level, index), h in zip(plan, got[pos : pos + len(plan)], strict=True):
+            if h is None:
+                raise NodeMissing(level, index)
+            if len(h) != HASH_BYTES:
+                raise MerkleError(f"Merkle node (level {level}, index {index}) is {len(h)} bytes")
+            hashes.append(h)
+        pos += len(plan)
+        folded = hashes[-1]
+        for left in reversed(hashes[:-1]):
+            folded = node_hash(left, folded)
+        out.append(folded)
+    return out
+
+
+def subtree_hash(store: NodeStore, begin: int, end: int) -> bytes:
+    """MTH(D[begin:end]) of an RFC 6962 subtree: ``begin`` a multiple of the largest power of
+    two <= ``end - begin`` (any subtree the RFC's recursion visits is one)."""
+    return _subtree_hashes(store, [(begin, end)])[0]
 
 
 def _check_size(tree_size: int, field: str) -> None:
@@ -76,7 +94,7 @@ def inclusion_proof(store: NodeStore, leaf_index: int, tree_size: int) -> list[b
             siblings.append((begin, begin + k))
             begin += k
             m -= k
-    return [subtree_hash(store, b, e) for b, e in reversed(siblings)]
+    return _subtree_hashes(store, siblings[::-1])
 
 
 def consistency_proof(store: NodeStore, first_size: int, second_size: int) -> list[bytes]:
@@ -102,5 +120,5 @@ def consistency_proof(store: NodeStore, first_size: int, second_size: int) -> li
             begin += k
             m -= k
             whole = False
-    head = [] if whole else [subtree_hash(store, begin, end)]
-    return head + [subtree_hash(store, b, e) for b, e in reversed(tail)]
+    ranges = tail[::-1] if whole else [(begin, end), *tail[::-1]]
+    return _subtree_hashes(store, ranges)

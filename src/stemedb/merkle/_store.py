@@ -20,7 +20,7 @@ The ingestor keeps these keys in its internal column family, out of user prefix 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from stemedb.merkle._compact import Node
@@ -33,10 +33,14 @@ _LEVEL_MAX = 63
 
 
 class NodeStore(Protocol):
-    """Read access to stored perfect nodes; the ingestor implements it over RocksDB."""
+    """Read access to stored perfect nodes; the ingestor implements it over RocksDB.
 
-    def get_node(self, level: int, index: int) -> bytes | None:
-        """The 32-byte hash of node (level, index), or None when it is not stored."""
+    A proof asks for all its nodes in one call (at most about 2 * 64 addresses), so a store can
+    answer with one multi-get instead of a read per node.
+    """
+
+    def get_nodes(self, addresses: Sequence[tuple[int, int]]) -> Sequence[bytes | None]:
+        """The 32-byte hash of each node (level, index), in order; None where not stored."""
         ...
 
 
@@ -64,6 +68,9 @@ class MemoryNodeStore:
 
     def __init__(self) -> None:
         self._nodes: dict[tuple[int, int], bytes] = {}
+
+    def get_nodes(self, addresses: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        return [self._nodes.get(a) for a in addresses]
 
     def get_node(self, level: int, index: int) -> bytes | None:
         return self._nodes.get((level, index))
