@@ -25,7 +25,13 @@ from stemedb.merkle._errors import (
 )
 from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, leaf_hash, node_hash
 from stemedb.merkle._leaf import LEAF_TAG, leaf_bytes, record_leaf_hash
-from stemedb.merkle._prove import consistency_proof, inclusion_proof, root_at, subtree_hash
+from stemedb.merkle._prove import (
+    compact_range_at,
+    consistency_proof,
+    inclusion_proof,
+    root_at,
+    subtree_hash,
+)
 from stemedb.merkle._store import (
     NODE_KEY_PREFIX,
     MemoryNodeStore,
@@ -56,6 +62,7 @@ __all__ = [
     "check_consistency",
     "check_leaf_inclusion",
     "check_record_inclusion",
+    "compact_range_at",
     "consistency_proof",
     "inclusion_proof",
     "leaf_bytes",

@@ -9,11 +9,12 @@ hash of a proof lies on the tree's right edge, so a proof costs O(log n) node re
 
 from __future__ import annotations
 
+from stemedb.merkle._compact import CompactRange
 from stemedb.merkle._errors import MerkleError, NodeMissing, OutOfRange, ProofRequestError
 from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, node_hash
 from stemedb.merkle._store import NodeStore
 
-__all__ = ["consistency_proof", "inclusion_proof", "root_at", "subtree_hash"]
+__all__ = ["compact_range_at", "consistency_proof", "inclusion_proof", "root_at", "subtree_hash"]
 
 
 def _split(n: int) -> int:
@@ -76,6 +77,24 @@ def root_at(store: NodeStore, tree_size: int) -> bytes:
     """The root hash of the tree's first ``tree_size`` leaves."""
     _check_size(tree_size, "tree_size")
     return EMPTY_ROOT if tree_size == 0 else subtree_hash(store, 0, tree_size)
+
+
+def compact_range_at(store: NodeStore, tree_size: int) -> CompactRange:
+    """The compact range of the tree's first ``tree_size`` leaves, read from stored nodes (one
+    per set bit of the size): how an ingestor resumes appending after a restart."""
+    _check_size(tree_size, "tree_size")
+    if tree_size == 0:
+        return CompactRange()
+    addresses = _addresses(0, tree_size)
+    got = store.get_nodes(addresses)
+    if len(got) != len(addresses):
+        raise MerkleError(f"node store answered {len(got)} nodes for {len(addresses)} asked")
+    hashes: list[bytes] = []
+    for (level, index), h in zip(addresses, got, strict=True):
+        if h is None:
+            raise NodeMissing(level, index)
+        hashes.append(h)
+    return CompactRange(tree_size, hashes)
 
 
 def inclusion_proof(store: NodeStore, leaf_index: int, tree_size: int) -> list[bytes]:
