@@ -199,3 +199,10 @@ def test_fuzz_open_raises_only_note_errors(seed: int) -> None:
         assert opened.text == GO["text"], "only the genuinely signed text may verify"
 
     run()
+
+
+def test_key_names_with_a_unicode_space_or_a_plus_are_refused() -> None:
+    for name in ("a b", "a\u0085b", "a\u00a0b", "a\u3000b", "a+b", ""):
+        with pytest.raises(note.MalformedKey, match="key name"):
+            note.Signer(name, bytes(32))
+    assert note.Signer("a\ufeffb", bytes(32)).name == "a\ufeffb"  # U+FEFF is not White_Space

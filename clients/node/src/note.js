@@ -46,7 +46,8 @@ export class MalformedCheckpoint extends NoteError {}
 export class NoteNotVerified extends NoteError {}
 
 function validName(name) {
-  return name.length > 0 && !name.includes('+') && !/\s/u.test(name) && !FORBIDDEN.test(name);
+  // Unicode White_Space, as Go's unicode.IsSpace (JS's \s differs: it has U+FEFF, lacks U+0085).
+  return name.length > 0 && !name.includes('+') && !/\p{White_Space}/u.test(name) && !FORBIDDEN.test(name);
 }
 
 /** The 32-bit key id of an ed25519 public key under a name. */

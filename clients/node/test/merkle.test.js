@@ -198,6 +198,13 @@ describe('signed notes', () => {
     }
   });
 
+  test('key names with a Unicode space or a plus are refused, as in Go', () => {
+    for (const name of ['a b', 'a\u0085b', 'a\u00a0b', 'a\u3000b', 'a+b', '']) {
+      assert.throws(() => makeSigner(name, Buffer.alloc(32, 1)), MalformedKey, JSON.stringify(name));
+    }
+    assert.equal(makeSigner('a\ufeffb', Buffer.alloc(32, 1)).name, 'a\ufeffb'); // not White_Space
+  });
+
   test('malformed notes are refused', () => {
     const sig = go.signature_line;
     const peter = parseVerifierKey(go.verifier_key);
