@@ -34,12 +34,14 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
 from stemedb.errors import StemeError
+from stemedb.fsio import create_exclusive
 
 __all__ = [
     "ALG_ED25519",
@@ -57,6 +59,7 @@ __all__ = [
     "Verifier",
     "generate_signer",
     "key_id",
+    "load_or_create_signer",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint",
@@ -223,6 +226,43 @@ class Signer:
 def generate_signer(name: str) -> Signer:
     """A new signer with a random seed from the OS."""
     return Signer(name, os.urandom(32))
+
+
+# A signer key file is one line of about 100 bytes; anything much larger is not one.
+_KEY_FILE_BYTES_MAX = 4096
+
+
+def load_or_create_signer(path: Path, name: str) -> Signer:
+    """The log's signer from its key file (``--log-key``), created on first use.
+
+    A missing file is created atomically, mode 0600, holding a new signer key and a newline; it is
+    never overwritten. An existing file must hold a signer key for ``name`` (the log's origin):
+    anything else raises MalformedKey naming the file, so the log is never signed by another
+    key than the one it started with.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        signer = generate_signer(name)
+        try:
+            create_exclusive(path, (signer.encode() + "\n").encode("ascii"), mode=0o600)
+            return signer
+        except FileExistsError:  # created meanwhile by another process: use that one
+            raw = path.read_bytes()
+    if len(raw) > _KEY_FILE_BYTES_MAX:
+        raise MalformedKey(f"{path}: {len(raw)} bytes, not a signer key file")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedKey(f"{path}: not ASCII, not a signer key file") from None
+    text = text[:-1] if text.endswith("\n") else text
+    try:
+        signer = Signer.parse(text)
+    except MalformedKey as exc:
+        raise MalformedKey(f"{path}: {exc}") from None
+    if signer.name != name:
+        raise MalformedKey(f"{path}: the key is for {signer.name!r}, not for {name!r}")
+    return signer
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,21 @@ def test_key_names_with_a_unicode_space_or_a_plus_are_refused() -> None:
         with pytest.raises(note.MalformedKey, match="key name"):
             note.Signer(name, bytes(32))
     assert note.Signer("a\ufeffb", bytes(32)).name == "a\ufeffb"  # U+FEFF is not White_Space
+
+
+def test_log_key_file_created_once_0600_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "log.key"
+    first = note.load_or_create_signer(path, "stemedb.local/log")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == first.encode() + "\n"
+    again = note.load_or_create_signer(path, "stemedb.local/log")
+    assert again == first, "the same key on every start"
+    with pytest.raises(note.MalformedKey, match=re.escape("not for 'other.example/log'")):
+        note.load_or_create_signer(path, "other.example/log")
+    path.write_text(first.encode()[:-3] + "\n")
+    with pytest.raises(note.MalformedKey, match=re.escape(str(path))):
+        note.load_or_create_signer(path, "stemedb.local/log")
+    path.write_bytes(b"\xff" * 10)
+    with pytest.raises(note.MalformedKey, match="ASCII"):
+        note.load_or_create_signer(path, "stemedb.local/log")
+    assert path.read_bytes() == b"\xff" * 10, "a bad key file is never overwritten"
