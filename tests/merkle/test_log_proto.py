@@ -48,6 +48,7 @@ def test_public_surfaces_are_pinned() -> None:
         "ALG_ED25519", "NOTE_BYTES_MAX", "NOTE_SIGNATURES_MAX", "Checkpoint",
         "MalformedCheckpoint", "MalformedKey", "MalformedNote", "Note", "NoteError",
         "NoteNotVerified", "NoteSignature", "Signer", "Verifier", "generate_signer", "key_id",
+        "load_or_create_signer",
         "open_checkpoint", "open_note", "parse_checkpoint", "sign_note",
     ])  # fmt: skip
     for module in (merkle, note):
