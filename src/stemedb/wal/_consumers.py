@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemedb.fsio import atomic_replace, fsync_dir
 from stemedb.wal._encoder import checksum
-from stemedb.wal._segment import fsync_dir, list_segments, write_all
+from stemedb.wal._segment import list_segments
 
 __all__ = [
     "CONSUMERS_DIR",
@@ -51,8 +51,9 @@ def _seal(body: dict[str, object]) -> str:
     return checksum(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hex()
 
 
-def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint) -> None:
-    """Write ``consumers/<name>.json`` atomically: temporary file, fsync, rename, fsync dir."""
+def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint, *, sync: bool = True) -> None:
+    """Write ``consumers/<name>.json`` atomically (``stemedb.fsio.atomic_replace``); durable
+    (file and directory fsynced) when ``sync``."""
     if not _NAME_RE.match(cp.name):
         raise ValueError(f"invalid consumer name {cp.name!r}: use [A-Za-z0-9_.-], max 128")
     if cp.lsn < 0:
@@ -60,21 +61,12 @@ def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint) -> None:
     directory = Path(dir) / CONSUMERS_DIR
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    if created:
+    if created and sync:
         fsync_dir(Path(dir))
     body = _body(cp)
     body["seal"] = _seal(_body(cp))
     data = (json.dumps(body, sort_keys=True) + "\n").encode()
-    path = directory / f"{cp.name}.json"
-    tmp = directory / f".{cp.name}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    fsync_dir(directory)
+    atomic_replace(directory / f"{cp.name}.json", data, sync=sync)
 
 
 def read_consumer_checkpoints(dir: Path) -> dict[str, ConsumerCheckpoint]:

@@ -29,7 +29,13 @@ from stemedb.wal._encoder import (
     encode_batch,
     frame_size_bytes,
 )
-from stemedb.wal._errors import WalClosed, WalDiskFull, WalError, WalOverloaded
+from stemedb.wal._errors import (
+    WalClosed,
+    WalDiskFull,
+    WalError,
+    WalOverloaded,
+    WalSequenceError,
+)
 from stemedb.wal._recovery import recover
 from stemedb.wal._segment import acquire_lock, create_segment, fsync_dir, write_all
 from stemedb.wal._watermark import WatermarkPublisher
@@ -349,7 +355,9 @@ class Wal:
                 self._commit(group)
             except Exception as exc:  # a bug or an unexpected error: stop rather than guess
                 _log.exception("WAL commit failed")
-                failure = WalError(f"WAL commit failed: {exc!r}")
+                failure = (
+                    exc if isinstance(exc, WalError) else WalError(f"WAL commit failed: {exc!r}")
+                )
                 with self._mutex:
                     self._failed = failure
                 for ticket in group:
@@ -377,7 +385,20 @@ class Wal:
         self._queued_bytes -= size_bytes
         return group
 
+    def _check_contiguous(self, group: list[_Ticket]) -> None:
+        """Raise WalSequenceError unless the group's LSNs continue the log without a gap."""
+        expected = self._last_written_lsn + 1
+        for ticket in group:
+            if ticket.first_lsn != expected:
+                raise WalSequenceError(
+                    f"WAL {self._dir}: a group about to be committed would write LSN "
+                    f"{ticket.first_lsn} where LSN {expected} must come next; nothing of it "
+                    f"was written"
+                )
+            expected += ticket.count
+
     def _commit(self, group: list[_Ticket]) -> None:
+        self._check_contiguous(group)
         first_lsn = group[0].first_lsn
         last_lsn = group[-1].first_lsn + group[-1].count - 1
         data = group[0].data if len(group) == 1 else b"".join(t.data for t in group)
