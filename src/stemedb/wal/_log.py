@@ -491,12 +491,36 @@ class Wal:
             for ticket in group:
                 ticket.complete(error)
             return
+        self._cut_back(start_offset)
         self._fail_fatally(group, exc)
+
+    def _cut_back(self, durable_offset: int) -> None:
+        """After a failed write or fdatasync, cut the segment back to its last durable offset.
+
+        Linux reports a failed write-back once and then marks the pages clean, whether or not
+        it keeps their new contents in the page cache: a later fdatasync (by this process or
+        by a reopen) succeeds without writing them. Left in place, those bytes would read back
+        as whole records and a reopen could name them in WATERMARK although they never reached
+        the disk. Recovery rewrites any tail past the watermark before syncing it, so this cut
+        is a first line of defence, not the only one (docs/faults.md)."""
+        try:
+            os.ftruncate(self._fd, durable_offset)
+            self._segment_bytes = durable_offset
+            self._last_written_lsn = self._durable_lsn
+            _log.error(
+                "WAL %s: cut the segment back to its last durable offset %d after an I/O error",
+                self._dir,
+                durable_offset,
+            )
+        except OSError as exc:
+            _log.error(
+                "WAL %s: could not cut the segment back to %d: %s", self._dir, durable_offset, exc
+            )
 
     def _fail_fatally(self, group: list[_Ticket], exc: OSError) -> None:
         # After a failed write or fdatasync the kernel's view of the file is unknown (dirty
-        # pages may have been dropped), so the only safe course is to stop and let a reopen
-        # recover from what is on disk.
+        # pages may have been dropped or kept as clean), so the only safe course is to stop and
+        # let a reopen recover from what is on disk.
         failure = WalError(f"WAL I/O error in {self._dir}: {exc}; reopen the WAL to recover")
         _log.error("%s", failure)
         with self._mutex:

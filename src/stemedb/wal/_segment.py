@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 
 from stemedb.fsio import atomic_replace, fsync_dir, write_all
-from stemedb.wal._decoder import FrameError, decode_segment_header
+from stemedb.wal._decoder import check_segment_header
 from stemedb.wal._encoder import SEGMENT_HEADER_BYTES, encode_segment_header
-from stemedb.wal._errors import WalCorruption, WalLocked
+from stemedb.wal._errors import WalLocked
 
 __all__ = [
     "LOCK_NAME",
@@ -74,18 +74,10 @@ def read_segment_first_lsn(path: Path, name_first_lsn: int) -> int:
     """Check a segment's header against its name; raises WalCorruption."""
     with path.open("rb") as fh:
         head = fh.read(SEGMENT_HEADER_BYTES)
-    try:
-        first_lsn = decode_segment_header(head)
-    except FrameError as exc:
-        raise WalCorruption(path, 0, name_first_lsn, exc.reason) from None
-    if first_lsn != name_first_lsn:
-        raise WalCorruption(
-            path,
-            0,
-            name_first_lsn,
-            f"segment header says first LSN {first_lsn}, file name says {name_first_lsn}",
-        )
-    return first_lsn
+    damage = check_segment_header(path, head, name_first_lsn)
+    if damage is not None:
+        raise damage.error()
+    return name_first_lsn
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
