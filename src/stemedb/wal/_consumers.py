@@ -6,6 +6,7 @@ import itertools
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,18 +96,34 @@ def read_consumer_checkpoints(dir: Path) -> dict[str, ConsumerCheckpoint]:
     return result
 
 
-def apply_retention(dir: Path) -> list[Path]:
-    """Delete segments whose every record is below every consumer's checkpoint.
+def apply_retention(
+    dir: Path,
+    stale_seconds: float | None = None,
+    head_lsn: int | None = None,
+    observer: object | None = None,
+) -> list[Path]:
+    """Delete segments whose every record is below every live consumer's checkpoint.
 
     With no consumer registered nothing is deleted: "below every checkpoint" of nobody would
     otherwise mean the whole log. The last segment is never deleted, so the log always knows
-    where its LSNs continue.
+    where its LSNs continue. With ``stale_seconds``, a consumer whose checkpoint is behind
+    ``head_lsn`` and was last updated longer ago than that is ignored (logged, and reported to
+    ``observer.on_retention_ignored`` when it has one); when every consumer is stale, nothing
+    is deleted.
     """
     directory = Path(dir)
     checkpoints = read_consumer_checkpoints(directory)
-    if not checkpoints:
+    ignored = _stale_consumers(checkpoints, stale_seconds, head_lsn)
+    hook = getattr(observer, "on_retention_ignored", None)
+    if hook is not None:
+        try:
+            hook(sorted(ignored))
+        except Exception:
+            _log.exception("WAL observer raised; ignored")
+    live = [cp for name, cp in checkpoints.items() if name not in ignored]
+    if not live:
         return []
-    floor_lsn = min(cp.lsn for cp in checkpoints.values())
+    floor_lsn = min(cp.lsn for cp in live)
     segments = list_segments(directory)
     deleted = []
     for (_first, path), (next_first, _next_path) in itertools.pairwise(segments):
@@ -118,3 +135,27 @@ def apply_retention(dir: Path) -> list[Path]:
         fsync_dir(directory)
         _log.info("WAL retention deleted %d segment(s) up to LSN %d", len(deleted), floor_lsn)
     return deleted
+
+
+def _stale_consumers(
+    checkpoints: dict[str, ConsumerCheckpoint], stale_seconds: float | None, head_lsn: int | None
+) -> set[str]:
+    if stale_seconds is None:
+        return set()
+    now_ns = time.time_ns()
+    stale = set()
+    for cp in checkpoints.values():
+        age_seconds = (now_ns - cp.updated_ns) / 1e9
+        behind = head_lsn is None or cp.lsn < head_lsn
+        if behind and age_seconds > stale_seconds:
+            stale.add(cp.name)
+            _log.warning(
+                "WAL retention ignores consumer %s: its checkpoint (LSN %d) has not moved for "
+                "%.0f s (retention_consumer_stale_seconds=%s); segments it still needs may be "
+                "deleted, and it must then be rebuilt (docs/operations.md)",
+                cp.name,
+                cp.lsn,
+                age_seconds,
+                stale_seconds,
+            )
+    return stale

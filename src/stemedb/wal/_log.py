@@ -200,7 +200,12 @@ class Wal:
         try:
             recovered = recover(directory, sync)
             if config.retention:
-                apply_retention(directory)
+                apply_retention(
+                    directory,
+                    config.retention_consumer_stale_seconds,
+                    recovered.last_lsn,
+                    config.observer,
+                )
             return cls(
                 config,
                 lock_fd,
@@ -458,7 +463,12 @@ class Wal:
         self._segment_bytes = SEGMENT_HEADER_BYTES
         if self._config.retention:
             try:
-                apply_retention(self._dir)
+                apply_retention(
+                    self._dir,
+                    self._config.retention_consumer_stale_seconds,
+                    self._durable_lsn,
+                    self._config.observer,
+                )
             except (OSError, ValueError):
                 _log.exception("WAL retention failed; segments kept")
 
