@@ -12,7 +12,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Protocol
 
 from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome
@@ -40,7 +39,6 @@ _IDLE_WAIT_SECONDS = 0.1  # longest sleep while caught up, so a stop request is 
 _DIR_POLL_SECONDS = 0.2  # how often a missing WAL directory or WATERMARK is looked for
 _RETRY_SECONDS_MIN = 0.1
 _RETRY_SECONDS_MAX = 5.0
-_WATERMARK_NAME = "WATERMARK"
 
 
 class ApplyListener(Protocol):
@@ -161,7 +159,8 @@ class ApplyLoop:
             if records:
                 self._apply(records)
             if corruption is not None:
-                self._salvage_before(corruption)
+                # The reader returned every intact record before the damage first: nothing
+                # below it is left unapplied.
                 raise _Halt(_corruption(corruption))
             self._chores()
             if not records:
@@ -233,25 +232,6 @@ class ApplyLoop:
             )
         return outcome
 
-    def _salvage_before(self, corruption: WalCorruption) -> None:
-        """Apply the intact records that precede a corrupt one in the failed read."""
-        if corruption.lsn is None or corruption.lsn <= self._state.applied_lsn + 1:
-            return
-        reader = WalReader(self._cfg.wal_dir, self._state.applied_lsn + 1)
-        try:
-            while self._state.applied_lsn + 1 < corruption.lsn:
-                want = min(
-                    self._cfg.apply_batch_records_max, corruption.lsn - self._state.applied_lsn - 1
-                )
-                records = reader.read_available(want)
-                if not records:
-                    return
-                self._apply(records)
-        except WalError:
-            return  # the halt below reports the original corruption
-        finally:
-            reader.close()
-
     # -- start-up ------------------------------------------------------------------------------
 
     def _wait_for(self, ready: _Predicate, message: str) -> None:
@@ -270,8 +250,7 @@ class ApplyLoop:
         lsn, checksum = self._state.applied_lsn, self._state.applied_checksum
         if lsn == 0:
             return
-        marker = self._cfg.wal_dir / _WATERMARK_NAME
-        self._wait_for(marker.exists, "waiting for the WAL's WATERMARK")
+        self._wait_for(reader.has_watermark, "waiting for the WAL's WATERMARK")
         try:
             watermark = reader.watermark()
             record = reader.record_at(lsn)
@@ -284,7 +263,7 @@ class ApplyLoop:
                     f"checkpointed LSN {lsn}"
                 )
                 raise _Halt(HaltInfo("diverged", reason, lsn, str(self._cfg.wal_dir)))
-            if _segment_path(self._cfg.wal_dir, lsn + 1).exists():
+            if reader.first_available_lsn() == lsn + 1:
                 log_event(
                     _log,
                     logging.WARNING,
@@ -381,7 +360,3 @@ class ApplyLoop:
 
 class _Predicate(Protocol):
     def __call__(self) -> bool: ...
-
-
-def _segment_path(wal_dir: Path, first_lsn: int) -> Path:
-    return wal_dir / f"{first_lsn:020d}.wal"

@@ -37,6 +37,7 @@ class WriterConfig:
     segment_size_bytes: int = 64 * 1024 * 1024
     sync_mode: str = "fdatasync"
     retention: bool = False
+    retention_consumer_stale_seconds: float | None = None  # None: never ignore a consumer
     fsync_warn_seconds: float = 0.5
     shutdown_grace_seconds: float = 10.0
     tls_cert: Path | None = None
@@ -76,6 +77,13 @@ def build_parser() -> EnvArgumentParser:
         help="'none' is for benchmarks only: acknowledged records can be lost on power loss",
     )
     p.add_argument("--retention", action="store_true", default=False)
+    p.add_argument(
+        "--retention-consumer-stale-seconds",
+        type=float,
+        default=None,
+        help="retention ignores a consumer checkpoint behind the log and not updated for this "
+        "long (default: never)",
+    )
     p.add_argument("--fsync-warn-seconds", type=float, default=0.5)
     p.add_argument("--shutdown-grace-seconds", type=float, default=10.0)
     p.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
@@ -137,6 +145,7 @@ def config_from_args(argv: list[str] | None = None) -> WriterConfig:
         segment_size_bytes=a.segment_size_bytes,
         sync_mode=a.sync,
         retention=a.retention,
+        retention_consumer_stale_seconds=a.retention_consumer_stale_seconds,
         fsync_warn_seconds=a.fsync_warn_seconds,
         shutdown_grace_seconds=a.shutdown_grace_seconds,
         tls_cert=Path(a.tls_cert) if a.tls_cert else None,

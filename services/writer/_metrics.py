@@ -86,6 +86,11 @@ class WriterMetrics:
             "Group commits whose fdatasync took longer than --fsync-warn-seconds.",
             registry=registry,
         )
+        self.retention_ignored = Gauge(
+            "stemedb_wal_retention_ignored_consumers",
+            "Consumers whose stale checkpoint the last retention pass ignored.",
+            registry=registry,
+        )
         self.last_lsn = Gauge(
             "stemedb_wal_last_lsn", "Highest LSN written to the WAL.", registry=registry
         )
@@ -112,6 +117,9 @@ class WriterMetrics:
         self.fsync_seconds.observe(fsync_seconds)
         self.group_records.observe(records)
         self.bytes_written.inc(bytes_written)
+
+    def on_retention_ignored(self, consumers: list[str]) -> None:
+        self.retention_ignored.set(len(consumers))
 
     def on_slow_fsync(self, fsync_seconds: float) -> None:
         self.slow_fsyncs.inc()

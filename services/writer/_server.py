@@ -93,6 +93,7 @@ class WriterServer:
                 segment_size_bytes=cfg.segment_size_bytes,
                 sync_mode=SyncMode(cfg.sync_mode),
                 retention=cfg.retention,
+                retention_consumer_stale_seconds=cfg.retention_consumer_stale_seconds,
                 fsync_warn_seconds=cfg.fsync_warn_seconds,
                 observer=self.metrics,
             ),
