@@ -4,7 +4,7 @@ How it works, the keys, the internal state, paging tokens, halting and the metri
 described in docs/ingestor.md. Run it as ``stemedb-ingestor`` (``python -m stemedb.ingestor``).
 """
 
-from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome, UndecodableRecord, merge_signatures
+from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome, UndecodableRecord
 from stemedb.ingestor._config import IngestorConfig, config_from_args
 from stemedb.ingestor._db import DbOptions, ScanResult, StoreDb
 from stemedb.ingestor._errors import (
@@ -51,7 +51,6 @@ __all__ = [
     "config_from_args",
     "decode_page_token",
     "encode_page_token",
-    "merge_signatures",
     "page_size_of",
     "serve",
 ]

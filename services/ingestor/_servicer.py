@@ -80,3 +80,14 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
                 request.assertion_hash, request.page_size, request.page_token
             ),
         )
+
+    async def ListSigners(
+        self, request: store_pb2.ListSignersRequest, context: _Context
+    ) -> store_pb2.ListSignersResponse:
+        return await self._serve(
+            request.min_lsn,
+            context,
+            lambda: self._store.list_signers(
+                request.assertion_hash, request.page_size, request.page_token
+            ),
+        )

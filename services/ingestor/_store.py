@@ -11,9 +11,11 @@ from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import InvalidRequest, StoreInconsistent
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
+    SIGNATURES_INLINE_MAX,
     VOTE_PREFIX,
     is_record_key,
     record_key,
+    signer_prefix,
     subject_index_prefix,
     vote_index_prefix,
 )
@@ -30,12 +32,25 @@ _SUBJECT_BYTES_MAX = 1024
 _SCOPE_SCAN = b"scan"
 _SCOPE_SUBJECT = b"subject"
 _SCOPE_VOTES = b"votes"
+_SCOPE_SIGNERS = b"signers"
+# A ListSigners token whose start key is <HS: prefix> + _INLINE_MARK + decimal index resumes in
+# the signers held in the H: record; any other start key is an HS: key (hex: never '#').
+_INLINE_MARK = b"#"
 
 
 def _hash_field(value: bytes, name: str) -> bytes:
     if len(value) != _HASH_BYTES:
         raise InvalidRequest(f"{name} must be {_HASH_BYTES} bytes, got {len(value)}")
     return value
+
+
+def _inline_index(suffix: bytes) -> int:
+    if not suffix:
+        return 0
+    digits = suffix[len(_INLINE_MARK) :]
+    if not digits.isdigit() or len(digits) > 9:
+        raise InvalidRequest("page_token is malformed")
+    return int(digits)
 
 
 class Store:
@@ -84,6 +99,51 @@ class Store:
         if value is not None:
             response.found = True
             response.assertion.CopyFrom(records_pb2.Record.FromString(value).assertion)
+            if len(response.assertion.signatures) >= SIGNATURES_INLINE_MAX:
+                prefix = signer_prefix(content_hash)
+                response.more_signers = bool(self._db.scan(prefix, prefix, 1).entries)
+        return response
+
+    def list_signers(
+        self, assertion_hash: bytes, page_size: int, page_token: str
+    ) -> store_pb2.ListSignersResponse:
+        """The H: record's signers (log order), then the HS: ones (key order), paged."""
+        _hash_field(assertion_hash, "assertion_hash")
+        prefix = signer_prefix(assertion_hash)
+        limit = page_size_of(page_size)
+        start = decode_page_token(page_token, _SCOPE_SIGNERS, prefix)
+        applied = self._state.applied_lsn
+        response = store_pb2.ListSignersResponse(applied_lsn=applied)
+        suffix = start[len(prefix) :]
+        if not suffix or suffix.startswith(_INLINE_MARK):
+            index = _inline_index(suffix)
+            value = self._db.get(record_key(ASSERTION_PREFIX, assertion_hash))
+            if value is None:
+                return response
+            inline = records_pb2.Record.FromString(value).assertion.signatures
+            response.signatures.extend(inline[index : index + limit])
+            if index + limit < len(inline):
+                resume = prefix + _INLINE_MARK + str(index + limit).encode()
+                response.next_page_token = encode_page_token(_SCOPE_SIGNERS, prefix, resume)
+                return response
+            start = prefix
+        room = limit - len(response.signatures)
+        # With no room left, one step still tells whether HS: keys follow, so a page is empty
+        # only when the whole listing is.
+        page = self._db.scan(prefix, start, max(room, 1))
+        next_key: bytes | None
+        if room == 0:
+            next_key = page.entries[0][0] if page.entries else None
+        else:
+            response.signatures.extend(
+                records_pb2.SignatureEntry(
+                    public_key=bytes.fromhex(key[len(prefix) :].decode("ascii")), signature=sig
+                )
+                for key, sig in page.entries
+            )
+            next_key = page.next_key
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_SIGNERS, prefix, next_key)
         return response
 
     def list_assertions_by_subject(

@@ -14,7 +14,7 @@ def test_public_names_are_pinned() -> None:
          "HaltInfo", "IngestorConfig", "IngestorError", "InvalidRequest", "MinLsnTimeout",
          "SchemaMismatch", "ScanResult", "ShuttingDown", "Store", "StoreDb",
          "StoreInconsistent", "TooManyWaiters", "UndecodableRecord", "config_from_args",
-         "decode_page_token", "encode_page_token", "merge_signatures", "page_size_of", "serve"]
+         "decode_page_token", "encode_page_token", "page_size_of", "serve"]
     )  # fmt: skip
     for name in stemedb.ingestor.__all__:
         assert hasattr(stemedb.ingestor, name)
