@@ -52,8 +52,9 @@ class IngestorConfig:
     write_buffer_bytes: int = 32 * _MIB  # one memtable; at most 2 exist at a time
     checkpoint_publish_seconds: float = 1.0  # how often consumers/<name>.json is refreshed
     db_size_refresh_seconds: float = 5.0  # how often stemedb_ingestor_db_size_bytes is measured
-    # A min_lsn read without a gRPC deadline waits at most this long (then DEADLINE_EXCEEDED).
-    min_lsn_wait_seconds_max: float = 60.0
+    # A min_lsn read waits at most this long, whatever its gRPC deadline (then
+    # DEADLINE_EXCEEDED), so long client deadlines cannot pile up parked reads.
+    min_lsn_wait_seconds_max: float = 30.0
     min_lsn_waiters_max: int = 10_000  # concurrent min_lsn waits; beyond: RESOURCE_EXHAUSTED
     rpcs_concurrent_max: int = 1_000  # gRPC maximum_concurrent_rpcs
     shutdown_grace_seconds: float = 5.0  # in-flight RPCs get this long on SIGTERM

@@ -32,6 +32,7 @@ from stemedb.ingestor import StoreDb
 from stemedb.canonical import record_hash
 from stemedb.v1 import store_pb2
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader, read_consumer_checkpoints
+from tests.support import wait_until
 
 
 def hexkey(prefix: bytes, h: bytes) -> bytes:
@@ -162,6 +163,35 @@ def test_min_lsn_read_your_writes_and_deadline(tmp_path: Path) -> None:
             assert len(votes.votes) == 1
     finally:
         wal.close()
+
+
+def test_min_lsn_waits_are_capped_and_bounded(tmp_path: Path) -> None:
+    last = write_wal(tmp_path / "wal", [assertion(i) for i in range(3)])
+    extra = ["--min-lsn-wait-seconds-max", "0.5", "--min-lsn-waiters-max", "2"]
+    with running(Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log", extra=extra)) as ing:
+        ing.wait_applied(last)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            ing.store.Get(store_pb2.GetRequest(key=b"x", min_lsn=last + 1), timeout=120)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "min-lsn-wait-seconds-max" in (err.value.details() or "")
+        assert time.monotonic() - started < 60  # the server's 0.5 s, not the client's 120 s
+        request = store_pb2.GetRequest(key=b"x", min_lsn=last + 1)
+
+        def third_refused() -> bool:
+            """Park two waits (0.5 s each), then try a third while they last."""
+            parked = [ing.store.Get.future(request, timeout=30) for _ in range(2)]
+            try:
+                ing.store.Get(request, timeout=30)
+                refused = False
+            except grpc.RpcError as exc:
+                refused = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            for future in parked:
+                with pytest.raises(grpc.RpcError):
+                    future.result()
+            return refused
+
+        wait_until(third_refused, 30, "a third min_lsn wait refused with RESOURCE_EXHAUSTED")
 
 
 def flip_byte_of(wal_dir: Path, lsn: int, at: int = 40) -> None:
