@@ -30,6 +30,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "min_lsn_wait_seconds_max": (0.001, 3600.0),
     "min_lsn_waiters_max": (1, 1_000_000),
     "rpcs_concurrent_max": (1, 100_000),
+    "ready_lag_records_max": (0, 10**12),
     "shutdown_grace_seconds": (0.0, 300.0),
 }
 
@@ -57,6 +58,9 @@ class IngestorConfig:
     min_lsn_wait_seconds_max: float = 30.0
     min_lsn_waiters_max: int = 10_000  # concurrent min_lsn waits; beyond: RESOURCE_EXHAUSTED
     rpcs_concurrent_max: int = 1_000  # gRPC maximum_concurrent_rpcs
+    # Health "stemedb.ready" is SERVING only while the apply loop runs and at most this many
+    # durable records (WATERMARK minus applied LSN) wait to be applied.
+    ready_lag_records_max: int = 100_000
     shutdown_grace_seconds: float = 5.0  # in-flight RPCs get this long on SIGTERM
     log_level: str = "INFO"
 

@@ -69,6 +69,12 @@ class IngestorMetrics:
             ["cause"],
             registry=registry,
         )
+        self.ready = Gauge(
+            "stemedb_ingestor_ready",
+            "1 while health stemedb.ready is SERVING: applying, not halted, and the lag within "
+            "--ready-lag-records-max.",
+            registry=registry,
+        )
         self.db_size_bytes = Gauge(
             "stemedb_ingestor_db_size_bytes",
             "Bytes of the RocksDB directory, refreshed periodically.",

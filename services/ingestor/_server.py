@@ -38,9 +38,10 @@ from stemedb.runtime import (
 )
 from stemedb.v1 import store_pb2
 
-__all__ = ["INGEST_HEALTH_NAME", "serve"]
+__all__ = ["INGEST_HEALTH_NAME", "READY_HEALTH_NAME", "serve"]
 
 INGEST_HEALTH_NAME = "stemedb.ingest"
+READY_HEALTH_NAME = "stemedb.ready"  # applying and the lag within --ready-lag-records-max
 _APPLY_STOP_SECONDS_MAX = 30.0  # one batch is bounded; this only guards against a stuck disk
 _MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a page of 1,000 entries of up to ~1 MiB records
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -73,6 +74,13 @@ class _LoopBridge:
 
     def on_ingesting(self, ingesting: bool) -> None:
         self._loop.call_soon_threadsafe(self._ingest_health_in_loop)
+
+    def on_ready(self, ready: bool) -> None:
+        self._loop.call_soon_threadsafe(self._ready_health_in_loop, ready)
+
+    def _ready_health_in_loop(self, ready: bool) -> None:
+        if not self.stopping:
+            self._spawn(self._health.set(READY_HEALTH_NAME, _SERVING if ready else _NOT_SERVING))
 
     def _halt_in_loop(self, info: HaltInfo) -> None:
         self._waiter.halt(info)
@@ -124,6 +132,7 @@ async def serve(cfg: IngestorConfig) -> int:
     )
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     await health_servicer.set(INGEST_HEALTH_NAME, _NOT_SERVING)
+    await health_servicer.set(READY_HEALTH_NAME, _NOT_SERVING)
     if server.add_insecure_port(cfg.listen) == 0:
         raise OSError(f"cannot listen on {cfg.listen}")
     start_metrics_http_server(cfg.metrics_listen, registry)

@@ -9,7 +9,7 @@ from stemedb.ingestor import IngestorConfig, config_from_args
 
 def test_public_names_are_pinned() -> None:
     assert sorted(stemedb.ingestor.__all__) == sorted(
-        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "SCHEMA_VERSION", "AppliedLsnWaiter",
+        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "READY_HEALTH_NAME", "SCHEMA_VERSION", "AppliedLsnWaiter",
          "ApplyEngine", "ApplyHalted", "ApplyOutcome", "ApplyState", "Checkpoint", "DbOptions",
          "HaltInfo", "IngestorConfig", "IngestorError", "InvalidRequest", "MinLsnTimeout",
          "SchemaMismatch", "ScanResult", "ShuttingDown", "Store", "StoreDb",

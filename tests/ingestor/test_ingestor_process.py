@@ -213,6 +213,7 @@ def test_corrupt_record_halts_applying_but_not_reads(tmp_path: Path) -> None:
         ing.wait_health("stemedb.ingest", NOT_SERVING)
         assert ing.health("") == SERVING
         assert ing.health("stemedb.v1.StoreService") == SERVING
+        assert ing.health("stemedb.ready") == NOT_SERVING  # a halted replica leaves readiness
         reply = ing.store.Get(
             store_pb2.GetRequest(key=hexkey(b"H:", record_hash(records[598]))), timeout=5
         )
@@ -327,9 +328,13 @@ def test_diverged_log_halts(tmp_path: Path) -> None:
 def test_waits_for_the_wal_directory(tmp_path: Path) -> None:
     with running(Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log")) as ing:
         assert ing.health("stemedb.ingest") == NOT_SERVING
+        assert ing.health("stemedb.ready") == NOT_SERVING
+        assert "stemedb_ingestor_ready 0.0" in ing.metrics_text()
         last = write_wal(tmp_path / "wal", [assertion(i) for i in range(5)])
         ing.wait_health("stemedb.ingest", SERVING)
         assert ing.wait_applied(last) == last
+        ing.wait_health("stemedb.ready", SERVING)
+        assert "stemedb_ingestor_ready 1.0" in ing.metrics_text()
     assert "waiting for the WAL directory" in ing.log()
 
 
