@@ -31,6 +31,8 @@ LIMITS: dict[str, tuple[float, float]] = {
     "min_lsn_waiters_max": (1, 1_000_000),
     "rpcs_concurrent_max": (1, 100_000),
     "ready_lag_records_max": (0, 10**12),
+    "read_page_bytes_max": (64 * 1024, 32 * _MIB),
+    "read_threads": (1, 64),
     "shutdown_grace_seconds": (0.0, 300.0),
 }
 
@@ -58,6 +60,10 @@ class IngestorConfig:
     min_lsn_wait_seconds_max: float = 30.0
     min_lsn_waiters_max: int = 10_000  # concurrent min_lsn waits; beyond: RESOURCE_EXHAUSTED
     rpcs_concurrent_max: int = 1_000  # gRPC maximum_concurrent_rpcs
+    # Keys and values of one ScanPrefix or list page; a page ends early (next_page_token set)
+    # rather than pass it. The first entry of a page is always served.
+    read_page_bytes_max: int = 4 * _MIB
+    read_threads: int = 4  # threads that run reads off the event loop
     # Health "stemedb.ready" is SERVING only while the apply loop runs and at most this many
     # durable records (WATERMARK minus applied LSN) wait to be applied.
     ready_lag_records_max: int = 100_000

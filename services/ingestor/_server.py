@@ -1,9 +1,9 @@
 """Running the ingestor: RocksDB, the apply thread, the gRPC server, health, metrics, signals.
 
-Threads: the gRPC asyncio server and every read run on the main thread's event loop (a read is
-a few microseconds of RocksDB work); the apply loop runs in its own thread, because WAL reads
-and RocksDB writes block. The apply thread reaches the event loop only through
-``loop.call_soon_threadsafe``.
+Threads: the gRPC asyncio server and the min_lsn waits run on the main thread's event loop;
+reads run in the servicer's bounded pool (``--read-threads``), so a large page is never built on
+the loop; the apply loop runs in its own thread, because WAL reads and RocksDB writes block. The
+apply thread reaches the event loop only through ``loop.call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ async def serve(cfg: IngestorConfig) -> int:
         ],
     )
     waiter = AppliedLsnWaiter(checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max)
-    servicer = StoreServicer(Store(db, state), waiter)
+    servicer = StoreServicer(Store(db, state, cfg.read_page_bytes_max), waiter, cfg.read_threads)
     server.add_generic_rpc_handlers(
         (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)
     )
@@ -163,6 +163,7 @@ async def serve(cfg: IngestorConfig) -> int:
     waiter.close()
     apply_loop.stop()
     await server.stop(cfg.shutdown_grace_seconds)
+    servicer.close()
     joined = await loop.run_in_executor(None, apply_loop.join, _APPLY_STOP_SECONDS_MAX)
     if not joined:
         # Closing RocksDB under a running write is unsafe; RocksDB's log recovers on restart.

@@ -1,7 +1,15 @@
-"""StoreService over gRPC: thin. Wait for min_lsn, call the Store, map errors in one place."""
+"""StoreService over gRPC: thin. Wait for min_lsn, call the Store, map errors in one place.
+
+The waits run on the event loop (futures, no thread each); the reads themselves run in a
+bounded pool of ``read_threads`` threads, so a large page is never built on the event loop and
+health checks and new calls are answered meanwhile. Reads queued for a thread are bounded by the
+server's ``--rpcs-concurrent-max``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -26,9 +34,16 @@ async def _abort(context: _Context, error: IngestorError) -> NoReturn:
 
 
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
-    def __init__(self, store: Store, waiter: AppliedLsnWaiter) -> None:
+    def __init__(self, store: Store, waiter: AppliedLsnWaiter, read_threads: int = 4) -> None:
         self._store = store
         self._waiter = waiter
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=read_threads, thread_name_prefix="stemedb-read"
+        )
+
+    def close(self) -> None:
+        """Stop the read threads (after the server stopped; running reads finish)."""
+        self._pool.shutdown(wait=True)
 
     async def _serve(
         self, min_lsn: int, context: _Context, read: Callable[[], _Response]
@@ -36,7 +51,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         try:
             if min_lsn:
                 await self._waiter.wait(min_lsn, context.time_remaining())
-            return read()
+            return await asyncio.get_running_loop().run_in_executor(self._pool, read)
         except IngestorError as exc:
             await _abort(context, exc)
 

@@ -7,7 +7,7 @@ that LSN is visible to the read (later ones may be too).
 
 from __future__ import annotations
 
-from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._db import ScanResult, StoreDb
 from stemedb.ingestor._errors import InvalidRequest, StoreInconsistent
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
@@ -24,9 +24,11 @@ from stemedb.ingestor._state import ApplyState
 
 from stemedb.v1 import records_pb2, store_pb2
 
-__all__ = ["KEY_BYTES_MAX", "Store"]
+__all__ = ["KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]
 
 KEY_BYTES_MAX = 4096  # longer than any key the scheme produces
+PAGE_BYTES_MAX_DEFAULT = 4 * 1024 * 1024  # keys and values of one page, before the last entry
+_FETCH_CHUNK_RECORDS = 32  # records fetched at a time by the typed list reads
 _HASH_BYTES = 32
 _SUBJECT_BYTES_MAX = 1024
 _SCOPE_SCAN = b"scan"
@@ -54,9 +56,16 @@ def _inline_index(suffix: bytes) -> int:
 
 
 class Store:
-    def __init__(self, db: StoreDb, state: ApplyState) -> None:
+    """Reads; a page (ScanPrefix and the typed list reads) holds at most ``page_bytes_max``
+    bytes of stored keys and values, plus the one entry that crosses the bound when it is the
+    page's first (a record is bounded by the input limits), so paging always progresses."""
+
+    def __init__(
+        self, db: StoreDb, state: ApplyState, page_bytes_max: int = PAGE_BYTES_MAX_DEFAULT
+    ) -> None:
         self._db = db
         self._state = state
+        self._page_bytes_max = page_bytes_max
 
     @property
     def applied_lsn(self) -> int:
@@ -84,7 +93,7 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_SCAN, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
+        page = self._db.scan(prefix, start, limit, self._page_bytes_max)
         response = store_pb2.ScanPrefixResponse(applied_lsn=applied)
         response.entries.extend(store_pb2.Entry(key=k, value=v) for k, v in page.entries)
         if page.next_key is not None:
@@ -158,14 +167,14 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_SUBJECT, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
-        hashes = [value for _key, value in page.entries]
-        records = self._records(ASSERTION_PREFIX, hashes)
+        records, next_key = self._records_page(
+            ASSERTION_PREFIX, self._db.scan(prefix, start, limit)
+        )
         response = store_pb2.ListAssertionsBySubjectResponse(applied_lsn=applied)
-        for content_hash, record in zip(hashes, records, strict=True):
+        for content_hash, record in records:
             response.assertions.add(hash=content_hash, assertion=record.assertion)
-        if page.next_key is not None:
-            response.next_page_token = encode_page_token(_SCOPE_SUBJECT, prefix, page.next_key)
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_SUBJECT, prefix, next_key)
         return response
 
     def list_votes(
@@ -176,23 +185,32 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_VOTES, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
-        hashes = [value for _key, value in page.entries]
-        records = self._records(VOTE_PREFIX, hashes)
+        records, next_key = self._records_page(VOTE_PREFIX, self._db.scan(prefix, start, limit))
         response = store_pb2.ListVotesResponse(applied_lsn=applied)
-        for content_hash, record in zip(hashes, records, strict=True):
+        for content_hash, record in records:
             response.votes.add(hash=content_hash, vote=record.vote)
-        if page.next_key is not None:
-            response.next_page_token = encode_page_token(_SCOPE_VOTES, prefix, page.next_key)
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_VOTES, prefix, next_key)
         return response
 
-    def _records(self, prefix: bytes, hashes: list[bytes]) -> list[records_pb2.Record]:
-        keys = [record_key(prefix, h) for h in hashes]
-        values = self._db.multi_get(keys)
-        records = []
-        for key, value in zip(keys, values, strict=True):
-            if value is None:
-                # Index entries and records are written in the same batch.
-                raise StoreInconsistent(f"index names {key!r}, which is missing")
-            records.append(records_pb2.Record.FromString(value))
-        return records
+    def _records_page(
+        self, prefix: bytes, page: ScanResult
+    ) -> tuple[list[tuple[bytes, records_pb2.Record]], bytes | None]:
+        """The records an index page names, fetched a chunk at a time until the byte budget is
+        spent; returns them and the index key where the next page starts (or None)."""
+        out: list[tuple[bytes, records_pb2.Record]] = []
+        used = 0
+        entries = page.entries
+        for first in range(0, len(entries), _FETCH_CHUNK_RECORDS):
+            chunk = entries[first : first + _FETCH_CHUNK_RECORDS]
+            keys = [record_key(prefix, content_hash) for _index_key, content_hash in chunk]
+            values = self._db.multi_get(keys)
+            for (index_key, content_hash), key, value in zip(chunk, keys, values, strict=True):
+                if value is None:
+                    # Index entries and records are written in the same batch.
+                    raise StoreInconsistent(f"index names {key!r}, which is missing")
+                used += len(value)
+                if out and used > self._page_bytes_max:
+                    return out, index_key
+                out.append((content_hash, records_pb2.Record.FromString(value)))
+        return out, page.next_key

@@ -9,8 +9,9 @@ from stemedb.ingestor import IngestorConfig, config_from_args
 
 def test_public_names_are_pinned() -> None:
     assert sorted(stemedb.ingestor.__all__) == sorted(
-        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "READY_HEALTH_NAME", "SCHEMA_VERSION", "AppliedLsnWaiter",
-         "ApplyEngine", "ApplyHalted", "ApplyOutcome", "ApplyState", "Checkpoint", "DbOptions",
+        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "READY_HEALTH_NAME", "SCHEMA_VERSION",
+         "AppliedLsnWaiter", "ApplyEngine", "ApplyHalted", "ApplyOutcome", "ApplyState",
+         "Checkpoint", "DbOptions",
          "HaltInfo", "IngestorConfig", "IngestorError", "InvalidRequest", "MinLsnTimeout",
          "SchemaMismatch", "ScanResult", "ShuttingDown", "Store", "StoreDb",
          "StoreInconsistent", "TooManyWaiters", "UndecodableRecord", "config_from_args",

@@ -30,6 +30,7 @@ from ingestor_testlib import (
 from stemedb.ingestor import StoreDb
 
 from stemedb.canonical import record_hash
+from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader, read_consumer_checkpoints
 from tests.support import wait_until
@@ -128,6 +129,67 @@ def test_paging_over_ten_thousand_keys(tmp_path: Path) -> None:
             if not token:
                 break
         assert [b"S:crowded\x00" + h.hex().encode() for h in seen] == expected
+
+
+def test_pages_of_large_records_stay_under_the_byte_budget(tmp_path: Path) -> None:
+    budget = 1024 * 1024
+    big = [
+        pb.Record(
+            assertion=pb.Assertion(
+                subject="large",
+                predicate="p",
+                object=pb.Value(text=f"{i:05d}" + "x" * 60_000),
+                confidence=0.5,
+                source_hash=bytes(32),
+            )
+        )
+        for i in range(300)
+    ]
+    content_hash = record_hash(big[0])
+    votes = [vote(content_hash, i) for i in range(50)]
+    last = write_wal(tmp_path / "wal", big + votes)
+    extra = ["--read-page-bytes-max", str(budget)]
+    with running(Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log", extra=extra)) as ing:
+        ing.wait_applied(last)
+        store = ing.store
+        keys: list[bytes] = []
+        token = ""
+        pages = 0
+        while True:
+            reply = store.ScanPrefix(
+                store_pb2.ScanPrefixRequest(prefix=b"H:", page_size=1000, page_token=token),
+                timeout=30,
+            )
+            page_bytes = sum(len(e.key) + len(e.value) for e in reply.entries)
+            assert 0 < page_bytes <= budget, page_bytes  # a short page, never over the budget
+            keys.extend(e.key for e in reply.entries)
+            pages += 1
+            token = reply.next_page_token
+            if not token:
+                break
+        assert sorted(keys) == keys and len(set(keys)) == len(big)  # everything exactly once
+        assert keys == sorted(hexkey(b"H:", record_hash(r)) for r in big)
+        assert pages >= len(big) * 60_000 // budget
+        listed: list[bytes] = []
+        token = ""
+        while True:
+            got = store.ListAssertionsBySubject(
+                store_pb2.ListAssertionsBySubjectRequest(
+                    subject="large", page_size=1000, page_token=token
+                ),
+                timeout=30,
+            )
+            assert 0 < sum(a.ByteSize() for a in got.assertions) <= budget
+            listed.extend(a.hash for a in got.assertions)
+            token = got.next_page_token
+            if not token:
+                break
+        assert sorted(listed) == sorted(record_hash(r) for r in big) and len(listed) == len(big)
+        # Small records are not cut: one page holds all 50 votes.
+        few = store.ListVotes(
+            store_pb2.ListVotesRequest(assertion_hash=content_hash, page_size=1000), timeout=30
+        )
+        assert len(few.votes) == 50 and not few.next_page_token
 
 
 def test_min_lsn_read_your_writes_and_deadline(tmp_path: Path) -> None:
