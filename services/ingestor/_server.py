@@ -126,6 +126,7 @@ async def serve(cfg: IngestorConfig) -> int:
         ],
     )
     waiter = AppliedLsnWaiter(checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max)
+    metrics.watch_waiters(lambda: waiter.waiting)
     servicer = StoreServicer(Store(db, state, cfg.read_page_bytes_max), waiter, cfg.read_threads)
     server.add_generic_rpc_handlers(
         (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)

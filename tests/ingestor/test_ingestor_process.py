@@ -4,6 +4,7 @@ halting on corruption and divergence, metrics, shutdown, and crash-torture with 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -211,7 +212,11 @@ def test_min_lsn_read_your_writes_and_deadline(tmp_path: Path) -> None:
                 )
             )
             waiting.start()
-            time.sleep(0.2)  # let the read park on the server before the record exists
+            wait_until(  # the read is parked on the server before the record exists
+                lambda: "stemedb_ingestor_min_lsn_waiters 1.0" in ing.metrics_text(),
+                20,
+                "the read parked on min_lsn",
+            )
             assert not replies
             (lsn,) = wal.append([wal_entry(new)])
             assert lsn == 11
@@ -406,7 +411,11 @@ def test_sigterm_exits_zero_and_publishes_the_checkpoint(tmp_path: Path) -> None
     ing.wait_applied(last)
     # A read parked on min_lsn must not hold up the shutdown.
     parked = ing.store.Get.future(store_pb2.GetRequest(key=b"x", min_lsn=10**9), timeout=30)
-    time.sleep(0.1)
+    wait_until(
+        lambda: "stemedb_ingestor_min_lsn_waiters 1.0" in ing.metrics_text(),
+        20,
+        "the read parked on min_lsn",
+    )
     started = time.monotonic()
     assert ing.terminate(timeout=15) == 0
     assert time.monotonic() - started < 10
@@ -439,6 +448,8 @@ def test_metrics_endpoint(tmp_path: Path) -> None:
     ):
         assert name in text, name
     promtool = shutil.which("promtool")
+    if promtool is None and os.environ.get("CI"):
+        pytest.fail("promtool not found: `make promtool` installs it")
     if promtool is not None:
         check = subprocess.run(
             [promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False
@@ -461,6 +472,18 @@ def reference_dump(wal_dir: Path, tmp_path: Path) -> list[tuple[bytes, bytes]]:
     return dump
 
 
+def applied_lsn_of(ing: Ingestor) -> int:
+    """The applied LSN from the metrics endpoint; 0 while it does not answer yet."""
+    try:
+        text = ing.metrics_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("stemedb_ingestor_applied_lsn "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 @pytest.mark.slow
 def test_sigkill_while_applying_then_catch_up(tmp_path: Path, seed: int) -> None:
     wal_dir = tmp_path / "wal"
@@ -475,7 +498,16 @@ def test_sigkill_while_applying_then_catch_up(tmp_path: Path, seed: int) -> None
         wal.append([wal_entry(r) for r in records[:40_000]])
         for round_ in range(6):
             ing.start(wait=False)
-            time.sleep(rng.uniform(0.3, 1.2))  # seeded: start-up, or anywhere in the apply
+            if round_ > 0 and rng.random() < 0.2:
+                pass  # seeded: a kill during start-up
+            else:  # seeded: anywhere in the apply, past a random LSN
+                target = (at_kill[-1] if at_kill else 0) + rng.randrange(1, 8000)
+                wait_until(
+                    lambda t=target: applied_lsn_of(ing) >= t,  # type: ignore[misc]
+                    60,
+                    f"applied LSN {target}",
+                    0.005,
+                )
             ing.kill()
             db = StoreDb(tmp_path / "db")
             at_kill.append(db.read_checkpoint().lsn)
