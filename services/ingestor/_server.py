@@ -1,9 +1,10 @@
 """Running the ingestor: RocksDB, the apply thread, the gRPC server, health, metrics, signals.
 
-Threads: the gRPC asyncio server and the min_lsn waits run on the main thread's event loop;
-reads run in the servicer's bounded pool (``--read-threads``), so a large page is never built on
-the loop; the apply loop runs in its own thread, because WAL reads and RocksDB writes block. The
-apply thread reaches the event loop only through ``loop.call_soon_threadsafe``.
+Threads: the gRPC asyncio server, the min_lsn waits and point reads run on the main thread's
+event loop; paged reads run in the servicer's bounded pool (``--read-threads``), so a large page
+is never built on the loop; the apply loop runs in its own thread, because WAL reads and RocksDB
+writes block. The apply thread reaches the event loop only through
+``loop.call_soon_threadsafe``.
 """
 
 from __future__ import annotations

@@ -378,6 +378,28 @@ def test_thousands_of_cosigners(tmp_path: Path) -> None:
         assert scan_all(store) == reference_dump(tmp_path / "wal", tmp_path)
 
 
+def test_replica_whose_segments_are_gone_halts_and_leaves_readiness(tmp_path: Path) -> None:
+    wal = Wal.open(
+        WalConfig(dir=tmp_path / "wal", sync_mode=SyncMode.NONE, segment_size_bytes=16 * 1024)
+    )
+    for i in range(20):
+        wal.append([wal_entry(assertion(i * 100 + j)) for j in range(100)])
+    wal.close()
+    segments = sorted((tmp_path / "wal").glob("*.wal"))
+    assert len(segments) >= 2
+    segments[0].unlink()  # as retention would, below a consumer that was away
+    with running(Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log")) as ing:
+        ing.wait_health("stemedb.ingest", NOT_SERVING)
+        assert ing.health("stemedb.ready") == NOT_SERVING
+        assert ing.health("stemedb.v1.StoreService") == SERVING
+        metrics = ing.metrics_text()
+        assert 'stemedb_ingestor_halt_info{cause="wal"} 1.0' in metrics
+        assert "stemedb_ingestor_ready 0.0" in metrics
+        halts = [json.loads(line) for line in ing.log().splitlines() if '"apply halted"' in line]
+        assert len(halts) == 1 and halts[0]["cause"] == "wal" and halts[0]["lsn"] == 1
+        assert "LSN 1" in halts[0]["reason"]
+
+
 def test_diverged_log_halts(tmp_path: Path) -> None:
     last = write_wal(tmp_path / "wal", [assertion(i) for i in range(50)])
     ing = Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log")
