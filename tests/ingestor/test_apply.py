@@ -414,3 +414,26 @@ def test_unknown_fields_are_undecodable(db: StoreDb, path: str) -> None:
     assert outcome.failure.reason == f"{path}: unknown field 99"
     assert db.read_checkpoint().lsn == 1
     assert len(db.dump()) == 2
+
+
+def test_signature_with_a_malformed_public_key_is_undecodable(db: StoreDb) -> None:
+    bad = assertion(1, signers=[1, 2])
+    bad.assertion.signatures[1].public_key = b"\x01" * 5
+    record_type, payload = wal_entry(bad)
+    record = WalRecord(1, record_type, 0, payload, bytes(16), Path("x.wal"), 40)
+    outcome = ApplyEngine(db).apply([record])
+    assert outcome.failure is not None
+    assert outcome.failure.reason == ("assertion.signatures[1].public_key is 5 bytes, expected 32")
+    assert db.dump() == []
+
+
+def test_a_non_canonical_encoding_is_not_an_unknown_field(db: StoreDb) -> None:
+    """Valid protobuf that serializes shorter (a scalar field given twice) is accepted."""
+    a = assertion(1)
+    body = a.SerializeToString()
+    inner = a.assertion.SerializeToString()
+    twice = b"\x0a" + bytes((len(inner) + 3,)) + b"\x12\x01q" + inner  # predicate twice
+    assert pb.Record.FromString(twice) == a and len(twice) != len(body)
+    record = WalRecord(1, 1, 0, encode_payload(record_hash(a), twice), bytes(16), Path("x"), 40)
+    outcome = ApplyEngine(db).apply([record])
+    assert outcome.failure is None and db.read_checkpoint().lsn == 1
