@@ -271,8 +271,8 @@ def test_cosigners_beyond_the_inline_bound_get_their_own_keys(db: StoreDb) -> No
     assert dict(overflow)[prefix + sig(reappends).public_key.hex().encode()] == (
         sig(reappends).signature
     )
-    # A merge costs the same at the end as at the start (the old merge grew with the count).
-    assert quarter_seconds[3] < 4 * quarter_seconds[0] + 0.5, quarter_seconds
+    # (The per-quarter times printed above stay flat; the old merge grew with the count. Timing
+    # is not asserted here: the bounded H: value above is what fails on the unbounded merge.)
     # Known signers, inline or not, change nothing.
     before = db.dump()
     engine.apply(wal_records([assertion(5, signers=[3, reappends, 7])], first_lsn=10**6))
