@@ -30,6 +30,9 @@ LIMITS: dict[str, tuple[float, float]] = {
     "min_lsn_wait_seconds_max": (0.001, 3600.0),
     "min_lsn_waiters_max": (1, 1_000_000),
     "rpcs_concurrent_max": (1, 100_000),
+    "ready_lag_records_max": (0, 10**12),
+    "read_page_bytes_max": (64 * 1024, 32 * _MIB),
+    "read_threads": (1, 64),
     "shutdown_grace_seconds": (0.0, 300.0),
 }
 
@@ -52,10 +55,18 @@ class IngestorConfig:
     write_buffer_bytes: int = 32 * _MIB  # one memtable; at most 2 exist at a time
     checkpoint_publish_seconds: float = 1.0  # how often consumers/<name>.json is refreshed
     db_size_refresh_seconds: float = 5.0  # how often stemedb_ingestor_db_size_bytes is measured
-    # A min_lsn read without a gRPC deadline waits at most this long (then DEADLINE_EXCEEDED).
-    min_lsn_wait_seconds_max: float = 60.0
+    # A min_lsn read waits at most this long, whatever its gRPC deadline (then
+    # DEADLINE_EXCEEDED), so long client deadlines cannot pile up parked reads.
+    min_lsn_wait_seconds_max: float = 30.0
     min_lsn_waiters_max: int = 10_000  # concurrent min_lsn waits; beyond: RESOURCE_EXHAUSTED
     rpcs_concurrent_max: int = 1_000  # gRPC maximum_concurrent_rpcs
+    # Keys and values of one ScanPrefix or list page; a page ends early (next_page_token set)
+    # rather than pass it. The first entry of a page is always served.
+    read_page_bytes_max: int = 4 * _MIB
+    read_threads: int = 4  # threads that run reads off the event loop
+    # Health "stemedb.ready" is SERVING only while the apply loop runs and at most this many
+    # durable records (WATERMARK minus applied LSN) wait to be applied.
+    ready_lag_records_max: int = 100_000
     shutdown_grace_seconds: float = 5.0  # in-flight RPCs get this long on SIGTERM
     log_level: str = "INFO"
 

@@ -50,6 +50,8 @@ class ApplyListener(Protocol):
 
     def on_ingesting(self, ingesting: bool) -> None: ...
 
+    def on_ready(self, ready: bool) -> None: ...
+
 
 class _Halt(Exception):
     def __init__(self, info: HaltInfo) -> None:
@@ -83,6 +85,7 @@ class ApplyLoop:
         self._stop = threading.Event()
         self._reader: WalReader | None = None
         self._thread = threading.Thread(target=self._run, name="stemedb-apply", daemon=True)
+        self._watermark_read = False  # readiness needs the lag, so a watermark read first
         self._published_lsn = -1
         self._published_at = 0.0
         self._sized_at = 0.0
@@ -173,6 +176,7 @@ class ApplyLoop:
             state.watermark_lsn = max(state.watermark_lsn, reader.watermark())
         except WalCorruption as exc:
             return [], exc
+        self._watermark_read = True
         records: list[WalRecord] = []
         payload_bytes = 0
         corruption: WalCorruption | None = None
@@ -195,7 +199,7 @@ class ApplyLoop:
             state.oldest_unapplied_ns = records[0].timestamp_ns
         elif state.applied_lsn >= state.watermark_lsn:
             state.oldest_unapplied_ns = None
-        self._metrics.progress(state)
+        self._progress()
         return records, corruption
 
     def _apply(self, records: list[WalRecord]) -> ApplyOutcome:
@@ -217,7 +221,7 @@ class ApplyLoop:
         else:
             # The next unapplied record is at most as old as the last one applied.
             state.oldest_unapplied_ns = outcome.last_timestamp_ns
-        self._metrics.progress(state)
+        self._progress()
         if outcome.failure is not None:
             f = outcome.failure
             raise _Halt(
@@ -286,6 +290,25 @@ class ApplyLoop:
         if self._state.ingesting != ingesting:
             self._state.ingesting = ingesting
             self._listener.on_ingesting(ingesting)
+        self._refresh_ready()
+
+    def _progress(self) -> None:
+        self._metrics.progress(self._state)
+        self._refresh_ready()
+
+    def _refresh_ready(self) -> None:
+        """Ready: applying (not halted, WAL readable) and the lag within the documented bound."""
+        state = self._state
+        ready = (
+            state.ingesting
+            and state.halt is None
+            and self._watermark_read
+            and state.watermark_lsn - state.applied_lsn <= self._cfg.ready_lag_records_max
+        )
+        if ready != state.ready:
+            state.ready = ready
+            self._metrics.ready.set(1 if ready else 0)
+            self._listener.on_ready(ready)
 
     def _halt(self, info: HaltInfo) -> None:
         state = self._state

@@ -1,8 +1,9 @@
 """Running the ingestor: RocksDB, the apply thread, the gRPC server, health, metrics, signals.
 
-Threads: the gRPC asyncio server and every read run on the main thread's event loop (a read is
-a few microseconds of RocksDB work); the apply loop runs in its own thread, because WAL reads
-and RocksDB writes block. The apply thread reaches the event loop only through
+Threads: the gRPC asyncio server, the min_lsn waits and point reads run on the main thread's
+event loop; paged reads run in the servicer's bounded pool (``--read-threads``), so a large page
+is never built on the loop; the apply loop runs in its own thread, because WAL reads and RocksDB
+writes block. The apply thread reaches the event loop only through
 ``loop.call_soon_threadsafe``.
 """
 
@@ -38,9 +39,10 @@ from stemedb.runtime import (
 )
 from stemedb.v1 import store_pb2
 
-__all__ = ["INGEST_HEALTH_NAME", "serve"]
+__all__ = ["INGEST_HEALTH_NAME", "READY_HEALTH_NAME", "serve"]
 
 INGEST_HEALTH_NAME = "stemedb.ingest"
+READY_HEALTH_NAME = "stemedb.ready"  # applying and the lag within --ready-lag-records-max
 _APPLY_STOP_SECONDS_MAX = 30.0  # one batch is bounded; this only guards against a stuck disk
 _MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a page of 1,000 entries of up to ~1 MiB records
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -73,6 +75,13 @@ class _LoopBridge:
 
     def on_ingesting(self, ingesting: bool) -> None:
         self._loop.call_soon_threadsafe(self._ingest_health_in_loop)
+
+    def on_ready(self, ready: bool) -> None:
+        self._loop.call_soon_threadsafe(self._ready_health_in_loop, ready)
+
+    def _ready_health_in_loop(self, ready: bool) -> None:
+        if not self.stopping:
+            self._spawn(self._health.set(READY_HEALTH_NAME, _SERVING if ready else _NOT_SERVING))
 
     def _halt_in_loop(self, info: HaltInfo) -> None:
         self._waiter.halt(info)
@@ -118,12 +127,14 @@ async def serve(cfg: IngestorConfig) -> int:
         ],
     )
     waiter = AppliedLsnWaiter(checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max)
-    servicer = StoreServicer(Store(db, state), waiter)
+    metrics.watch_waiters(lambda: waiter.waiting)
+    servicer = StoreServicer(Store(db, state, cfg.read_page_bytes_max), waiter, cfg.read_threads)
     server.add_generic_rpc_handlers(
         (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)
     )
     health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
     await health_servicer.set(INGEST_HEALTH_NAME, _NOT_SERVING)
+    await health_servicer.set(READY_HEALTH_NAME, _NOT_SERVING)
     if server.add_insecure_port(cfg.listen) == 0:
         raise OSError(f"cannot listen on {cfg.listen}")
     start_metrics_http_server(cfg.metrics_listen, registry)
@@ -154,6 +165,7 @@ async def serve(cfg: IngestorConfig) -> int:
     waiter.close()
     apply_loop.stop()
     await server.stop(cfg.shutdown_grace_seconds)
+    servicer.close()
     joined = await loop.run_in_executor(None, apply_loop.join, _APPLY_STOP_SECONDS_MAX)
     if not joined:
         # Closing RocksDB under a running write is unsafe; RocksDB's log recovers on restart.
