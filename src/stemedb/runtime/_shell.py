@@ -23,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -33,7 +33,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from stemedb.runtime._grpc_metrics import GrpcMetrics, GrpcMetricsInterceptor
+from stemedb.runtime._config import ServerSettings
+from stemedb.runtime._grpc_metrics import Continuation, GrpcMetrics, GrpcMetricsInterceptor, Handler
 from stemedb.runtime._logging import log_event
 from stemedb.runtime._server import start_metrics_http_server
 
@@ -41,7 +42,6 @@ __all__ = [
     "CONTROL_RPCS_CONCURRENT_MAX",
     "HEALTH_SERVICE_NAME",
     "ConcurrencyLimitInterceptor",
-    "ServerSettingsLike",
     "ServiceShell",
     "server_credentials",
     "stop_signal",
@@ -57,26 +57,7 @@ _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class ServerSettingsLike(Protocol):
-    """The fields of :class:`stemedb.runtime.ServerSettings` the shell reads."""
-
-    @property
-    def listen(self) -> str: ...
-    @property
-    def metrics_listen(self) -> str: ...
-    @property
-    def health_listen(self) -> str: ...
-    @property
-    def tls_cert(self) -> Any: ...
-    @property
-    def tls_key(self) -> Any: ...
-    @property
-    def tls_client_ca(self) -> Any: ...
-    @property
-    def shutdown_grace_seconds(self) -> float: ...
-
-
-def server_credentials(cfg: ServerSettingsLike) -> grpc.ServerCredentials | None:
+def server_credentials(cfg: ServerSettings) -> grpc.ServerCredentials | None:
     """TLS credentials from ``--tls-cert``/``--tls-key`` (and ``--tls-client-ca`` for mutual
     TLS), or None for plaintext."""
     if cfg.tls_cert is None or cfg.tls_key is None:
@@ -110,11 +91,9 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if (
             handler is None
@@ -149,7 +128,7 @@ class ServiceShell:
 
     def __init__(
         self,
-        cfg: ServerSettingsLike,
+        cfg: ServerSettings,
         registry: CollectorRegistry,
         logger: logging.Logger,
         *,
