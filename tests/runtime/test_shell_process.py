@@ -4,11 +4,13 @@ the ingestor serves TLS and mutual TLS, with a plaintext health-only port for pr
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from stemedb.v1 import store_pb2, store_pb2_grpc
 from tests.runtime.tlslib import ThrowawayCA, write_server_files
@@ -57,6 +59,9 @@ def test_health_answers_while_the_data_path_is_saturated(tmp_path: Path) -> None
             with pytest.raises(grpc.RpcError) as info:
                 stub.Get(request, timeout=5)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            # The refused calls are counted as go-grpc-prometheus counts them.
+            refused = _handled(_metrics_text(svc.metrics), "Get", "ResourceExhausted")
+            assert refused == extra + 1
             for c in calls:
                 c.cancel()
         # Once the waits are gone, data calls are served again.
@@ -67,6 +72,25 @@ def test_health_answers_while_the_data_path_is_saturated(tmp_path: Path) -> None
             )
     finally:
         svc.kill()
+
+
+def _metrics_text(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def _handled(metrics: str, method: str, code: str) -> float:
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "grpc_server_handled_total"
+                and labels.get("grpc_method") == method
+                and labels.get("grpc_code") == code
+            ):
+                return sample.value
+    return 0.0
 
 
 def _get_ok(stub: store_pb2_grpc.StoreServiceStub) -> bool:

@@ -13,6 +13,8 @@ from tests.runtime.tlslib import ThrowawayCA
 from tests.support import start_writer
 from tests.writer.records import assertion
 
+_CA = ThrowawayCA  # the name tests/client/test_live_client.py imports
+
 
 def _append(target: str, creds: grpc.ChannelCredentials) -> int:
     with grpc.secure_channel(target, creds) as ch:
