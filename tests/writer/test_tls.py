@@ -9,8 +9,8 @@ import pytest
 
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
-from tests.runtime.tlslib import ThrowawayCA
-from tests.support import start_writer
+from tests.runtime.tlslib import ThrowawayCA, write_server_files
+from tests.support import SERVING, free_port, health_status, start_writer
 from tests.writer.records import assertion
 
 _CA = ThrowawayCA  # the name tests/client/test_live_client.py imports
@@ -75,5 +75,31 @@ def test_mutual_tls(tmp_path: Path) -> None:
             _append(svc.listen, grpc.ssl_channel_credentials(
                 root_certificates=ca.pem, private_key=rk, certificate_chain=rc))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        svc.kill()
+
+
+def test_plaintext_health_port_with_tls(tmp_path: Path) -> None:
+    ca = ThrowawayCA("stemedb test CA")
+    cert, key = write_server_files(ca, tmp_path)
+    health_listen = f"127.0.0.1:{free_port()}"
+    svc = start_writer(tmp_path / "wal", "--tls-cert", str(cert), "--tls-key", str(key),
+                       env={"STEMEDB_HEALTH_LISTEN": health_listen})  # fmt: skip
+    creds = grpc.ssl_channel_credentials(root_certificates=ca.pem)
+    try:
+        svc.wait_ready(credentials=creds)
+        # Probes that cannot speak TLS get the same answer on the health port...
+        for name in ("", "stemedb.v1.WriterService"):
+            assert health_status(health_listen, name) == SERVING
+        assert health_status(svc.listen, "") is None  # (the main port is TLS-only)
+        # ...which serves health and nothing else.
+        with grpc.insecure_channel(health_listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion()), timeout=3)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert _append(svc.listen, creds) == 1
+        # SIGTERM still drains cleanly with the second server running.
+        assert svc.terminate() == 0
     finally:
         svc.kill()
