@@ -245,6 +245,7 @@ class ServiceShell:
                 await self._health_server.stop(0)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
+            self._metrics_http.server_close()
         log_event(self._log, logging.DEBUG, "server stopped")
 
 
