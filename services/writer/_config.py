@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemedb.runtime import EnvArgumentParser, ServerSettings, optional_path, setting
+from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
 
@@ -36,7 +36,7 @@ class WriterConfig(ServerSettings):
         None, flag="--trusted-keys", parse=optional_path,
         help="file of trusted ed25519 keys, hex per line",
     )  # fmt: skip
-    trusted_keys: frozenset[bytes] | None = None  # read from trusted_keys_file
+    trusted_keys: frozenset[bytes] | None = derived(None)  # read from trusted_keys_file
     # gRPC refuses larger messages before our code sees them; the 16 MiB batch limit of the
     # contract is checked by validation with a clear message, so this leaves room above it.
     max_message_bytes: int = setting(
@@ -54,7 +54,7 @@ class WriterConfig(ServerSettings):
     )  # fmt: skip
     # Requests with at most this many signatures verify in the server process: a round trip to a
     # worker process costs more than a few verifications (about 70 us each).
-    inline_signatures_max: int = 8
+    inline_signatures_max: int = derived(8)
     segment_size_bytes: int = setting(64 * 1024 * 1024, help="WAL segment size in bytes")
     sync_mode: str = setting(
         "fdatasync", flag="--sync", choices=("fdatasync", "none"),

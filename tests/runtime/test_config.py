@@ -13,7 +13,14 @@ from stemedb.writer import WriterConfig
 from stemedb.writer import config_from_args as writer_config
 from stemedb.writer._config import build_parser as writer_parser
 
-from stemedb.runtime import ServerSettings, bounds_of, build_parser, config_from_args, setting
+from stemedb.runtime import (
+    ServerSettings,
+    bounds_of,
+    build_parser,
+    config_from_args,
+    derived,
+    setting,
+)
 
 
 @dataclass(frozen=True)
@@ -21,11 +28,21 @@ class _Toy(ServerSettings):
     count: int = setting(3, bounds=(1, 5), help="how many")
     fast: bool = setting(False, help="go fast")
     mode: str = setting("a", flag="--the-mode", choices=("a", "b"), help="which")
-    derived: int = 0  # not a setting: never a flag
+    plain: float | None = None  # no setting(): a flag all the same, parsed by its type
+    computed: int = derived(0)  # never a flag
 
 
 def _toy(argv: list[str]) -> _Toy:
     return config_from_args(_Toy, argv, prog="toy", description="a toy")
+
+
+def test_a_field_the_builder_cannot_parse_is_refused_at_once() -> None:
+    @dataclass(frozen=True)
+    class Odd(ServerSettings):
+        keys: frozenset[bytes] = frozenset()
+
+    with pytest.raises(TypeError, match="config field keys"):
+        build_parser(Odd, "odd", "an odd one")
 
 
 def test_writer_defaults_are_the_contract() -> None:
@@ -111,7 +128,8 @@ def test_a_new_setting_is_a_flag_a_variable_and_a_bound(
     assert _toy([]) == _Toy(count=4, fast=True, mode="b")
     assert bounds_of(_Toy)["count"] == (1, 5)
     help_text = build_parser(_Toy, "toy", "a toy").format_help()
-    assert "--derived" not in help_text and "STEMEDB_COUNT" in help_text
+    assert "--computed" not in help_text and "STEMEDB_COUNT" in help_text
+    assert _toy(["--plain", "2.5"]).plain == 2.5 and _toy(["--plain", ""]).plain is None
     assert "(in [1, 5]); default 3" in help_text
     with pytest.raises(SystemExit):
         _toy(["--count", "6"])

@@ -9,15 +9,18 @@ wins over the environment, and the environment over the default. Boolean setting
 environment. A numeric setting may carry inclusive ``bounds``; :func:`check_settings` (called by
 the dataclass's ``__post_init__``) refuses a value outside them, naming the field and the flag.
 
-Fields without :func:`setting` metadata are derived values (for example the trusted keys read
-from ``--trusted-keys``) and never become flags.
+A plain field (no :func:`setting`) is a flag too, its type giving the parser, so a field added in
+a hurry is never silently missing from the command line. Fields declared with :func:`derived`
+(for example the trusted keys read from ``--trusted-keys``) never become flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -29,6 +32,7 @@ __all__ = [
     "build_parser",
     "check_settings",
     "config_from_args",
+    "derived",
     "env_name",
     "optional_host_port",
     "optional_path",
@@ -39,6 +43,7 @@ __all__ = [
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _META = "stemedb.setting"
+_DERIVED = "stemedb.derived"
 
 _Config = TypeVar("_Config")
 
@@ -105,11 +110,12 @@ def optional_host_port(value: str) -> None:
 @dataclasses.dataclass(frozen=True)
 class _Setting:
     help: str
-    flag: str | None
-    parse: Callable[[str], Any] | None
-    check: Callable[[Any], object] | None
-    bounds: tuple[float, float] | None
-    choices: tuple[str, ...] | None
+    flag: str | None = None
+    parse: Callable[[str], Any] | None = None
+    check: Callable[[Any], object] | None = None
+    bounds: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    switch: bool = False
 
 
 def setting(
@@ -125,9 +131,10 @@ def setting(
 ) -> Any:
     """A dataclass field that is also a flag and an environment variable.
 
-    ``parse`` turns the text of the flag into the value (default: the type of the default);
-    ``check`` is called on the value and raises ValueError when it is unacceptable; ``bounds``
-    is an inclusive (low, high) range for a number.
+    ``parse`` turns the text of the flag into the value (default: from the field's type:
+    ``int``, ``float``, ``str``, ``Path``, ``bool`` (a switch), or one of them ``| None``, where
+    the empty string is None); ``check`` is called on the value and raises ValueError when it is
+    unacceptable; ``bounds`` is an inclusive (low, high) range for a number.
     """
     meta = {_META: _Setting(help, flag, parse, check, bounds, choices)}
     if default_factory is not None:
@@ -135,8 +142,45 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _settings(cls: type) -> list[tuple[dataclasses.Field[Any], _Setting]]:
-    return [(f, f.metadata[_META]) for f in dataclasses.fields(cls) if _META in f.metadata]
+def derived(default: Any = dataclasses.MISSING) -> Any:
+    """A config field that is not a flag: computed from the flags, or internal."""
+    return dataclasses.field(default=default, metadata={_DERIVED: True})
+
+
+_SCALARS: dict[Any, Callable[[str], Any]] = {int: int, float: float, str: str, Path: Path}
+
+
+def _parse_for(hint: Any, name: str) -> Callable[[str], Any]:
+    args = typing.get_args(hint)
+    if args and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and inner[0] in _SCALARS:
+            base = _SCALARS[inner[0]]
+            return lambda text: None if text == "" else base(text)
+    if hint in _SCALARS:
+        return _SCALARS[hint]
+    # A programming error in a config class, found when its parser is first built.
+    raise TypeError(f"config field {name} of type {hint}: give it setting(parse=...) or derived()")
+
+
+@functools.cache
+def _settings(cls: type) -> tuple[tuple[dataclasses.Field[Any], _Setting], ...]:
+    """Every field of ``cls`` but the derived ones, with its flag metadata. A plain field (no
+    ``setting``) is a flag too, with its name as help, so a field added in a hurry is never
+    silently missing from the command line."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get(_DERIVED):
+            continue
+        meta = f.metadata.get(_META) or _Setting(help=f.name.replace("_", " "))
+        hint = hints[f.name]
+        if hint is bool:
+            meta = dataclasses.replace(meta, switch=True)
+        elif meta.parse is None:
+            meta = dataclasses.replace(meta, parse=_parse_for(hint, f.name))
+        out.append((f, meta))
+    return tuple(out)
 
 
 def _flag(f: dataclasses.Field[Any], meta: _Setting) -> str:
@@ -159,7 +203,8 @@ def bounds_of(cls: type) -> dict[str, tuple[float, float]]:
 def check_settings(config: object) -> None:
     """Raise ValueError naming the field and its flag when a setting is out of its bounds or
     fails its check. Call it from ``__post_init__``."""
-    for f, meta in _settings(type(config)):
+    cls: type = type(config)
+    for f, meta in _settings(cls):
         value = getattr(config, f.name)
         flag = _flag(f, meta)
         if meta.bounds is not None:
@@ -183,18 +228,17 @@ def build_parser(cls: type, prog: str, description: str) -> EnvArgumentParser:
         text = meta.help
         if meta.bounds is not None:
             text += f" (in [{meta.bounds[0]:g}, {meta.bounds[1]:g}])"
-        if isinstance(default, bool):
+        if meta.switch:
             parser.add_argument(
                 _flag(f, meta), dest=f.name, action="store_true", default=default, help=text
             )
             continue
-        parse = meta.parse or (type(default) if default is not None else str)
         flag = _flag(f, meta)
         parser.add_argument(
             flag,
             dest=f.name,
             metavar=None if meta.choices else flag[2:].replace("-", "_").upper(),
-            type=parse,
+            type=meta.parse,
             default=default,
             choices=meta.choices,
             help=f"{text}; default {default if default != '' else 'none'}",
