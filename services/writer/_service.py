@@ -19,35 +19,37 @@ from stemedb.writer._metrics import WriterMetrics
 
 from stemedb import validation
 from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
-from stemedb.runtime import log_event
+from stemedb.runtime import StatusTable, log_event
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
-from stemedb.wal import WalClosed, WalDiskFull, WalError, WalOverloaded
+from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 
 __all__ = ["SERVICE_NAME", "WriterServicer", "status_of"]
 
 SERVICE_NAME = "stemedb.v1.WriterService"
 _log = logging.getLogger("stemedb.writer")
 
-# The one mapping from errors to gRPC status codes (DESIGN section 6), most specific first.
-_STATUS_TABLE: list[tuple[type[BaseException], grpc.StatusCode, str]] = [
-    (UntrustedSigner, grpc.StatusCode.PERMISSION_DENIED, "denied"),
-    (InvalidRecord, grpc.StatusCode.INVALID_ARGUMENT, "invalid"),  # InvalidSignature too
-    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalOverloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalDiskFull, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalClosed, grpc.StatusCode.UNAVAILABLE, "error"),
-    (WalError, grpc.StatusCode.INTERNAL, "error"),
-    (StemeError, grpc.StatusCode.INTERNAL, "error"),
-]
+# The one mapping from errors to gRPC status codes (DESIGN section 6); the nearest listed class
+# of an error's MRO wins.
+STATUS_TABLE = StatusTable({
+    UntrustedSigner: grpc.StatusCode.PERMISSION_DENIED,
+    InvalidRecord: grpc.StatusCode.INVALID_ARGUMENT,  # InvalidSignature too
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalOverloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalDiskFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalClosed: grpc.StatusCode.UNAVAILABLE,
+    StemeError: grpc.StatusCode.INTERNAL,  # WalError and the rest
+})  # fmt: skip
+_OUTCOME_OF_CODE = {
+    grpc.StatusCode.PERMISSION_DENIED: "denied",
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid",
+}
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and the metrics outcome of an error."""
-    for kind, code, outcome in _STATUS_TABLE:
-        if isinstance(exc, kind):
-            return code, outcome
-    return grpc.StatusCode.INTERNAL, "error"
+    code = STATUS_TABLE.code_of(exc)
+    return code, _OUTCOME_OF_CODE.get(code, "error")
 
 
 _VALIDATORS: dict[str, Callable[[Any, str, validation.Limits], None]] = {
@@ -123,7 +125,7 @@ class WriterServicer:
             records, kinds, fields = parse(request)
             remaining = context.time_remaining()
             receipts = await self._writer.append(records, kinds, fields, timeout_seconds=remaining)
-        except (StemeError, WalError) as exc:
+        except StemeError as exc:
             code, outcome = status_of(exc)
             for k in kinds:
                 self._metrics.records.labels(k, outcome).inc()

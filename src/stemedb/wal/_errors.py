@@ -1,6 +1,6 @@
 """Errors raised by the write-ahead log.
 
-The hierarchy::
+The hierarchy (under ``stemedb.errors.StemeError``, like every error of the package)::
 
     WalError                 base of every error this package raises
     ├── WalCorruption        acknowledged data is damaged, missing or out of order
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stemedb.errors import StemeError
+
 __all__ = [
     "WalClosed",
     "WalCorruption",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class WalError(Exception):
+class WalError(StemeError):
     """Base class of every error raised by ``stemedb.wal``."""
 
 
