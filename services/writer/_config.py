@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from stemedb.writer._verify import usable_cpus
 
 from stemedb.runtime import EnvArgumentParser, parse_host_port
 
@@ -30,7 +31,8 @@ class WriterConfig:
     max_message_bytes: int = 20 * 1024 * 1024
     inflight_requests_max: int = 1024
     inflight_records_max: int = 200_000
-    verify_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    inflight_bytes_max: int = 64 * 1024 * 1024  # raw request bytes being processed
+    verify_workers: int = field(default_factory=usable_cpus)
     # Requests with at most this many signatures verify in the server process: a round trip to a
     # worker process costs more than a few verifications (about 70 us each).
     inline_signatures_max: int = 8
@@ -67,7 +69,8 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--max-message-bytes", type=int, default=20 * 1024 * 1024)
     p.add_argument("--inflight-requests-max", type=int, default=1024)
     p.add_argument("--inflight-records-max", type=int, default=200_000)
-    p.add_argument("--verify-workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--inflight-bytes-max", type=int, default=64 * 1024 * 1024)
+    p.add_argument("--verify-workers", type=int, default=usable_cpus())
     p.add_argument("--segment-size-bytes", type=int, default=64 * 1024 * 1024)
     p.add_argument(
         "--sync",
@@ -120,7 +123,8 @@ def config_from_args(argv: list[str] | None = None) -> WriterConfig:
             trusted = load_trusted_keys(Path(a.trusted_keys))
         except (OSError, ValueError) as exc:
             parser.error(f"--trusted-keys: {exc}")
-    for name in ("inflight_requests_max", "inflight_records_max", "verify_workers"):
+    for name in ("inflight_requests_max", "inflight_records_max", "inflight_bytes_max",
+                 "verify_workers"):  # fmt: skip
         if getattr(a, name) < 1 and not (name == "verify_workers" and a.verify_workers == 0):
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return WriterConfig(
@@ -133,6 +137,7 @@ def config_from_args(argv: list[str] | None = None) -> WriterConfig:
         max_message_bytes=a.max_message_bytes,
         inflight_requests_max=a.inflight_requests_max,
         inflight_records_max=a.inflight_records_max,
+        inflight_bytes_max=a.inflight_bytes_max,
         verify_workers=a.verify_workers,
         segment_size_bytes=a.segment_size_bytes,
         sync_mode=a.sync,

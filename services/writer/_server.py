@@ -12,6 +12,7 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry
+from stemedb.writer._admission import AdmissionBounds, SignaturePolicy
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
 from stemedb.writer._metrics import WriterMetrics
@@ -99,15 +100,13 @@ class WriterServer:
         )
         self._wal = wal
         self.metrics.bind_lsns(lambda: wal.last_lsn, lambda: wal.durable_lsn)
-        writer = Writer(
-            wal,
-            self._verifier,
-            require_signatures=cfg.require_signatures,
-            trusted_keys=cfg.trusted_keys,
-            inflight_records_max=cfg.inflight_records_max,
-        )
+        writer = Writer(wal, self._verifier)
+        writer.on_wal_fatal(lambda _reason: self._set_health(_NOT_SERVING))
         servicer = WriterServicer(
-            writer, self.metrics, validation.DEFAULT_LIMITS, cfg.inflight_requests_max,
+            writer, self.metrics, validation.DEFAULT_LIMITS,
+            SignaturePolicy.of(cfg.require_signatures, cfg.trusted_keys),
+            AdmissionBounds(cfg.inflight_requests_max, cfg.inflight_records_max,
+                            cfg.inflight_bytes_max),
             lambda: self._draining,
         )  # fmt: skip
         server.add_generic_rpc_handlers((servicer.generic_handler(),))
@@ -132,6 +131,10 @@ class WriterServer:
             sync=cfg.sync_mode, durable_lsn=wal.durable_lsn,
             recovery_seconds=round(time.monotonic() - started, 3),
         )  # fmt: skip
+
+    async def _set_health(self, status: Any) -> None:
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)
 
     async def stop(self) -> None:
         """Drain: refuse new appends, let in-flight commits finish, close the WAL."""

@@ -12,7 +12,8 @@ from stemedb import signing
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
-from tests.support import start_writer, tree_digest
+from tests.faults.faultlib import metric_value, scrape
+from tests.support import Service, start_writer, tree_digest
 from tests.writer.records import KEYS, assertion, epoch, vote
 
 
@@ -42,14 +43,90 @@ def test_trusted_keys_policy(tmp_path: Path) -> None:
             with pytest.raises(grpc.RpcError) as info:
                 stub.AppendVote(wpb.AppendVoteRequest(vote=vote(ok.receipt.hash, 3)), timeout=10)
             assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            # An invalid signature by an untrusted key is still INVALID_ARGUMENT.
+            # Trust is checked before verification (issue 10, item 3): a signature by a key
+            # outside the list is refused without being verified, valid or not.
             bad = vote(ok.receipt.hash, 3)
             bad.weight = 0.1
             with pytest.raises(grpc.RpcError) as info:
                 stub.AppendVote(wpb.AppendVoteRequest(vote=bad), timeout=10)
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert (info.value.details() or "").startswith("vote.signature:")
+            # A forged signature under a trusted key is still INVALID_ARGUMENT.
+            forged = vote(ok.receipt.hash, 1)
+            forged.weight = 0.1
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendVote(wpb.AppendVoteRequest(vote=forged), timeout=10)
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert tree_digest(tmp_path / "wal") == before
             stub.AppendVote(wpb.AppendVoteRequest(vote=vote(ok.receipt.hash, 1)), timeout=10)
+    finally:
+        svc.kill()
+
+
+def _trusted_writer(tmp_path: Path, *extra: str) -> Service:
+    keys_file = tmp_path / "trusted.txt"
+    keys_file.write_text(f"{signing.public_key_of(KEYS[0]).hex()}\n")
+    return start_writer(tmp_path / "wal", "--trusted-keys", str(keys_file), *extra)
+
+
+def test_trusted_keys_imply_required_signatures(tmp_path: Path) -> None:
+    # No --require-signatures: a trusted-key list alone must not admit unsigned records.
+    svc = _trusted_writer(tmp_path)
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            stub.AppendAssertion(
+                wpb.AppendAssertionRequest(assertion=assertion("signed", signers=1)), timeout=10
+            )
+            before = tree_digest(tmp_path / "wal")
+            for call, req, field in [
+                (stub.AppendAssertion, wpb.AppendAssertionRequest(assertion=assertion()),
+                 "assertion.signatures"),
+                (stub.AppendEpoch, wpb.AppendEpochRequest(epoch=epoch(signers=0)),
+                 "epoch.signatures"),
+                (stub.AppendBatch, wpb.AppendBatchRequest(records=[
+                    pb.Record(assertion=assertion(signers=1)), pb.Record(epoch=epoch(signers=0))]),
+                 "records[1].epoch.signatures"),
+            ]:  # fmt: skip
+                with pytest.raises(grpc.RpcError) as info:
+                    call(req, timeout=10)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert (info.value.details() or "").startswith(field + ":")
+            assert tree_digest(tmp_path / "wal") == before
+    finally:
+        svc.kill()
+
+
+def test_untrusted_signer_buys_no_verification(tmp_path: Path) -> None:
+    """A batch signed by a key outside the list is refused before any signature is verified:
+    PERMISSION_DENIED even though every signature is garbage, and the verified-signatures
+    counter does not move."""
+    svc = _trusted_writer(tmp_path)
+    try:
+        svc.wait_ready()
+        outsider = signing.public_key_of(KEYS[2])
+        records = []
+        for i in range(2000):
+            a = assertion(f"u{i}", signers=1)  # signed by the trusted key 0 ...
+            a.signatures.add(public_key=outsider, signature=bytes([i % 256]) * 64)  # ... and junk
+            records.append(pb.Record(assertion=a))
+        verified = "stemedb_writer_signatures_verified_total"
+        start = metric_value(scrape(svc.metrics), verified)
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendBatch(wpb.AppendBatchRequest(records=records), timeout=30)
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED, info.value.details()
+            assert (info.value.details() or "").startswith(
+                "records[0].assertion.signatures[1].signature:"
+            )
+            assert metric_value(scrape(svc.metrics), verified) == start
+            # A trusted signature is verified and counted.
+            stub.AppendAssertion(
+                wpb.AppendAssertionRequest(assertion=assertion("t", signers=1)), timeout=10
+            )
+            assert metric_value(scrape(svc.metrics), verified) == start + 1
     finally:
         svc.kill()
 

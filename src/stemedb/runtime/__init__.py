@@ -4,7 +4,11 @@ go-grpc-prometheus style gRPC metrics, health and reflection, the metrics HTTP e
 from __future__ import annotations
 
 from stemedb.runtime._config import EnvArgumentParser, parse_host_port
-from stemedb.runtime._decoding import decoding_generic_handler
+from stemedb.runtime._decoding import (
+    bytes_generic_handler,
+    decode_request,
+    decoding_generic_handler,
+)
 from stemedb.runtime._grpc_metrics import GrpcMetrics, GrpcMetricsInterceptor
 from stemedb.runtime._logging import configure_json_logging, log_event
 from stemedb.runtime._server import (
@@ -17,7 +21,9 @@ __all__ = [
     "GrpcMetrics",
     "GrpcMetricsInterceptor",
     "add_health_and_reflection",
+    "bytes_generic_handler",
     "configure_json_logging",
+    "decode_request",
     "decoding_generic_handler",
     "log_event",
     "parse_host_port",
