@@ -191,9 +191,10 @@ class AdmissionBounds:
 
     inflight_requests_max: int = 1024
     inflight_records_max: int = 200_000
-    # A request costs several times its raw size while it is parsed, hashed and encoded for the
-    # log (measured: docs/writer.md); 64 MiB keeps a writer well inside the pod's 1 GiB limit.
-    inflight_bytes_max: int = 64 * 1024 * 1024
+    # A request costs about 8 times its raw size while it is parsed, hashed and encoded for the
+    # log (measured: docs/writer.md); 32 MiB keeps that work near 256 MiB, a quarter of the
+    # pod's 1 GiB limit, leaving the rest to gRPC's receive buffers and the runtime.
+    inflight_bytes_max: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("inflight_requests_max", "inflight_records_max", "inflight_bytes_max"):

@@ -31,7 +31,7 @@ class WriterConfig:
     max_message_bytes: int = 20 * 1024 * 1024
     inflight_requests_max: int = 1024
     inflight_records_max: int = 200_000
-    inflight_bytes_max: int = 64 * 1024 * 1024  # raw request bytes being processed
+    inflight_bytes_max: int = 32 * 1024 * 1024  # raw request bytes being processed
     verify_workers: int = field(default_factory=usable_cpus)
     # Requests with at most this many signatures verify in the server process: a round trip to a
     # worker process costs more than a few verifications (about 70 us each).
@@ -69,7 +69,10 @@ def build_parser() -> EnvArgumentParser:
     p.add_argument("--max-message-bytes", type=int, default=20 * 1024 * 1024)
     p.add_argument("--inflight-requests-max", type=int, default=1024)
     p.add_argument("--inflight-records-max", type=int, default=200_000)
-    p.add_argument("--inflight-bytes-max", type=int, default=64 * 1024 * 1024)
+    p.add_argument(
+        "--inflight-bytes-max", type=int, default=32 * 1024 * 1024,
+        help="raw bytes of the append requests being processed; more get RESOURCE_EXHAUSTED",
+    )  # fmt: skip
     p.add_argument("--verify-workers", type=int, default=usable_cpus())
     p.add_argument("--segment-size-bytes", type=int, default=64 * 1024 * 1024)
     p.add_argument(

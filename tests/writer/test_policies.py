@@ -13,7 +13,7 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
 from tests.faults.faultlib import metric_value, scrape
-from tests.support import Service, start_writer, tree_digest
+from tests.support import Service, start_writer, tree_digest, wait_until
 from tests.writer.records import KEYS, assertion, epoch, vote
 
 
@@ -233,5 +233,41 @@ def test_deadline_is_respected(tmp_path: Path) -> None:
             # The server is still healthy and serves the next call.
             r = stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion()), timeout=10)
             assert r.receipt.lsn >= 1
+    finally:
+        svc.kill()
+
+
+def test_inflight_byte_budget_refuses_before_parsing_and_names_the_bound(tmp_path: Path) -> None:
+    """While one large signed batch is being verified, its raw bytes fill the budget: the next
+    request is refused with RESOURCE_EXHAUSTED naming inflight_bytes_max, and passes once the
+    first is answered."""
+    big = wpb.AppendBatchRequest(
+        records=[pb.Record(assertion=assertion(f"big{i}", signers=4)) for i in range(4_000)]
+    )
+    size = big.ByteSize()
+    svc = start_writer(tmp_path / "wal", "--inflight-bytes-max", str(size + 10))
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as ch:
+            stub = writer_pb2_grpc.WriterServiceStub(ch)
+            pending = stub.AppendBatch.future(big, timeout=120)
+
+            def big_in_flight() -> bool:
+                return metric_value(scrape(svc.metrics), "stemedb_writer_inflight_bytes") == size
+
+            wait_until(big_in_flight, 60, "the large batch to be in flight")
+            small = wpb.AppendAssertionRequest(assertion=assertion("small"))
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AppendAssertion(small, timeout=10)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (info.value.details() or "").startswith("inflight_bytes_max:")
+            assert len(pending.result().receipts) == 4_000
+            assert stub.AppendAssertion(small, timeout=10).receipt.lsn == 4_001
+        text = scrape(svc.metrics)
+        assert (
+            metric_value(text, 'stemedb_writer_admission_refused_total{bound="inflight_bytes_max"}')
+            == 1
+        )
+        assert metric_value(text, "stemedb_writer_inflight_bytes") == 0
     finally:
         svc.kill()
