@@ -16,26 +16,10 @@ import pytest
 from stemedb.v1 import writer_pb2 as wpb
 from tests.support import Service, tree_digest
 from tests.writer.records import assertion, epoch, vote
+from tests.writer.records import wire_field as field
+from tests.writer.records import wire_varint_field as varint_field
 
 H = b"\x21" * 32
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2): tag, length, payload."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def varint_field(number: int, value: int) -> bytes:
-    return _varint(number << 3) + _varint(value)
 
 
 EXTRA = field(100, b"not covered by any hash")
