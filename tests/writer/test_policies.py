@@ -63,6 +63,25 @@ def test_trusted_keys_policy(tmp_path: Path) -> None:
         svc.kill()
 
 
+def _assert_unsigned_refused(stub: writer_pb2_grpc.WriterServiceStub) -> None:
+    """Unsigned assertions and epochs, alone or in a batch: INVALID_ARGUMENT naming them."""
+    for call, req, field in [
+        (stub.AppendAssertion, wpb.AppendAssertionRequest(assertion=assertion()),
+         "assertion.signatures"),
+        (stub.AppendEpoch, wpb.AppendEpochRequest(epoch=epoch(signers=0)), "epoch.signatures"),
+        (stub.AppendBatch, wpb.AppendBatchRequest(records=[
+            pb.Record(assertion=assertion(signers=1)), pb.Record(assertion=assertion())]),
+         "records[1].assertion.signatures"),
+        (stub.AppendBatch, wpb.AppendBatchRequest(records=[
+            pb.Record(assertion=assertion(signers=1)), pb.Record(epoch=epoch(signers=0))]),
+         "records[1].epoch.signatures"),
+    ]:  # fmt: skip
+        with pytest.raises(grpc.RpcError) as info:
+            call(req, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (info.value.details() or "").startswith(field + ":")
+
+
 def _trusted_writer(tmp_path: Path, *extra: str) -> Service:
     keys_file = tmp_path / "trusted.txt"
     keys_file.write_text(f"{signing.public_key_of(KEYS[0]).hex()}\n")
@@ -80,19 +99,7 @@ def test_trusted_keys_imply_required_signatures(tmp_path: Path) -> None:
                 wpb.AppendAssertionRequest(assertion=assertion("signed", signers=1)), timeout=10
             )
             before = tree_digest(tmp_path / "wal")
-            for call, req, field in [
-                (stub.AppendAssertion, wpb.AppendAssertionRequest(assertion=assertion()),
-                 "assertion.signatures"),
-                (stub.AppendEpoch, wpb.AppendEpochRequest(epoch=epoch(signers=0)),
-                 "epoch.signatures"),
-                (stub.AppendBatch, wpb.AppendBatchRequest(records=[
-                    pb.Record(assertion=assertion(signers=1)), pb.Record(epoch=epoch(signers=0))]),
-                 "records[1].epoch.signatures"),
-            ]:  # fmt: skip
-                with pytest.raises(grpc.RpcError) as info:
-                    call(req, timeout=10)
-                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-                assert (info.value.details() or "").startswith(field + ":")
+            _assert_unsigned_refused(stub)
             assert tree_digest(tmp_path / "wal") == before
     finally:
         svc.kill()
@@ -145,19 +152,7 @@ def test_require_signatures(tmp_path: Path) -> None:
         svc.wait_ready()
         with grpc.insecure_channel(svc.listen) as ch:
             stub = writer_pb2_grpc.WriterServiceStub(ch)
-            for call, req, field in [
-                (stub.AppendAssertion, wpb.AppendAssertionRequest(assertion=assertion()),
-                 "assertion.signatures"),
-                (stub.AppendEpoch, wpb.AppendEpochRequest(epoch=epoch(signers=0)),
-                 "epoch.signatures"),
-                (stub.AppendBatch, wpb.AppendBatchRequest(records=[
-                    pb.Record(assertion=assertion(signers=1)), pb.Record(assertion=assertion())]),
-                 "records[1].assertion.signatures"),
-            ]:  # fmt: skip
-                with pytest.raises(grpc.RpcError) as info:
-                    call(req, timeout=10)
-                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-                assert (info.value.details() or "").startswith(field + ":")
+            _assert_unsigned_refused(stub)
             r = stub.AppendAssertion(
                 wpb.AppendAssertionRequest(assertion=assertion(signers=1)), timeout=10
             )
