@@ -30,8 +30,11 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 
 __all__ = [
+    "ASSERTION",
     "BATCH",
+    "EPOCH",
     "METHODS",
+    "VOTE",
     "AdmissionBounds",
     "AdmissionBudget",
     "Admitted",
@@ -45,8 +48,6 @@ __all__ = [
     "kinds_of",
     "record_count",
 ]
-
-KINDS = ("assertion", "vote", "epoch")
 
 
 @dataclass(frozen=True, slots=True)
