@@ -3,11 +3,12 @@ defaults and bounds are generated from the fields (``stemedb.runtime.setting``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from stemedb.writer._verify import usable_cpus
 
 from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
@@ -48,8 +49,12 @@ class WriterConfig(ServerSettings):
     inflight_records_max: int = setting(
         200_000, bounds=(1, 100_000_000), help="records being processed; more: RESOURCE_EXHAUSTED"
     )
+    inflight_bytes_max: int = setting(
+        32 * 1024 * 1024, bounds=(1, 1 << 40),
+        help="raw bytes of the append requests being processed; more get RESOURCE_EXHAUSTED",
+    )  # fmt: skip
     verify_workers: int = setting(
-        default_factory=lambda: os.cpu_count() or 1, bounds=(0, 4096),
+        default_factory=usable_cpus, bounds=(0, 4096),
         help="signature verification processes (0: verify in the server process)",
     )  # fmt: skip
     # Requests with at most this many signatures verify in the server process: a round trip to a

@@ -12,6 +12,7 @@ import logging
 import time
 
 from prometheus_client import CollectorRegistry
+from stemedb.writer._admission import AdmissionBounds, SignaturePolicy
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
 from stemedb.writer._metrics import WriterMetrics
@@ -83,15 +84,13 @@ class WriterServer:
         cfg = self.cfg
         if self._verifier is None:
             raise RuntimeError("the verifier starts before the servicer")
-        writer = Writer(
-            wal,
-            self._verifier,
-            require_signatures=cfg.require_signatures,
-            trusted_keys=cfg.trusted_keys,
-            inflight_records_max=cfg.inflight_records_max,
-        )
+        writer = Writer(wal, self._verifier)
+        writer.on_wal_fatal(lambda _reason: self.shell.set_all_health(False))
         return WriterServicer(
-            writer, self.metrics, validation.DEFAULT_LIMITS, cfg.inflight_requests_max,
+            writer, self.metrics, validation.DEFAULT_LIMITS,
+            SignaturePolicy.of(cfg.require_signatures, cfg.trusted_keys),
+            AdmissionBounds(cfg.inflight_requests_max, cfg.inflight_records_max,
+                            cfg.inflight_bytes_max),
             lambda: self._draining,
         )  # fmt: skip
 

@@ -48,7 +48,9 @@ def test_both_services_use_the_one_shape() -> None:
     assert status_of(corruption) == (grpc.StatusCode.INTERNAL, "error")
     assert status_of(stemedb.wal.WalClosed()) == (grpc.StatusCode.UNAVAILABLE, "error")
     assert status_of(stemedb.wal.WalDiskFull()) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "error")
-    assert status_of(Overloaded()) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "error")
+    assert status_of(Overloaded("inflight_bytes_max", "x")) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED, "error",
+    )  # fmt: skip
     assert status_of(InvalidSignature("a.signatures[0]", "bad")) == (
         grpc.StatusCode.INVALID_ARGUMENT, "invalid",
     )  # fmt: skip

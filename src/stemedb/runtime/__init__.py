@@ -17,7 +17,11 @@ from stemedb.runtime._config import (
     parse_host_port,
     setting,
 )
-from stemedb.runtime._decoding import decoding_generic_handler
+from stemedb.runtime._decoding import (
+    bytes_generic_handler,
+    decode_request,
+    decoding_generic_handler,
+)
 from stemedb.runtime._grpc_metrics import GrpcMetrics, GrpcMetricsInterceptor
 from stemedb.runtime._logging import configure_json_logging, log_event
 from stemedb.runtime._main import run_service
@@ -44,9 +48,11 @@ __all__ = [
     "StatusTable",
     "bounds_of",
     "build_parser",
+    "bytes_generic_handler",
     "check_settings",
     "config_from_args",
     "configure_json_logging",
+    "decode_request",
     "decoding_generic_handler",
     "derived",
     "log_event",
