@@ -8,7 +8,7 @@ PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '
 STAMP := $(VENV)/.installed
 
 
-.PHONY: help venv install protos vectors nodetest promtool fuse etcd lint typecheck buflint test test-fast bench torture fuzz run clean
+.PHONY: help venv install protos vectors nodetest sysdeps promtool fuse etcd lint typecheck buflint test test-fast bench torture fuzz run clean
 
 help:
 	@echo "make run      start writer + ingestor on loopback (data under ./data)"
@@ -58,43 +58,39 @@ $(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package.json $(NO
 nodetest: $(STAMP) $(NODE_CLIENT)/node_modules/.package-lock.json
 	cd $(NODE_CLIENT) && npm test
 
-# promtool and prometheus (Debian's prometheus package) for tests/deploy and the real scrape
-# test. Idempotent; installs nothing when both are already there.
-promtool:
-	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+# Debian packages the tests and benchmarks use: prometheus (and promtool) for tests/deploy and
+# the real scrape test, fuse3 for powerfs (tests/faults), chromium and chromium-driver for the
+# explorer's browser test, etcd-server as the benchmarks' baseline. Idempotent: apt runs only
+# when a command is missing, and installs only what is missing.
+SYSDEP_CMDS := promtool:prometheus prometheus:prometheus fusermount3:fuse3 \
+	chromium:chromium chromedriver:chromium-driver etcd:etcd-server
+sysdeps:
+	@missing=""; for pair in $(SYSDEP_CMDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing Debian packages:$$missing"; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
-# fuse3 (fusermount3 + libfuse3) for powerfs, the power-loss filesystem of tests/faults.
-fuse:
-	@command -v fusermount3 >/dev/null 2>&1 || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends fuse3; }
+promtool fuse etcd: sysdeps
 
-# etcd (Debian's etcd-server) is the baseline of the writer and ingestor benchmarks.
-etcd:
-	@command -v etcd >/dev/null 2>&1 || { \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends etcd-server; }
-
-test: lint typecheck buflint promtool fuse
+test: lint typecheck buflint sysdeps
 	$(PY) -m pytest -m "not torture and not bench" tests
 	$(MAKE) nodetest
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -x -q -m "not torture and not bench and not slow" tests
 
-bench: $(STAMP) etcd
+bench: $(STAMP) sysdeps
 	$(PY) -m pytest -m bench -s tests/bench
 	$(PY) tools/bench_report.py
 
 fuzz: $(STAMP)
 	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py tests/ingestor/test_store_fuzz.py
 
-torture: $(STAMP) fuse
+torture: $(STAMP) sysdeps
 	$(PY) -m pytest -m torture -s tests
 
 run: $(STAMP)

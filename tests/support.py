@@ -11,12 +11,24 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A tool a test needs (FUSE, a tmpfs mount, ...) is missing: skip locally, fail under
+    ``CI=true``, so that a CI run never passes by skipping what it was meant to test."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: a missing tool fails instead of skipping)")
+    pytest.skip(message)
+
+
 BIN = Path(sys.executable).parent
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gen_protos
 
-from stemedb.v1 import records_pb2, store_pb2, writer_pb2
+from stemedb.v1 import meter_pb2, records_pb2, store_pb2, writer_pb2
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
@@ -44,17 +44,19 @@ def test_contract_field_names() -> None:
         "name", "description", "supersedes", "supersession_type", "signatures",
     ]  # fmt: skip
     assert _fields(records_pb2.Receipt) == ["hash", "lsn"]
-    assert _fields(writer_pb2.AppendAssertionRequest) == ["assertion"]
-    assert _fields(writer_pb2.AppendVoteRequest) == ["vote"]
-    assert _fields(writer_pb2.AppendEpochRequest) == ["epoch"]
+    assert _fields(writer_pb2.AppendAssertionRequest) == ["assertion", "job"]
+    assert _fields(writer_pb2.AppendVoteRequest) == ["vote", "job"]
+    assert _fields(writer_pb2.AppendEpochRequest) == ["epoch", "job"]
     assert _fields(writer_pb2.AppendAssertionResponse) == ["receipt"]
-    assert _fields(writer_pb2.AppendBatchRequest) == ["records"]
+    assert _fields(writer_pb2.AppendBatchRequest) == ["records", "job"]
     assert _fields(writer_pb2.AppendBatchResponse) == ["receipts"]
     assert _fields(store_pb2.GetRequest) == ["key", "min_lsn"]
     assert _fields(store_pb2.GetResponse) == ["found", "value", "record", "applied_lsn"]
     assert _fields(store_pb2.ScanPrefixRequest) == ["prefix", "page_size", "page_token", "min_lsn"]
     assert _fields(store_pb2.ScanPrefixResponse) == ["entries", "next_page_token", "applied_lsn"]
     assert _fields(store_pb2.Entry) == ["key", "value"]
+    # DESIGN section 12: JobInfo on every append request, with exactly these fields.
+    assert _fields(meter_pb2.JobInfo) == ["tokens", "compute_seconds", "value"]
 
 
 def test_contract_services() -> None:

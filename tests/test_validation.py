@@ -177,3 +177,80 @@ def test_signature_checks() -> None:
     with pytest.raises(InvalidSignature):
         signing.check_record_signatures(unsigned, h, require_signatures=True)
     assert signing.check_record_signatures(unsigned, h) == 0
+
+
+# Input hygiene (issue 10, item 11): one meaning, one hash.
+NFD_E = "e\u0301"  # "é" decomposed: the same text to a reader, other bytes to the hash
+HYGIENE = [
+    ("confidence -0.0", _mutated(confidence=-0.0), "assertion.confidence", "-0.0"),
+    ("number -0.0", _mutated(object=pb.Value(number=-0.0)), "assertion.object.number", "-0.0"),
+    ("subject NFD", _mutated(subject=f"caf{NFD_E}"), "assertion.subject", "NFC"),
+    ("predicate NFD", _mutated(predicate=f"r{NFD_E}sum{NFD_E}"), "assertion.predicate", "NFC"),
+    ("subject ESC", _mutated(subject="a\x1b[31mb"), "assertion.subject", "U+001B"),
+    ("subject DEL", _mutated(subject="a\x7f"), "assertion.subject", "U+007F"),
+    ("subject C1", _mutated(subject="a\x85"), "assertion.subject", "U+0085"),
+    ("subject NUL", _mutated(subject="a\x00b"), "assertion.subject", "U+0000"),
+    ("subject newline", _mutated(subject="a\nb"), "assertion.subject", "U+000A"),
+    ("subject RLO", _mutated(subject="abc\u202edcba"), "assertion.subject", "U+202E"),
+    ("predicate LRI", _mutated(predicate="p\u2066q"), "assertion.predicate", "U+2066"),
+    ("predicate PDI", _mutated(predicate="p\u2069"), "assertion.predicate", "U+2069"),
+    ("subject LRM", _mutated(subject="Q\u200e42"), "assertion.subject", "U+200E"),
+    ("subject RLM", _mutated(subject="Q\u200f42"), "assertion.subject", "U+200F"),
+    ("subject ALM", _mutated(subject="Q\u061c42"), "assertion.subject", "U+061C"),
+]
+
+
+@pytest.mark.parametrize("a,field,says", [c[1:] for c in HYGIENE], ids=[c[0] for c in HYGIENE])
+def test_hygiene_refusals_name_the_field(a: pb.Assertion, field: str, says: str) -> None:
+    with pytest.raises(InvalidRecord) as info:
+        validation.validate_assertion(a)
+    assert info.value.field == field
+    assert says in info.value.reason
+
+
+def test_hygiene_vote_and_epoch() -> None:
+    with pytest.raises(InvalidRecord, match=r"-0\.0") as info:
+        validation.validate_vote(
+            pb.Vote(assertion_hash=H, agent_id=H, weight=-0.0, signature=b"s" * 64)
+        )
+    assert info.value.field == "vote.weight"
+    for name, says in [(f"Caf{NFD_E}", "NFC"), ("a\u202db", "U+202D"), ("a\tb", "U+0009")]:
+        with pytest.raises(InvalidRecord) as info:
+            validation.validate_epoch(pb.Epoch(name=name))
+        assert info.value.field == "epoch.name"
+        assert says in info.value.reason
+
+
+def test_hygiene_accepts_what_it_should() -> None:
+    # NFC text beyond ASCII, zero with a positive sign, and free text (objects, descriptions)
+    # that may hold newlines and tabs.
+    validation.validate_assertion(_mutated(subject="caf\u00e9", predicate="名前"))
+    validation.validate_assertion(_mutated(subject="שלום", predicate="עברית"))  # RTL, no controls
+    validation.validate_assertion(_mutated(confidence=0.0, object=pb.Value(number=0.0)))
+    validation.validate_assertion(_mutated(object=pb.Value(text="line 1\nline 2\t\u202e")))
+    validation.validate_vote(pb.Vote(assertion_hash=H, agent_id=H, weight=0.0, signature=b"s" * 64))
+    validation.validate_epoch(pb.Epoch(name="Caf\u00e9", description="first\nsecond"))
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    assert number < 16 and len(payload) < 2**14  # a one-byte tag, a two-byte length at most
+    size = len(payload)
+    length = bytes([size]) if size < 128 else bytes([size & 0x7F | 0x80, size >> 7])
+    return bytes([number << 3 | 2]) + length + payload
+
+
+def test_check_known_fields_names_the_path() -> None:
+    a = good_assertion()
+    a.signatures.add(public_key=b"\1" * 32, signature=b"\2" * 64)
+    data = pb.Record(assertion=a).SerializeToString()
+    validation.check_known_fields(pb.Record.FromString(data), "records[0]")
+    entry = a.signatures[0].SerializeToString() + b"\xb8\x06\x01"  # field 103, varint 1
+    a.ClearField("signatures")
+    inner = a.SerializeToString() + _length_delimited(8, entry)
+    record = pb.Record.FromString(_length_delimited(1, inner))
+    with pytest.raises(InvalidRecord) as info:
+        validation.check_known_fields(record, "records[4]")
+    assert str(info.value) == "records[4].assertion.signatures[0]: unknown field 103"
+    with pytest.raises(InvalidRecord) as info:
+        validation.check_known_fields(record, "request", child_prefix="")
+    assert str(info.value) == "assertion.signatures[0]: unknown field 103"

@@ -4,7 +4,7 @@ How it works, the keys, the internal state, paging tokens, halting and the metri
 described in docs/ingestor.md. Run it as ``stemedb-ingestor`` (``python -m stemedb.ingestor``).
 """
 
-from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome, UndecodableRecord, merge_signatures
+from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome, UndecodableRecord
 from stemedb.ingestor._config import IngestorConfig, config_from_args
 from stemedb.ingestor._db import DbOptions, ScanResult, StoreDb
 from stemedb.ingestor._errors import (
@@ -19,7 +19,7 @@ from stemedb.ingestor._errors import (
 )
 from stemedb.ingestor._keys import INTERNAL_CF, SCHEMA_VERSION, Checkpoint
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
-from stemedb.ingestor._server import INGEST_HEALTH_NAME, serve
+from stemedb.ingestor._server import INGEST_HEALTH_NAME, READY_HEALTH_NAME, serve
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._waiter import AppliedLsnWaiter
@@ -27,6 +27,7 @@ from stemedb.ingestor._waiter import AppliedLsnWaiter
 __all__ = [
     "INGEST_HEALTH_NAME",
     "INTERNAL_CF",
+    "READY_HEALTH_NAME",
     "SCHEMA_VERSION",
     "AppliedLsnWaiter",
     "ApplyEngine",
@@ -51,7 +52,6 @@ __all__ = [
     "config_from_args",
     "decode_page_token",
     "encode_page_token",
-    "merge_signatures",
     "page_size_of",
     "serve",
 ]

@@ -3,10 +3,16 @@
 ``ApplyEngine.apply`` turns a run of consecutive WAL records into one WriteBatch holding every
 new key and the checkpoint of the last record, so the batch and its checkpoint commit together.
 A record whose key exists is not rewritten; an assertion that arrives again with co-signers not
-yet stored gets the union (existing signatures first, new public keys appended in log order).
-Duplicates inside one batch are resolved against an in-batch overlay, so a batch behaves exactly
-as if its records had been applied one at a time: a database rebuilt from scratch and one that
-crashed and resumed at any batch boundary hold the same bytes.
+yet stored gets the union, in log order: the first ``SIGNATURES_INLINE_MAX`` signers inside the
+``H:`` record, every later one under its own ``HS:<assertion hash>:<public key>`` key. A merge
+costs O(incoming signatures): one bounded parse of the ``H:`` record per batch and one point
+lookup per incoming signer, however many agents co-signed before. Duplicates inside one batch
+are resolved against an in-batch overlay, so a batch behaves exactly as if its records had been
+applied one at a time: a database rebuilt from scratch and one that crashed and resumed at any
+batch boundary hold the same bytes.
+
+Batch building is a sequence of steps over one overlay (``_build``): a later step (views, say)
+adds its keys to the same dict before the batch is written.
 """
 
 from __future__ import annotations
@@ -19,20 +25,24 @@ from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
     EPOCH_PREFIX,
+    SIGNATURES_INLINE_MAX,
     VOTE_PREFIX,
     Checkpoint,
     record_key,
+    signer_key,
     subject_index_key,
     vote_index_key,
 )
+from stemedb.ingestor._unknown import unknown_field_path
 
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload
 
-__all__ = ["ApplyEngine", "ApplyOutcome", "UndecodableRecord", "merge_signatures"]
+__all__ = ["ApplyEngine", "ApplyOutcome", "UndecodableRecord"]
 
 _HASH_BYTES = 32
+_PUBLIC_KEY_BYTES = 32
 _SUBJECT_BYTES_MAX = 1024
 
 
@@ -57,17 +67,47 @@ class ApplyOutcome:
     failure: UndecodableRecord | None = None  # set: records before it are applied, then stop
 
 
-def merge_signatures(stored: bytes, incoming: pb.Record) -> bytes | None:
-    """The stored assertion with the incoming co-signatures added, or None if none are new."""
-    record = pb.Record.FromString(stored)
-    known = {entry.public_key for entry in record.assertion.signatures}
-    added = False
-    for entry in incoming.assertion.signatures:
-        if entry.public_key not in known:
-            known.add(entry.public_key)
-            record.assertion.signatures.append(entry)
-            added = True
-    return record.SerializeToString() if added else None
+class _SignatureMerge:
+    """The co-signature merges of one batch: parsed H: records and new HS: keys.
+
+    Invariant: an assertion has HS: keys only once its H: record holds SIGNATURES_INLINE_MAX
+    signatures, so a signer is known iff it is inline or has an HS: key.
+    """
+
+    def __init__(self, db: StoreDb) -> None:
+        self._db = db
+        self._records: dict[bytes, tuple[pb.Record, set[bytes]]] = {}  # H: key -> parsed
+        self._changed: dict[bytes, None] = {}  # H: keys whose record grew, in order
+        self._overflow: dict[bytes, bytes] = {}  # new HS: key -> signature
+
+    def merge(self, key: bytes, current: bytes, content_hash: bytes, incoming: pb.Record) -> None:
+        """Add the signers of ``incoming`` that ``key`` (stored as ``current``) lacks."""
+        parsed = self._records.get(key)
+        if parsed is None:
+            record = pb.Record.FromString(current)
+            parsed = (record, {entry.public_key for entry in record.assertion.signatures})
+            self._records[key] = parsed
+        record, inline_keys = parsed
+        inline = record.assertion.signatures
+        outside: dict[bytes, bytes] = {}  # HS: key -> signature, incoming order, deduped
+        for entry in incoming.assertion.signatures:
+            if entry.public_key in inline_keys:
+                continue
+            if len(inline) < SIGNATURES_INLINE_MAX:
+                inline.append(entry)
+                inline_keys.add(entry.public_key)
+                self._changed[key] = None
+            else:
+                outside.setdefault(signer_key(content_hash, entry.public_key), entry.signature)
+        fresh = [k for k in outside if k not in self._overflow]
+        for hs_key, stored in zip(fresh, self._db.multi_get(fresh), strict=True):
+            if stored is None:
+                self._overflow[hs_key] = outside[hs_key]
+
+    def puts(self) -> dict[bytes, bytes]:
+        out = {key: self._records[key][0].SerializeToString() for key in self._changed}
+        out.update(self._overflow)
+        return out
 
 
 class ApplyEngine:
@@ -84,6 +124,9 @@ class ApplyEngine:
             try:
                 payload = decode_payload(rec.record_type, rec.payload)
                 _check_keys(payload)
+                unknown = unknown_field_path(payload.record, payload.record_bytes)
+                if unknown is not None:
+                    raise PayloadError(unknown)
             except PayloadError as exc:
                 failure = UndecodableRecord(rec.lsn, str(rec.segment), rec.offset, str(exc))
                 break
@@ -107,16 +150,27 @@ class ApplyEngine:
         unique = list(dict.fromkeys(keys))
         stored = dict(zip(unique, self._db.multi_get(unique), strict=True))
         overlay: dict[bytes, bytes] = {}  # what this batch writes, in first-write order
+        signatures = _SignatureMerge(self._db)
         for key, (_rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
             current = overlay.get(key, stored[key])
             if current is None:
-                overlay[key] = p.record_bytes
+                if p.kind == "assertion" and (
+                    len(p.record.assertion.signatures) > SIGNATURES_INLINE_MAX
+                ):
+                    # More signers than fit inline (the writer allows fewer): store it
+                    # unsigned, then merge its signers as if they came one by one.
+                    unsigned = pb.Record()
+                    unsigned.CopyFrom(p.record)
+                    del unsigned.assertion.signatures[:]
+                    overlay[key] = unsigned.SerializeToString()
+                    signatures.merge(key, overlay[key], p.content_hash, p.record)
+                else:
+                    overlay[key] = p.record_bytes
                 _index(overlay, p)
             elif p.kind == "assertion" and current != p.record_bytes:
-                merged = merge_signatures(current, p.record)
-                if merged is not None:
-                    overlay[key] = merged
+                signatures.merge(key, current, p.content_hash, p.record)
+        overlay.update(signatures.puts())
         return overlay
 
 
@@ -137,6 +191,15 @@ def _check_keys(p: DecodedPayload) -> None:
         subject = p.record.assertion.subject.encode("utf-8")
         if not subject or b"\x00" in subject or len(subject) > _SUBJECT_BYTES_MAX:
             raise PayloadError("assertion subject is empty, too long or contains NUL")
+        signatures = p.record.assertion.signatures
+        if not signatures or all(len(e.public_key) == _PUBLIC_KEY_BYTES for e in signatures):
+            return
+        for i, entry in enumerate(signatures):
+            if len(entry.public_key) != _PUBLIC_KEY_BYTES:
+                raise PayloadError(
+                    f"assertion.signatures[{i}].public_key is {len(entry.public_key)} bytes, "
+                    f"expected {_PUBLIC_KEY_BYTES}"
+                )
     elif p.kind == "vote" and len(p.record.vote.assertion_hash) != _HASH_BYTES:
         raise PayloadError(
             f"vote assertion_hash is {len(p.record.vote.assertion_hash)} bytes, expected 32"

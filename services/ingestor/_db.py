@@ -109,11 +109,15 @@ class StoreDb:
             return []
         return list(self._db.get(list(keys)))  # type: ignore[arg-type]
 
-    def scan(self, prefix: bytes, start: bytes, limit: int) -> ScanResult:
+    def scan(
+        self, prefix: bytes, start: bytes, limit: int, bytes_max: int | None = None
+    ) -> ScanResult:
         """Up to ``limit`` entries under ``prefix`` from ``start`` (inclusive), in key order.
 
         The cost is the page's, not the prefix's: one seek, then ``limit + 1`` steps (the extra
-        step tells whether there is a next page, and where it starts).
+        step tells whether there is a next page, and where it starts). With ``bytes_max`` the
+        page also ends before the entry that would take its keys and values past that many
+        bytes (a short page, AIP-158); the first entry is always taken, so paging progresses.
         """
         if limit < 1:
             raise ValueError(f"scan limit must be >= 1, got {limit}")
@@ -124,12 +128,17 @@ class StoreDb:
         if bound is not None:
             read_opts.set_iterate_upper_bound(bound)
         entries: list[tuple[bytes, bytes]] = []
+        page_bytes = 0
         for raw_key, value in self._db.items(from_key=start, read_opt=read_opts):
             key = cast(bytes, raw_key)  # raw mode: keys are bytes
             if not key.startswith(prefix):  # only possible without an upper bound
                 break
             if len(entries) == limit:
                 return ScanResult(entries, key)
+            if bytes_max is not None:
+                page_bytes += len(key) + len(value)
+                if entries and page_bytes > bytes_max:
+                    return ScanResult(entries, key)
             entries.append((key, value))
         return ScanResult(entries, None)
 

@@ -1,6 +1,6 @@
 """Errors of the ingestor, and the one table that maps them to gRPC status codes.
 
-The hierarchy::
+The hierarchy (under ``stemedb.errors.StemeError``, like every error of the package)::
 
     IngestorError            base of every error this package raises
     ├── InvalidRequest       a malformed request field (INVALID_ARGUMENT)
@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import grpc
 
+from stemedb.errors import StemeError
+from stemedb.runtime import StatusTable
+
 __all__ = [
-    "GRPC_CODE_OF",
+    "STATUS_TABLE",
     "ApplyHalted",
     "IngestorError",
     "InvalidRequest",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 
-class IngestorError(Exception):
+class IngestorError(StemeError):
     """Base class of every error raised by ``stemedb.ingestor``."""
 
 
@@ -64,7 +67,7 @@ class SchemaMismatch(IngestorError):
     """The database was written with a schema version this code does not read."""
 
 
-GRPC_CODE_OF: dict[type[IngestorError], grpc.StatusCode] = {
+STATUS_TABLE = StatusTable({
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ApplyHalted: grpc.StatusCode.FAILED_PRECONDITION,
     MinLsnTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -72,9 +75,9 @@ GRPC_CODE_OF: dict[type[IngestorError], grpc.StatusCode] = {
     ShuttingDown: grpc.StatusCode.UNAVAILABLE,
     StoreInconsistent: grpc.StatusCode.INTERNAL,
     SchemaMismatch: grpc.StatusCode.INTERNAL,
-}
+})  # fmt: skip
 
 
-def grpc_code_of(error: IngestorError) -> grpc.StatusCode:
+def grpc_code_of(error: StemeError) -> grpc.StatusCode:
     """The status code for ``error`` (INTERNAL for anything not in the table)."""
-    return GRPC_CODE_OF.get(type(error), grpc.StatusCode.INTERNAL)
+    return STATUS_TABLE.code_of(error)

@@ -8,6 +8,8 @@ hex digits::
     E:<hash>                           epoch: the serialized Record
     S:<subject>\\x00<hash>              subject index: the 32 raw bytes of the assertion hash
     VA:<assertion hash>:<vote hash>    votes by assertion: the 32 raw bytes of the vote hash
+    HS:<assertion hash>:<public key>   a co-signer beyond the first SIGNATURES_INLINE_MAX kept in
+                                       H:, public key as 64 hex digits: the 64-byte signature
 
 Internal state lives in its own column family, ``stemedb_internal``, which no read RPC can
 reach, so user scans (even of the empty prefix) never see it:
@@ -29,6 +31,8 @@ __all__ = [
     "RECORD_PREFIX_OF_KIND",
     "SCHEMA_VERSION",
     "SCHEMA_VERSION_KEY",
+    "SIGNATURES_INLINE_MAX",
+    "SIGNER_PREFIX",
     "SUBJECT_PREFIX",
     "VOTES_BY_ASSERTION_PREFIX",
     "VOTE_PREFIX",
@@ -36,6 +40,8 @@ __all__ = [
     "is_record_key",
     "prefix_upper_bound",
     "record_key",
+    "signer_key",
+    "signer_prefix",
     "subject_index_key",
     "subject_index_prefix",
     "vote_index_key",
@@ -47,6 +53,10 @@ VOTE_PREFIX = b"V:"
 EPOCH_PREFIX = b"E:"
 SUBJECT_PREFIX = b"S:"
 VOTES_BY_ASSERTION_PREFIX = b"VA:"
+SIGNER_PREFIX = b"HS:"
+# Co-signatures kept inside the stored H: record; later co-signers go under HS: keys, so the
+# H: value stays bounded however many agents co-sign, and a merge costs O(new signatures).
+SIGNATURES_INLINE_MAX = 64
 RECORD_PREFIX_OF_KIND = {"assertion": ASSERTION_PREFIX, "vote": VOTE_PREFIX, "epoch": EPOCH_PREFIX}
 
 INTERNAL_CF = "stemedb_internal"
@@ -77,6 +87,14 @@ def vote_index_prefix(assertion_hash: bytes) -> bytes:
 
 def vote_index_key(assertion_hash: bytes, vote_hash: bytes) -> bytes:
     return vote_index_prefix(assertion_hash) + vote_hash.hex().encode()
+
+
+def signer_prefix(assertion_hash: bytes) -> bytes:
+    return SIGNER_PREFIX + assertion_hash.hex().encode() + b":"
+
+
+def signer_key(assertion_hash: bytes, public_key: bytes) -> bytes:
+    return signer_prefix(assertion_hash) + public_key.hex().encode()
 
 
 def is_record_key(key: bytes) -> bool:

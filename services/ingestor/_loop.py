@@ -12,7 +12,6 @@ import concurrent.futures
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Protocol
 
 from stemedb.ingestor._apply import ApplyEngine, ApplyOutcome
@@ -40,7 +39,6 @@ _IDLE_WAIT_SECONDS = 0.1  # longest sleep while caught up, so a stop request is 
 _DIR_POLL_SECONDS = 0.2  # how often a missing WAL directory or WATERMARK is looked for
 _RETRY_SECONDS_MIN = 0.1
 _RETRY_SECONDS_MAX = 5.0
-_WATERMARK_NAME = "WATERMARK"
 
 
 class ApplyListener(Protocol):
@@ -51,6 +49,8 @@ class ApplyListener(Protocol):
     def on_halt(self, info: HaltInfo) -> None: ...
 
     def on_ingesting(self, ingesting: bool) -> None: ...
+
+    def on_ready(self, ready: bool) -> None: ...
 
 
 class _Halt(Exception):
@@ -85,6 +85,7 @@ class ApplyLoop:
         self._stop = threading.Event()
         self._reader: WalReader | None = None
         self._thread = threading.Thread(target=self._run, name="stemedb-apply", daemon=True)
+        self._watermark_read = False  # readiness needs the lag, so a watermark read first
         self._published_lsn = -1
         self._published_at = 0.0
         self._sized_at = 0.0
@@ -161,7 +162,8 @@ class ApplyLoop:
             if records:
                 self._apply(records)
             if corruption is not None:
-                self._salvage_before(corruption)
+                # The reader returned every intact record before the damage first: nothing
+                # below it is left unapplied.
                 raise _Halt(_corruption(corruption))
             self._chores()
             if not records:
@@ -174,6 +176,7 @@ class ApplyLoop:
             state.watermark_lsn = max(state.watermark_lsn, reader.watermark())
         except WalCorruption as exc:
             return [], exc
+        self._watermark_read = True
         records: list[WalRecord] = []
         payload_bytes = 0
         corruption: WalCorruption | None = None
@@ -196,7 +199,7 @@ class ApplyLoop:
             state.oldest_unapplied_ns = records[0].timestamp_ns
         elif state.applied_lsn >= state.watermark_lsn:
             state.oldest_unapplied_ns = None
-        self._metrics.progress(state)
+        self._progress()
         return records, corruption
 
     def _apply(self, records: list[WalRecord]) -> ApplyOutcome:
@@ -218,7 +221,7 @@ class ApplyLoop:
         else:
             # The next unapplied record is at most as old as the last one applied.
             state.oldest_unapplied_ns = outcome.last_timestamp_ns
-        self._metrics.progress(state)
+        self._progress()
         if outcome.failure is not None:
             f = outcome.failure
             raise _Halt(
@@ -232,25 +235,6 @@ class ApplyLoop:
                 )
             )
         return outcome
-
-    def _salvage_before(self, corruption: WalCorruption) -> None:
-        """Apply the intact records that precede a corrupt one in the failed read."""
-        if corruption.lsn is None or corruption.lsn <= self._state.applied_lsn + 1:
-            return
-        reader = WalReader(self._cfg.wal_dir, self._state.applied_lsn + 1)
-        try:
-            while self._state.applied_lsn + 1 < corruption.lsn:
-                want = min(
-                    self._cfg.apply_batch_records_max, corruption.lsn - self._state.applied_lsn - 1
-                )
-                records = reader.read_available(want)
-                if not records:
-                    return
-                self._apply(records)
-        except WalError:
-            return  # the halt below reports the original corruption
-        finally:
-            reader.close()
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -270,8 +254,7 @@ class ApplyLoop:
         lsn, checksum = self._state.applied_lsn, self._state.applied_checksum
         if lsn == 0:
             return
-        marker = self._cfg.wal_dir / _WATERMARK_NAME
-        self._wait_for(marker.exists, "waiting for the WAL's WATERMARK")
+        self._wait_for(reader.has_watermark, "waiting for the WAL's WATERMARK")
         try:
             watermark = reader.watermark()
             record = reader.record_at(lsn)
@@ -284,7 +267,7 @@ class ApplyLoop:
                     f"checkpointed LSN {lsn}"
                 )
                 raise _Halt(HaltInfo("diverged", reason, lsn, str(self._cfg.wal_dir)))
-            if _segment_path(self._cfg.wal_dir, lsn + 1).exists():
+            if reader.first_available_lsn() == lsn + 1:
                 log_event(
                     _log,
                     logging.WARNING,
@@ -307,6 +290,25 @@ class ApplyLoop:
         if self._state.ingesting != ingesting:
             self._state.ingesting = ingesting
             self._listener.on_ingesting(ingesting)
+        self._refresh_ready()
+
+    def _progress(self) -> None:
+        self._metrics.progress(self._state)
+        self._refresh_ready()
+
+    def _refresh_ready(self) -> None:
+        """Ready: applying (not halted, WAL readable) and the lag within the documented bound."""
+        state = self._state
+        ready = (
+            state.ingesting
+            and state.halt is None
+            and self._watermark_read
+            and state.watermark_lsn - state.applied_lsn <= self._cfg.ready_lag_records_max
+        )
+        if ready != state.ready:
+            state.ready = ready
+            self._metrics.ready.set(1 if ready else 0)
+            self._listener.on_ready(ready)
 
     def _halt(self, info: HaltInfo) -> None:
         state = self._state
@@ -381,7 +383,3 @@ class ApplyLoop:
 
 class _Predicate(Protocol):
     def __call__(self) -> bool: ...
-
-
-def _segment_path(wal_dir: Path, first_lsn: int) -> Path:
-    return wal_dir / f"{first_lsn:020d}.wal"

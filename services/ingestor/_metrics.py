@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from stemedb.ingestor._state import ApplyState, HaltInfo
@@ -69,11 +70,27 @@ class IngestorMetrics:
             ["cause"],
             registry=registry,
         )
+        self.ready = Gauge(
+            "stemedb_ingestor_ready",
+            "1 while health stemedb.ready is SERVING: applying, not halted, and the lag within "
+            "--ready-lag-records-max.",
+            registry=registry,
+        )
+        self.min_lsn_waiters = Gauge(
+            "stemedb_ingestor_min_lsn_waiters",
+            "Reads parked waiting for their min_lsn to be applied (bounded by "
+            "--min-lsn-waiters-max).",
+            registry=registry,
+        )
         self.db_size_bytes = Gauge(
             "stemedb_ingestor_db_size_bytes",
             "Bytes of the RocksDB directory, refreshed periodically.",
             registry=registry,
         )
+
+    def watch_waiters(self, waiting: Callable[[], int]) -> None:
+        """Export ``waiting()`` (the waiter's count, read at scrape time) as a gauge."""
+        self.min_lsn_waiters.set_function(waiting)
 
     def _lag_seconds(self) -> float:
         oldest = self._state.oldest_unapplied_ns

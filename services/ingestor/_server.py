@@ -1,8 +1,9 @@
-"""Running the ingestor: RocksDB, the apply thread, the gRPC server, health, metrics, signals.
+"""Running the ingestor: RocksDB, the apply thread, and StoreService in the service shell.
 
-Threads: the gRPC asyncio server and every read run on the main thread's event loop (a read is
-a few microseconds of RocksDB work); the apply loop runs in its own thread, because WAL reads
-and RocksDB writes block. The apply thread reaches the event loop only through
+Threads: the gRPC asyncio server, the min_lsn waits and point reads run on the main thread's
+event loop; paged reads run in the servicer's bounded pool (``--read-threads``), so a large page
+is never built on the loop; the apply loop runs in its own thread, because WAL reads and RocksDB
+writes block. The apply thread reaches the event loop only through
 ``loop.call_soon_threadsafe``.
 """
 
@@ -10,39 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
 
-import grpc.aio
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
-from stemedb.ingestor._servicer import SERVICE_NAME, StoreServicer
+from stemedb.ingestor._servicer import StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._waiter import AppliedLsnWaiter
 
-from stemedb.runtime import (
-    GrpcMetrics,
-    GrpcMetricsInterceptor,
-    add_health_and_reflection,
-    decoding_generic_handler,
-    log_event,
-    start_metrics_http_server,
-)
+from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
 from stemedb.v1 import store_pb2
 
-__all__ = ["INGEST_HEALTH_NAME", "serve"]
+__all__ = ["INGEST_HEALTH_NAME", "READY_HEALTH_NAME", "IngestorServer", "serve"]
 
 INGEST_HEALTH_NAME = "stemedb.ingest"
+READY_HEALTH_NAME = "stemedb.ready"  # applying and the lag within --ready-lag-records-max
 _APPLY_STOP_SECONDS_MAX = 30.0  # one batch is bounded; this only guards against a stuck disk
 _MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a page of 1,000 entries of up to ~1 MiB records
+_DESCRIPTOR = store_pb2.DESCRIPTOR.services_by_name["StoreService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _log = logging.getLogger("stemedb.ingestor")
@@ -74,6 +68,13 @@ class _LoopBridge:
     def on_ingesting(self, ingesting: bool) -> None:
         self._loop.call_soon_threadsafe(self._ingest_health_in_loop)
 
+    def on_ready(self, ready: bool) -> None:
+        self._loop.call_soon_threadsafe(self._ready_health_in_loop, ready)
+
+    def _ready_health_in_loop(self, ready: bool) -> None:
+        if not self.stopping:
+            self._spawn(self._health.set(READY_HEALTH_NAME, _SERVING if ready else _NOT_SERVING))
+
     def _halt_in_loop(self, info: HaltInfo) -> None:
         self._waiter.halt(info)
         self._ingest_health_in_loop()
@@ -96,75 +97,86 @@ def _db_options(cfg: IngestorConfig) -> DbOptions:
     )
 
 
+class IngestorServer:
+    """One ingestor process over an open database: the apply thread, and StoreService served
+    through the service shell (health, reflection, TLS, metrics, the drain)."""
+
+    def __init__(self, cfg: IngestorConfig, db: StoreDb) -> None:
+        self.cfg = cfg
+        self.db = db
+        checkpoint = db.read_checkpoint()
+        self.state = ApplyState(checkpoint.lsn, checkpoint.checksum)
+        self.registry = CollectorRegistry()
+        self.metrics = IngestorMetrics(self.registry, self.state)
+        self.metrics.progress(self.state)
+        self.shell = ServiceShell(
+            cfg, self.registry, _log,
+            options=[("grpc.max_send_message_length", _MESSAGE_BYTES_MAX)],
+            data_rpcs_concurrent_max=cfg.rpcs_concurrent_max,
+        )  # fmt: skip
+        self.waiter = AppliedLsnWaiter(
+            checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max
+        )
+        self.metrics.watch_waiters(lambda: self.waiter.waiting)
+        self._servicer = StoreServicer(
+            Store(db, self.state, cfg.read_page_bytes_max), self.waiter, cfg.read_threads
+        )
+        self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, self._servicer))
+        self._bridge: _LoopBridge | None = None
+        self._apply: ApplyLoop | None = None
+
+    async def start(self) -> None:
+        """Serve reads (SERVING), then start applying (``stemedb.ingest`` follows the loop)."""
+        await self.shell.set_health(INGEST_HEALTH_NAME, False)
+        await self.shell.set_health(READY_HEALTH_NAME, False)
+        await self.shell.start()
+        loop = asyncio.get_running_loop()
+        self._bridge = _LoopBridge(loop, self.waiter, self.shell.health, self.state)
+        self._apply = ApplyLoop(self.cfg, self.db, self.state, self.metrics, self._bridge)
+        self._apply.start()
+        log_event(
+            _log, logging.INFO, "ingestor started",
+            applied_lsn=self.state.applied_lsn, tls=self.shell.tls, mtls=self.shell.mtls,
+            config={k: str(v) for k, v in asdict(self.cfg).items()},
+        )  # fmt: skip
+
+    def _stop_applying(self) -> None:
+        # Fail parked min_lsn waits now rather than at the end of the grace period.
+        self.waiter.close()
+        if self._apply is not None:
+            self._apply.stop()
+
+    async def stop(self) -> int:
+        """Drain and close; return the process exit code (1 if the apply thread is stuck)."""
+        started = time.monotonic()
+        log_event(_log, logging.INFO, "ingestor stopping", applied_lsn=self.state.applied_lsn)
+        if self._bridge is not None:
+            self._bridge.stopping = True
+        await self.shell.drain(before_stop=self._stop_applying)
+        self._servicer.close()
+        if self._apply is not None:
+            loop = asyncio.get_running_loop()
+            joined = await loop.run_in_executor(None, self._apply.join, _APPLY_STOP_SECONDS_MAX)
+            if not joined:
+                # Closing RocksDB under a running write is unsafe; its log recovers on restart.
+                log_event(
+                    _log, logging.ERROR, "apply loop did not stop; exiting without closing the DB"
+                )
+                return 1
+        self.db.close()
+        log_event(
+            _log, logging.INFO, "ingestor stopped",
+            applied_lsn=self.state.applied_lsn, seconds=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        return 0
+
+
 async def serve(cfg: IngestorConfig) -> int:
     """Run until SIGTERM/SIGINT; return the process exit code."""
+    stop = stop_signal()
     loop = asyncio.get_running_loop()
     db = await loop.run_in_executor(None, StoreDb, cfg.db_dir, _db_options(cfg))
-    checkpoint = db.read_checkpoint()
-    state = ApplyState(checkpoint.lsn, checkpoint.checksum)
-    registry = CollectorRegistry()
-    metrics = IngestorMetrics(registry, state)
-    metrics.progress(state)
-    grpc_metrics = GrpcMetrics(registry)
-    methods = store_pb2.DESCRIPTOR.services_by_name["StoreService"].methods
-    grpc_metrics.initialize(f"/{SERVICE_NAME}/{m.name}" for m in methods)
-
-    server = grpc.aio.server(
-        interceptors=[GrpcMetricsInterceptor(grpc_metrics)],
-        maximum_concurrent_rpcs=cfg.rpcs_concurrent_max,
-        options=[
-            ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share
-            ("grpc.max_send_message_length", _MESSAGE_BYTES_MAX),
-        ],
-    )
-    waiter = AppliedLsnWaiter(checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max)
-    servicer = StoreServicer(Store(db, state), waiter)
-    server.add_generic_rpc_handlers(
-        (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)
-    )
-    health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
-    await health_servicer.set(INGEST_HEALTH_NAME, _NOT_SERVING)
-    if server.add_insecure_port(cfg.listen) == 0:
-        raise OSError(f"cannot listen on {cfg.listen}")
-    start_metrics_http_server(cfg.metrics_listen, registry)
+    server = IngestorServer(cfg, db)
     await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, _SERVING)
-
-    bridge = _LoopBridge(loop, waiter, health_servicer, state)
-    apply_loop = ApplyLoop(cfg, db, state, metrics, bridge)
-    apply_loop.start()
-    log_event(
-        _log,
-        logging.INFO,
-        "ingestor started",
-        applied_lsn=checkpoint.lsn,
-        config={k: str(v) for k, v in asdict(cfg).items()},
-    )
-
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-
-    started = time.monotonic()
-    log_event(_log, logging.INFO, "ingestor stopping", applied_lsn=state.applied_lsn)
-    bridge.stopping = True
-    await health_servicer.enter_graceful_shutdown()
-    waiter.close()
-    apply_loop.stop()
-    await server.stop(cfg.shutdown_grace_seconds)
-    joined = await loop.run_in_executor(None, apply_loop.join, _APPLY_STOP_SECONDS_MAX)
-    if not joined:
-        # Closing RocksDB under a running write is unsafe; RocksDB's log recovers on restart.
-        log_event(_log, logging.ERROR, "apply loop did not stop; exiting without closing the DB")
-        return 1
-    db.close()
-    log_event(
-        _log,
-        logging.INFO,
-        "ingestor stopped",
-        applied_lsn=state.applied_lsn,
-        seconds=round(time.monotonic() - started, 3),
-    )
-    return 0
+    return await server.stop()

@@ -1,7 +1,18 @@
-"""StoreService over gRPC: thin. Wait for min_lsn, call the Store, map errors in one place."""
+"""StoreService over gRPC: thin. Wait for min_lsn, call the Store, map errors in one place.
+
+The waits run on the event loop (futures, no thread each). Paged reads (ScanPrefix and the
+list reads), whose work grows with the page, run in a bounded pool of ``read_threads``
+threads, so a large page is never built on the event loop and health checks and new calls are
+answered meanwhile; reads queued for a thread are bounded by ``--rpcs-concurrent-max``. Point
+reads (Get, GetAssertion: one key, one record bounded by the input limits) stay on the loop:
+a hop to a thread and back costs more than the read itself (measured 0.05 to 0.4 ms per hop,
+against a few microseconds for the lookup).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -26,22 +37,33 @@ async def _abort(context: _Context, error: IngestorError) -> NoReturn:
 
 
 class StoreServicer(store_pb2_grpc.StoreServiceServicer):
-    def __init__(self, store: Store, waiter: AppliedLsnWaiter) -> None:
+    def __init__(self, store: Store, waiter: AppliedLsnWaiter, read_threads: int = 4) -> None:
         self._store = store
         self._waiter = waiter
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=read_threads, thread_name_prefix="stemedb-read"
+        )
+
+    def close(self) -> None:
+        """Stop the read threads (after the server stopped; running reads finish)."""
+        self._pool.shutdown(wait=True)
 
     async def _serve(
-        self, min_lsn: int, context: _Context, read: Callable[[], _Response]
+        self, min_lsn: int, context: _Context, read: Callable[[], _Response], paged: bool = True
     ) -> _Response:
         try:
             if min_lsn:
                 await self._waiter.wait(min_lsn, context.time_remaining())
-            return read()
+            if not paged:
+                return read()
+            return await asyncio.get_running_loop().run_in_executor(self._pool, read)
         except IngestorError as exc:
             await _abort(context, exc)
 
     async def Get(self, request: store_pb2.GetRequest, context: _Context) -> store_pb2.GetResponse:
-        return await self._serve(request.min_lsn, context, lambda: self._store.get(request.key))
+        return await self._serve(
+            request.min_lsn, context, lambda: self._store.get(request.key), paged=False
+        )
 
     async def ScanPrefix(
         self, request: store_pb2.ScanPrefixRequest, context: _Context
@@ -56,7 +78,7 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
         self, request: store_pb2.GetAssertionRequest, context: _Context
     ) -> store_pb2.GetAssertionResponse:
         return await self._serve(
-            request.min_lsn, context, lambda: self._store.get_assertion(request.hash)
+            request.min_lsn, context, lambda: self._store.get_assertion(request.hash), paged=False
         )
 
     async def ListAssertionsBySubject(
@@ -77,6 +99,17 @@ class StoreServicer(store_pb2_grpc.StoreServiceServicer):
             request.min_lsn,
             context,
             lambda: self._store.list_votes(
+                request.assertion_hash, request.page_size, request.page_token
+            ),
+        )
+
+    async def ListSigners(
+        self, request: store_pb2.ListSignersRequest, context: _Context
+    ) -> store_pb2.ListSignersResponse:
+        return await self._serve(
+            request.min_lsn,
+            context,
+            lambda: self._store.list_signers(
                 request.assertion_hash, request.page_size, request.page_token
             ),
         )

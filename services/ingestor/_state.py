@@ -38,3 +38,4 @@ class ApplyState:
         self.oldest_unapplied_ns: int | None = None
         self.halt: HaltInfo | None = None
         self.ingesting = False  # the loop tails the WAL (it exists and the checkpoint verified)
+        self.ready = False  # ingesting, not halted, and the lag within --ready-lag-records-max

@@ -7,13 +7,15 @@ that LSN is visible to the read (later ones may be too).
 
 from __future__ import annotations
 
-from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._db import ScanResult, StoreDb
 from stemedb.ingestor._errors import InvalidRequest, StoreInconsistent
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
+    SIGNATURES_INLINE_MAX,
     VOTE_PREFIX,
     is_record_key,
     record_key,
+    signer_prefix,
     subject_index_prefix,
     vote_index_prefix,
 )
@@ -22,14 +24,20 @@ from stemedb.ingestor._state import ApplyState
 
 from stemedb.v1 import records_pb2, store_pb2
 
-__all__ = ["KEY_BYTES_MAX", "Store"]
+__all__ = ["KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]
 
 KEY_BYTES_MAX = 4096  # longer than any key the scheme produces
+PAGE_BYTES_MAX_DEFAULT = 4 * 1024 * 1024  # keys and values of one page, before the last entry
+_FETCH_CHUNK_RECORDS = 32  # records fetched at a time by the typed list reads
 _HASH_BYTES = 32
 _SUBJECT_BYTES_MAX = 1024
 _SCOPE_SCAN = b"scan"
 _SCOPE_SUBJECT = b"subject"
 _SCOPE_VOTES = b"votes"
+_SCOPE_SIGNERS = b"signers"
+# A ListSigners token whose start key is <HS: prefix> + _INLINE_MARK + decimal index resumes in
+# the signers held in the H: record; any other start key is an HS: key (hex: never '#').
+_INLINE_MARK = b"#"
 
 
 def _hash_field(value: bytes, name: str) -> bytes:
@@ -38,10 +46,26 @@ def _hash_field(value: bytes, name: str) -> bytes:
     return value
 
 
+def _inline_index(suffix: bytes) -> int:
+    if not suffix:
+        return 0
+    digits = suffix[len(_INLINE_MARK) :]
+    if not digits.isdigit() or len(digits) > 9:
+        raise InvalidRequest("page_token is malformed")
+    return int(digits)
+
+
 class Store:
-    def __init__(self, db: StoreDb, state: ApplyState) -> None:
+    """Reads; a page (ScanPrefix and the typed list reads) holds at most ``page_bytes_max``
+    bytes of stored keys and values, plus the one entry that crosses the bound when it is the
+    page's first (a record is bounded by the input limits), so paging always progresses."""
+
+    def __init__(
+        self, db: StoreDb, state: ApplyState, page_bytes_max: int = PAGE_BYTES_MAX_DEFAULT
+    ) -> None:
         self._db = db
         self._state = state
+        self._page_bytes_max = page_bytes_max
 
     @property
     def applied_lsn(self) -> int:
@@ -69,7 +93,7 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_SCAN, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
+        page = self._db.scan(prefix, start, limit, self._page_bytes_max)
         response = store_pb2.ScanPrefixResponse(applied_lsn=applied)
         response.entries.extend(store_pb2.Entry(key=k, value=v) for k, v in page.entries)
         if page.next_key is not None:
@@ -84,6 +108,51 @@ class Store:
         if value is not None:
             response.found = True
             response.assertion.CopyFrom(records_pb2.Record.FromString(value).assertion)
+            if len(response.assertion.signatures) >= SIGNATURES_INLINE_MAX:
+                prefix = signer_prefix(content_hash)
+                response.more_signers = bool(self._db.scan(prefix, prefix, 1).entries)
+        return response
+
+    def list_signers(
+        self, assertion_hash: bytes, page_size: int, page_token: str
+    ) -> store_pb2.ListSignersResponse:
+        """The H: record's signers (log order), then the HS: ones (key order), paged."""
+        _hash_field(assertion_hash, "assertion_hash")
+        prefix = signer_prefix(assertion_hash)
+        limit = page_size_of(page_size)
+        start = decode_page_token(page_token, _SCOPE_SIGNERS, prefix)
+        applied = self._state.applied_lsn
+        response = store_pb2.ListSignersResponse(applied_lsn=applied)
+        suffix = start[len(prefix) :]
+        if not suffix or suffix.startswith(_INLINE_MARK):
+            index = _inline_index(suffix)
+            value = self._db.get(record_key(ASSERTION_PREFIX, assertion_hash))
+            if value is None:
+                return response
+            inline = records_pb2.Record.FromString(value).assertion.signatures
+            response.signatures.extend(inline[index : index + limit])
+            if index + limit < len(inline):
+                resume = prefix + _INLINE_MARK + str(index + limit).encode()
+                response.next_page_token = encode_page_token(_SCOPE_SIGNERS, prefix, resume)
+                return response
+            start = prefix
+        room = limit - len(response.signatures)
+        # With no room left, one step still tells whether HS: keys follow, so a page is empty
+        # only when the whole listing is.
+        page = self._db.scan(prefix, start, max(room, 1))
+        next_key: bytes | None
+        if room == 0:
+            next_key = page.entries[0][0] if page.entries else None
+        else:
+            response.signatures.extend(
+                records_pb2.SignatureEntry(
+                    public_key=bytes.fromhex(key[len(prefix) :].decode("ascii")), signature=sig
+                )
+                for key, sig in page.entries
+            )
+            next_key = page.next_key
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_SIGNERS, prefix, next_key)
         return response
 
     def list_assertions_by_subject(
@@ -98,14 +167,14 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_SUBJECT, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
-        hashes = [value for _key, value in page.entries]
-        records = self._records(ASSERTION_PREFIX, hashes)
+        records, next_key = self._records_page(
+            ASSERTION_PREFIX, self._db.scan(prefix, start, limit)
+        )
         response = store_pb2.ListAssertionsBySubjectResponse(applied_lsn=applied)
-        for content_hash, record in zip(hashes, records, strict=True):
+        for content_hash, record in records:
             response.assertions.add(hash=content_hash, assertion=record.assertion)
-        if page.next_key is not None:
-            response.next_page_token = encode_page_token(_SCOPE_SUBJECT, prefix, page.next_key)
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_SUBJECT, prefix, next_key)
         return response
 
     def list_votes(
@@ -116,23 +185,32 @@ class Store:
         limit = page_size_of(page_size)
         start = decode_page_token(page_token, _SCOPE_VOTES, prefix)
         applied = self._state.applied_lsn
-        page = self._db.scan(prefix, start, limit)
-        hashes = [value for _key, value in page.entries]
-        records = self._records(VOTE_PREFIX, hashes)
+        records, next_key = self._records_page(VOTE_PREFIX, self._db.scan(prefix, start, limit))
         response = store_pb2.ListVotesResponse(applied_lsn=applied)
-        for content_hash, record in zip(hashes, records, strict=True):
+        for content_hash, record in records:
             response.votes.add(hash=content_hash, vote=record.vote)
-        if page.next_key is not None:
-            response.next_page_token = encode_page_token(_SCOPE_VOTES, prefix, page.next_key)
+        if next_key is not None:
+            response.next_page_token = encode_page_token(_SCOPE_VOTES, prefix, next_key)
         return response
 
-    def _records(self, prefix: bytes, hashes: list[bytes]) -> list[records_pb2.Record]:
-        keys = [record_key(prefix, h) for h in hashes]
-        values = self._db.multi_get(keys)
-        records = []
-        for key, value in zip(keys, values, strict=True):
-            if value is None:
-                # Index entries and records are written in the same batch.
-                raise StoreInconsistent(f"index names {key!r}, which is missing")
-            records.append(records_pb2.Record.FromString(value))
-        return records
+    def _records_page(
+        self, prefix: bytes, page: ScanResult
+    ) -> tuple[list[tuple[bytes, records_pb2.Record]], bytes | None]:
+        """The records an index page names, fetched a chunk at a time until the byte budget is
+        spent; returns them and the index key where the next page starts (or None)."""
+        out: list[tuple[bytes, records_pb2.Record]] = []
+        used = 0
+        entries = page.entries
+        for first in range(0, len(entries), _FETCH_CHUNK_RECORDS):
+            chunk = entries[first : first + _FETCH_CHUNK_RECORDS]
+            keys = [record_key(prefix, content_hash) for _index_key, content_hash in chunk]
+            values = self._db.multi_get(keys)
+            for (index_key, content_hash), key, value in zip(chunk, keys, values, strict=True):
+                if value is None:
+                    # Index entries and records are written in the same batch.
+                    raise StoreInconsistent(f"index names {key!r}, which is missing")
+                used += len(value)
+                if out and used > self._page_bytes_max:
+                    return out, index_key
+                out.append((content_hash, records_pb2.Record.FromString(value)))
+        return out, page.next_key

@@ -2,8 +2,9 @@
 
 Each waiting read parks a future in a heap ordered by the LSN it needs. The apply thread calls
 ``advance`` through ``loop.call_soon_threadsafe`` once per batch; ``advance`` resolves exactly
-the futures whose LSN is now applied. Nothing polls. The number of waits is bounded; a wait is
-bounded by the call's deadline, or by ``wait_seconds_max`` when the call has none.
+the futures whose LSN is now applied. Nothing polls. The number of waits is bounded
+(``waiters_max``, TooManyWaiters beyond); a wait lasts at most ``wait_seconds_max`` whatever the
+call's deadline (a client cannot park a read for hours), or less when the deadline is nearer.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class AppliedLsnWaiter:
             raise ShuttingDown("the ingestor is shutting down")
         if len(self._heap) >= self._waiters_max:
             raise TooManyWaiters(f"more than {self._waiters_max} reads are waiting for min_lsn")
-        limit = self._wait_seconds_max if timeout_seconds is None else timeout_seconds
+        limit = self._wait_seconds_max
+        if timeout_seconds is not None:
+            limit = min(limit, timeout_seconds)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (min_lsn, next(self._seq), future)
         heapq.heappush(self._heap, entry)
@@ -75,7 +78,9 @@ class AppliedLsnWaiter:
             await asyncio.wait_for(future, timeout=max(0.0, limit))
         except TimeoutError:
             raise MinLsnTimeout(
-                f"min_lsn {min_lsn} not applied within the deadline (applied LSN {self._applied})"
+                f"min_lsn {min_lsn} not applied within {limit:g} s (the call's deadline or the "
+                f"server's --min-lsn-wait-seconds-max {self._wait_seconds_max:g} s; applied LSN "
+                f"{self._applied})"
             ) from None
         finally:
             if not future.done() or future.cancelled():

@@ -7,17 +7,21 @@ only after fdatasync. Servicers are thin; the logic is :class:`Writer`.
 
 from __future__ import annotations
 
+from stemedb.writer._admission import AdmissionBounds, Admitted, Overloaded, SignaturePolicy
 from stemedb.writer._config import WriterConfig, config_from_args, load_trusted_keys
-from stemedb.writer._core import Overloaded, Receipt, Writer
+from stemedb.writer._core import Receipt, Writer
 from stemedb.writer._server import WriterServer, serve
 from stemedb.writer._service import SERVICE_NAME, WriterServicer, status_of
 from stemedb.writer._verify import SignatureCheck, SignatureVerifier
 
 __all__ = [
     "SERVICE_NAME",
+    "AdmissionBounds",
+    "Admitted",
     "Overloaded",
     "Receipt",
     "SignatureCheck",
+    "SignaturePolicy",
     "SignatureVerifier",
     "Writer",
     "WriterConfig",

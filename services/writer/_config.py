@@ -1,88 +1,90 @@
-"""The writer's configuration: one frozen dataclass, built from flags and environment."""
+"""The writer's configuration: one frozen dataclass; its flags, ``STEMEDB_*`` variables,
+defaults and bounds are generated from the fields (``stemedb.runtime.setting``)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from stemedb.runtime import EnvArgumentParser, parse_host_port
+from stemedb.writer._verify import usable_cpus
+
+from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
+from stemedb.runtime import build_parser as _build_parser
+from stemedb.runtime import config_from_args as _config_from_args
 
 __all__ = ["WriterConfig", "build_parser", "config_from_args", "load_trusted_keys"]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9101"
 DEFAULT_WAL_DIR = "./data/wal"
+_PROG = "stemedb-writer"
+_DESCRIPTION = "StemeDB writer: validated, signed, durable appends to the write-ahead log."
 
 
 @dataclass(frozen=True)
-class WriterConfig:
+class WriterConfig(ServerSettings):
     """Everything the writer needs; every queue and wait has a bound named with its unit."""
 
-    wal_dir: Path = Path(DEFAULT_WAL_DIR)
-    listen: str = DEFAULT_LISTEN
-    metrics_listen: str = DEFAULT_METRICS_LISTEN
-    require_signatures: bool = False
-    trusted_keys: frozenset[bytes] | None = None
-    trusted_keys_file: Path | None = None
+    wal_dir: Path = setting(Path(DEFAULT_WAL_DIR), help="WAL directory (shared volume)")
+    listen: str = setting(DEFAULT_LISTEN, help="gRPC address HOST:PORT")
+    metrics_listen: str = setting(DEFAULT_METRICS_LISTEN, help="Prometheus /metrics HOST:PORT")
+    require_signatures: bool = setting(
+        False, help="refuse assertions and epochs without at least one valid signature"
+    )
+    trusted_keys_file: Path | None = setting(
+        None, flag="--trusted-keys", parse=optional_path,
+        help="file of trusted ed25519 keys, hex per line",
+    )  # fmt: skip
+    trusted_keys: frozenset[bytes] | None = derived(None)  # read from trusted_keys_file
     # gRPC refuses larger messages before our code sees them; the 16 MiB batch limit of the
     # contract is checked by validation with a clear message, so this leaves room above it.
-    max_message_bytes: int = 20 * 1024 * 1024
-    inflight_requests_max: int = 1024
-    inflight_records_max: int = 200_000
-    verify_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    max_message_bytes: int = setting(
+        20 * 1024 * 1024, help="gRPC's bound on a request or response message, in bytes"
+    )
+    inflight_requests_max: int = setting(
+        1024, bounds=(1, 1_000_000), help="requests being processed; more: RESOURCE_EXHAUSTED"
+    )
+    inflight_records_max: int = setting(
+        200_000, bounds=(1, 100_000_000), help="records being processed; more: RESOURCE_EXHAUSTED"
+    )
+    inflight_bytes_max: int = setting(
+        32 * 1024 * 1024, bounds=(1, 1 << 40),
+        help="raw bytes of the append requests being processed; more get RESOURCE_EXHAUSTED",
+    )  # fmt: skip
+    verify_workers: int = setting(
+        default_factory=usable_cpus, bounds=(0, 4096),
+        help="signature verification processes (0: verify in the server process)",
+    )  # fmt: skip
     # Requests with at most this many signatures verify in the server process: a round trip to a
     # worker process costs more than a few verifications (about 70 us each).
-    inline_signatures_max: int = 8
-    segment_size_bytes: int = 64 * 1024 * 1024
-    sync_mode: str = "fdatasync"
-    retention: bool = False
-    fsync_warn_seconds: float = 0.5
-    shutdown_grace_seconds: float = 10.0
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    log_level: str = "INFO"
+    inline_signatures_max: int = derived(8)
+    segment_size_bytes: int = setting(64 * 1024 * 1024, help="WAL segment size in bytes")
+    sync_mode: str = setting(
+        "fdatasync", flag="--sync", choices=("fdatasync", "none"),
+        help="'none' is for benchmarks only: acknowledged records can be lost on power loss",
+    )  # fmt: skip
+    retention: bool = setting(
+        False, help="delete segments wholly below every consumer's checkpoint"
+    )
+    retention_consumer_stale_seconds: float | None = setting(
+        None,
+        help="retention ignores a consumer checkpoint behind the log and not updated for this "
+        "long (default: never)",
+    )
+    fsync_warn_seconds: float = setting(0.5, help="log a warning when one fsync takes longer")
+    shutdown_grace_seconds: float = setting(
+        10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wal_dir", Path(self.wal_dir))
+        super().__post_init__()
 
 
 def build_parser() -> EnvArgumentParser:
-    p = EnvArgumentParser(
-        prog="stemedb-writer",
-        description="StemeDB writer: validated, signed, durable appends to the write-ahead log.",
-    )
-    p.add_argument("--wal-dir", default=DEFAULT_WAL_DIR, help="WAL directory (shared volume)")
-    p.add_argument("--listen", default=DEFAULT_LISTEN, help="gRPC address HOST:PORT")
-    p.add_argument(
-        "--metrics-listen", default=DEFAULT_METRICS_LISTEN, help="Prometheus /metrics HOST:PORT"
-    )
-    p.add_argument(
-        "--require-signatures",
-        action="store_true",
-        default=False,
-        help="refuse assertions and epochs without at least one valid signature",
-    )
-    p.add_argument(
-        "--trusted-keys", default=None, help="file of trusted ed25519 keys, hex per line"
-    )
-    p.add_argument("--max-message-bytes", type=int, default=20 * 1024 * 1024)
-    p.add_argument("--inflight-requests-max", type=int, default=1024)
-    p.add_argument("--inflight-records-max", type=int, default=200_000)
-    p.add_argument("--verify-workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--segment-size-bytes", type=int, default=64 * 1024 * 1024)
-    p.add_argument(
-        "--sync",
-        choices=["fdatasync", "none"],
-        default="fdatasync",
-        help="'none' is for benchmarks only: acknowledged records can be lost on power loss",
-    )
-    p.add_argument("--retention", action="store_true", default=False)
-    p.add_argument("--fsync-warn-seconds", type=float, default=0.5)
-    p.add_argument("--shutdown-grace-seconds", type=float, default=10.0)
-    p.add_argument("--tls-cert", default=None, help="PEM server certificate (enables TLS)")
-    p.add_argument("--tls-key", default=None, help="PEM private key of --tls-cert")
-    p.add_argument("--tls-client-ca", default=None, help="PEM CA: require client certificates")
-    p.add_argument("--log-level", default="INFO")
-    return p
+    return _build_parser(WriterConfig, _PROG, _DESCRIPTION)
 
 
 def load_trusted_keys(path: Path) -> frozenset[bytes]:
@@ -102,45 +104,18 @@ def load_trusted_keys(path: Path) -> frozenset[bytes]:
     return frozenset(keys)
 
 
+def _derive(values: Mapping[str, Any]) -> dict[str, Any]:
+    path = values.get("trusted_keys_file")
+    if path is None:
+        return {}
+    try:
+        return {"trusted_keys": load_trusted_keys(path)}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--trusted-keys: {exc}") from None
+
+
 def config_from_args(argv: list[str] | None = None) -> WriterConfig:
-    parser = build_parser()
-    a = parser.parse_args(argv)
-    for name in ("listen", "metrics_listen"):
-        try:
-            parse_host_port(getattr(a, name))
-        except ValueError as exc:
-            parser.error(f"--{name.replace('_', '-')}: {exc}")
-    if bool(a.tls_cert) != bool(a.tls_key):
-        parser.error("--tls-cert and --tls-key go together")
-    if a.tls_client_ca and not a.tls_cert:
-        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
-    trusted = None
-    if a.trusted_keys:
-        try:
-            trusted = load_trusted_keys(Path(a.trusted_keys))
-        except (OSError, ValueError) as exc:
-            parser.error(f"--trusted-keys: {exc}")
-    for name in ("inflight_requests_max", "inflight_records_max", "verify_workers"):
-        if getattr(a, name) < 1 and not (name == "verify_workers" and a.verify_workers == 0):
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return WriterConfig(
-        wal_dir=Path(a.wal_dir),
-        listen=a.listen,
-        metrics_listen=a.metrics_listen,
-        require_signatures=a.require_signatures,
-        trusted_keys=trusted,
-        trusted_keys_file=Path(a.trusted_keys) if a.trusted_keys else None,
-        max_message_bytes=a.max_message_bytes,
-        inflight_requests_max=a.inflight_requests_max,
-        inflight_records_max=a.inflight_records_max,
-        verify_workers=a.verify_workers,
-        segment_size_bytes=a.segment_size_bytes,
-        sync_mode=a.sync,
-        retention=a.retention,
-        fsync_warn_seconds=a.fsync_warn_seconds,
-        shutdown_grace_seconds=a.shutdown_grace_seconds,
-        tls_cert=Path(a.tls_cert) if a.tls_cert else None,
-        tls_key=Path(a.tls_key) if a.tls_key else None,
-        tls_client_ca=Path(a.tls_client_ca) if a.tls_client_ca else None,
-        log_level=a.log_level,
+    """Parse ``argv`` (and STEMEDB_* variables) into a validated config; exits 2 on bad input."""
+    return _config_from_args(
+        WriterConfig, argv, prog=_PROG, description=_DESCRIPTION, derive=_derive
     )

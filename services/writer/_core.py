@@ -1,110 +1,100 @@
-"""The writer's logic, free of gRPC: verify, hash, and durably append validated records."""
+"""The writer's logic, free of gRPC: verify admitted records and append them durably.
+
+Requests reach this point as :class:`~stemedb.writer._admission.Admitted` records (validated,
+hashed, trust already checked). :meth:`Writer.append` verifies their signatures and makes them
+durable in one all-or-nothing group commit. When the log becomes unusable (a failed write or
+fdatasync, after which only a reopen can recover), the writer says so once, in the log and to
+every ``on_wal_fatal`` listener (the server turns health NOT_SERVING, metrics export it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from stemedb.writer._verify import SignatureCheck, SignatureVerifier
+from stemedb.writer._admission import Admitted
+from stemedb.writer._verify import SignatureVerifier
 
-from stemedb import canonical
-from stemedb.errors import InvalidSignature, StemeError, UntrustedSigner
-from stemedb.v1 import records_pb2 as pb
-from stemedb.wal import Wal
+from stemedb.errors import InvalidSignature
+from stemedb.runtime import log_event
+from stemedb.wal import Wal, WalClosed, WalDiskFull, WalError, WalOverloaded
 from stemedb.walrecord import TYPE_OF_KIND, encode_payload
 
-__all__ = ["Overloaded", "Receipt", "Writer"]
+__all__ = ["Receipt", "WalFatalListener", "Writer"]
+
+_log = logging.getLogger("stemedb.writer")
+
+# WAL errors after which appending can go on: a full disk recovers when space returns, a full
+# queue when it drains, and a closed log belongs to a shutdown. Every other WalError from an
+# append means the log stopped (the WAL refuses every later append until it is reopened).
+_TRANSIENT_WAL_ERRORS = (WalDiskFull, WalOverloaded, WalClosed)
+
+WalFatalListener = Callable[[str], Awaitable[None]]
 
 
-class Overloaded(StemeError):
-    """More requests or records in flight than the writer's bounds allow."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Receipt:
     content_hash: bytes
     lsn: int
 
 
 class Writer:
-    """Appends validated records: hash, verify signatures, enforce policy, commit durably."""
+    """Verifies admitted records' signatures and commits them durably to the WAL."""
 
-    def __init__(
-        self,
-        wal: Wal,
-        verifier: SignatureVerifier,
-        *,
-        require_signatures: bool = False,
-        trusted_keys: Collection[bytes] | None = None,
-        inflight_records_max: int = 200_000,
-    ) -> None:
+    def __init__(self, wal: Wal, verifier: SignatureVerifier) -> None:
         self._wal = wal
         self._verifier = verifier
-        self._require_signatures = require_signatures
-        self._trusted = trusted_keys
-        self._inflight_records_max = inflight_records_max
-        self._inflight_records = 0
+        self._fatal_listeners: list[WalFatalListener] = []
+        self.wal_failure: str | None = None  # why the log is unusable, once it is
+        self.signatures_verified = 0
 
     @property
     def wal(self) -> Wal:
         return self._wal
 
-    def _checks(
-        self, records: Sequence[pb.Record], kinds: Sequence[str], fields: Sequence[str],
-        hashes: Sequence[bytes],
-    ) -> list[SignatureCheck]:  # fmt: skip
-        checks: list[SignatureCheck] = []
-        for r, kind, field, h in zip(records, kinds, fields, hashes, strict=True):
-            if kind == "vote":
-                v = r.vote
-                checks.append(SignatureCheck(f"{field}.signature", v.agent_id, v.signature, h))
-                continue
-            entries = r.assertion.signatures if kind == "assertion" else r.epoch.signatures
-            if not entries and self._require_signatures:
-                raise InvalidSignature(
-                    f"{field}.signatures", "at least one signature is required by this writer"
-                )
-            for i, e in enumerate(entries):
-                checks.append(
-                    SignatureCheck(f"{field}.signatures[{i}].signature", e.public_key,
-                                   e.signature, h)
-                )  # fmt: skip
-        return checks
+    def on_wal_fatal(self, listener: WalFatalListener) -> None:
+        """Call ``listener(reason)`` (awaited, on the event loop) once, when the log becomes
+        unusable."""
+        self._fatal_listeners.append(listener)
 
     async def append(
-        self,
-        records: Sequence[pb.Record],
-        kinds: Sequence[str],
-        fields: Sequence[str],
-        timeout_seconds: float | None = None,
+        self, admitted: Sequence[Admitted], timeout_seconds: float | None = None
     ) -> list[Receipt]:
-        """Append validated ``records`` (their ``kinds`` and error ``fields`` paths given) as one
-        all-or-nothing durable commit. Raises InvalidSignature, UntrustedSigner, Overloaded or a
-        WalError; nothing is written unless every record passes."""
-        count = len(records)
-        if self._inflight_records + count > self._inflight_records_max:
-            raise Overloaded(
-                f"{self._inflight_records} records in flight; the bound is "
-                f"{self._inflight_records_max}: retry later"
+        """Verify every signature, then append all records as one durable commit.
+
+        Raises InvalidSignature naming the first signature that does not verify, or a WalError;
+        nothing is written unless every record passes.
+        """
+        checks = [c for a in admitted for c in a.checks]
+        self.signatures_verified += len(checks)
+        bad = await self._verifier.first_invalid(checks)
+        if bad is not None:
+            raise InvalidSignature(
+                bad.field, "does not verify against its public key and the record's hash"
             )
-        self._inflight_records += count
+        entries = [
+            (TYPE_OF_KIND[a.kind], encode_payload(a.content_hash, a.record.SerializeToString()))
+            for a in admitted
+        ]
         try:
-            hashes = [canonical.record_hash(r) for r in records]
-            checks = self._checks(records, kinds, fields, hashes)
-            bad = await self._verifier.first_invalid(checks)
-            if bad is not None:
-                raise InvalidSignature(
-                    bad.field, "does not verify against its public key and the record's hash"
-                )
-            if self._trusted is not None:
-                for c in checks:
-                    if c.public_key not in self._trusted:
-                        raise UntrustedSigner(c.field, c.public_key.hex())
-            entries = [
-                (TYPE_OF_KIND[kind], encode_payload(h, r.SerializeToString()))
-                for r, kind, h in zip(records, kinds, hashes, strict=True)
-            ]
             lsns = await self._wal.append_async(entries, timeout_seconds=timeout_seconds)
-        finally:
-            self._inflight_records -= count
-        return [Receipt(h, lsn) for h, lsn in zip(hashes, lsns, strict=True)]
+        except WalError as exc:
+            if not isinstance(exc, _TRANSIENT_WAL_ERRORS):
+                await self._wal_failed(str(exc))
+            raise
+        return [Receipt(a.content_hash, lsn) for a, lsn in zip(admitted, lsns, strict=True)]
+
+    async def _wal_failed(self, reason: str) -> None:
+        if self.wal_failure is not None:
+            return
+        self.wal_failure = reason
+        log_event(
+            _log, logging.CRITICAL, "WAL unusable: refusing appends until restarted",
+            reason=reason, durable_lsn=self._wal.durable_lsn,
+        )  # fmt: skip
+        for listener in self._fatal_listeners:
+            try:
+                await listener(reason)
+            except Exception:  # a listener's bug must not hide the append's own error
+                _log.exception("on_wal_fatal listener raised")

@@ -6,12 +6,17 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stemedb.runtime import log_event
+
+if TYPE_CHECKING:
+    from stemedb.writer._admission import AdmissionBudget
+    from stemedb.writer._core import Writer
 
 __all__ = ["WriterMetrics"]
 
@@ -51,6 +56,20 @@ class _VolumeCollector(Collector):
         )
 
 
+class _SignaturesCollector(Collector):
+    """Signatures submitted to ed25519 verification, read from the writer at scrape time."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "stemedb_writer_signatures_verified",
+            "Signatures submitted to ed25519 verification (trusted-key refusals verify none).",
+            value=self._writer.signatures_verified,
+        )
+
+
 class WriterMetrics:
     """Writer metrics; also the WAL's observer (group commits and fsync latency)."""
 
@@ -86,6 +105,11 @@ class WriterMetrics:
             "Group commits whose fdatasync took longer than --fsync-warn-seconds.",
             registry=registry,
         )
+        self.retention_ignored = Gauge(
+            "stemedb_wal_retention_ignored_consumers",
+            "Consumers whose stale checkpoint the last retention pass ignored.",
+            registry=registry,
+        )
         self.last_lsn = Gauge(
             "stemedb_wal_last_lsn", "Highest LSN written to the WAL.", registry=registry
         )
@@ -99,7 +123,40 @@ class WriterMetrics:
             "Append requests being processed.",
             registry=registry,
         )
+        self.inflight_records = Gauge(
+            "stemedb_writer_inflight_records",
+            "Records of the append requests being processed (bound: --inflight-records-max).",
+            registry=registry,
+        )
+        self.inflight_bytes = Gauge(
+            "stemedb_writer_inflight_bytes",
+            "Raw bytes of the append requests being processed (bound: --inflight-bytes-max).",
+            registry=registry,
+        )
+        self.refused = Counter(
+            "stemedb_writer_admission_refused",
+            "Requests refused with RESOURCE_EXHAUSTED by an admission bound, by bound.",
+            ["bound"],
+            registry=registry,
+        )
+        for bound in ("inflight_requests_max", "inflight_records_max", "inflight_bytes_max"):
+            self.refused.labels(bound)
+        self.wal_fatal = Gauge(
+            "stemedb_writer_wal_fatal",
+            "1 once the WAL is unusable (a failed write or fdatasync): appends fail until the "
+            "writer is restarted; the log says why.",
+            registry=registry,
+        )
+        self._registry = registry
         registry.register(_VolumeCollector(wal_dir))
+
+    def bind_admission(self, budget: AdmissionBudget, writer: Writer) -> None:
+        """Read the in-flight figures and the WAL's state from the pipeline at scrape time."""
+        self.inflight.set_function(lambda: float(budget.requests))
+        self.inflight_records.set_function(lambda: float(budget.records))
+        self.inflight_bytes.set_function(lambda: float(budget.bytes))
+        self.wal_fatal.set_function(lambda: 0.0 if writer.wal_failure is None else 1.0)
+        self._registry.register(_SignaturesCollector(writer))
 
     def bind_lsns(self, last: Callable[[], int], durable: Callable[[], int]) -> None:
         self.last_lsn.set_function(lambda: float(last()))
@@ -112,6 +169,9 @@ class WriterMetrics:
         self.fsync_seconds.observe(fsync_seconds)
         self.group_records.observe(records)
         self.bytes_written.inc(bytes_written)
+
+    def on_retention_ignored(self, consumers: list[str]) -> None:
+        self.retention_ignored.set(len(consumers))
 
     def on_slow_fsync(self, fsync_seconds: float) -> None:
         self.slow_fsyncs.inc()

@@ -1,190 +1,145 @@
-"""The gRPC face of the writer: thin handlers over :class:`Writer`, errors mapped in one table.
+"""The gRPC face of the writer: four one-line handlers over one admission pipeline.
 
-Handlers take the raw request bytes (no deserializer is registered) so that a request that does
-not even decode gets INVALID_ARGUMENT from our code, and so that the 16 MiB batch limit is
-checked against the bytes actually received.
+Handlers take the raw request bytes (no deserializer is registered) so that the in-flight byte
+budget is checked before anything is parsed, a request that does not even decode gets
+INVALID_ARGUMENT from our code, and the 16 MiB batch limit is checked against the bytes actually
+received. Errors map to status codes in one table.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError, Message
-from stemedb.writer._core import Overloaded, Writer
+from stemedb.writer._admission import (
+    ASSERTION,
+    BATCH,
+    EPOCH,
+    VOTE,
+    AdmissionBounds,
+    AdmissionBudget,
+    Method,
+    Overloaded,
+    SignaturePolicy,
+    admit_request,
+    decode,
+    kinds_of,
+    record_count,
+)
+from stemedb.writer._core import Receipt, Writer
 from stemedb.writer._metrics import WriterMetrics
 
 from stemedb import validation
 from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
-from stemedb.runtime import log_event
+from stemedb.runtime import StatusTable, bytes_generic_handler, log_event
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
-from stemedb.wal import WalClosed, WalDiskFull, WalError, WalOverloaded
+from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 
 __all__ = ["SERVICE_NAME", "WriterServicer", "status_of"]
 
 SERVICE_NAME = "stemedb.v1.WriterService"
+_SERVICE = wpb.DESCRIPTOR.services_by_name["WriterService"]
 _log = logging.getLogger("stemedb.writer")
 
-# The one mapping from errors to gRPC status codes (DESIGN section 6), most specific first.
-_STATUS_TABLE: list[tuple[type[BaseException], grpc.StatusCode, str]] = [
-    (UntrustedSigner, grpc.StatusCode.PERMISSION_DENIED, "denied"),
-    (InvalidRecord, grpc.StatusCode.INVALID_ARGUMENT, "invalid"),  # InvalidSignature too
-    (Overloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalOverloaded, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalDiskFull, grpc.StatusCode.RESOURCE_EXHAUSTED, "error"),
-    (WalClosed, grpc.StatusCode.UNAVAILABLE, "error"),
-    (WalError, grpc.StatusCode.INTERNAL, "error"),
-    (StemeError, grpc.StatusCode.INTERNAL, "error"),
-]
+# The one mapping from errors to gRPC status codes (DESIGN section 6); the nearest listed class
+# of an error's MRO wins.
+STATUS_TABLE = StatusTable({
+    UntrustedSigner: grpc.StatusCode.PERMISSION_DENIED,
+    InvalidRecord: grpc.StatusCode.INVALID_ARGUMENT,  # InvalidSignature too
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalOverloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalDiskFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    WalClosed: grpc.StatusCode.UNAVAILABLE,
+    StemeError: grpc.StatusCode.INTERNAL,  # WalError and the rest
+})  # fmt: skip
+_OUTCOME_OF_CODE = {
+    grpc.StatusCode.PERMISSION_DENIED: "denied",
+    grpc.StatusCode.INVALID_ARGUMENT: "invalid",
+}
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and the metrics outcome of an error."""
-    for kind, code, outcome in _STATUS_TABLE:
-        if isinstance(exc, kind):
-            return code, outcome
-    return grpc.StatusCode.INTERNAL, "error"
+    code = STATUS_TABLE.code_of(exc)
+    return code, _OUTCOME_OF_CODE.get(code, "error")
 
 
-_VALIDATORS: dict[str, Callable[[Any, str, validation.Limits], None]] = {
-    "assertion": validation.validate_assertion,
-    "vote": validation.validate_vote,
-    "epoch": validation.validate_epoch,
-}
-
-
-def _parse(cls: type[Message], data: bytes) -> Any:
-    try:
-        return cls.FromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidRecord("request", f"is not a valid {cls.DESCRIPTOR.full_name}: {exc}") from exc
+def _response(method: Method, receipts: Sequence[Receipt]) -> bytes:
+    if method.kind is None:
+        batch = wpb.AppendBatchResponse()
+        for r in receipts:
+            batch.receipts.add(hash=r.content_hash, lsn=r.lsn)
+        return batch.SerializeToString()
+    (only,) = receipts
+    single = method.response(receipt=pb.Receipt(hash=only.content_hash, lsn=only.lsn))
+    return single.SerializeToString()
 
 
 class WriterServicer:
-    """Handlers for stemedb.v1.WriterService."""
+    """Handlers for stemedb.v1.WriterService: the admission pipeline (docs/writer.md)."""
 
     def __init__(
         self, writer: Writer, metrics: WriterMetrics, limits: validation.Limits,
-        inflight_requests_max: int, is_draining: Callable[[], bool],
+        policy: SignaturePolicy, bounds: AdmissionBounds, is_draining: Callable[[], bool],
     ) -> None:  # fmt: skip
         self._writer = writer
         self._metrics = metrics
         self._limits = limits
-        self._inflight_max = inflight_requests_max
-        self._inflight = 0
+        self._policy = policy
+        self.budget = AdmissionBudget(bounds)
         self._is_draining = is_draining
+        metrics.bind_admission(self.budget, writer)
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
-        def unary(fn: Callable[..., Any]) -> grpc.RpcMethodHandler[Any, Any]:
-            return grpc.unary_unary_rpc_method_handler(fn)
+        return bytes_generic_handler(_SERVICE, self)
 
-        return grpc.method_handlers_generic_handler(
-            SERVICE_NAME,
-            {
-                "AppendAssertion": unary(
-                    self._single_rpc(
-                        wpb.AppendAssertionRequest, wpb.AppendAssertionResponse, "assertion"
-                    )
-                ),
-                "AppendVote": unary(
-                    self._single_rpc(wpb.AppendVoteRequest, wpb.AppendVoteResponse, "vote")
-                ),
-                "AppendEpoch": unary(
-                    self._single_rpc(wpb.AppendEpochRequest, wpb.AppendEpochResponse, "epoch")
-                ),
-                "AppendBatch": unary(self.append_batch),
-            },
-        )
+    async def AppendAssertion(self, request: bytes, context: Any) -> bytes:
+        return await self.append(ASSERTION, request, context)
 
-    async def _run(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        request: bytes,
-        parse: Callable[[bytes], tuple[list[pb.Record], list[str], list[str]]],
-        respond: Callable[[list[tuple[bytes, int]]], bytes],
-        kind_hint: str,
+    async def AppendVote(self, request: bytes, context: Any) -> bytes:
+        return await self.append(VOTE, request, context)
+
+    async def AppendEpoch(self, request: bytes, context: Any) -> bytes:
+        return await self.append(EPOCH, request, context)
+
+    async def AppendBatch(self, request: bytes, context: Any) -> bytes:
+        return await self.append(BATCH, request, context)
+
+    async def append(
+        self, method: Method, data: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        kinds: Sequence[str] = [kind_hint]
+        """Budget, decode, admit, verify, commit; answer the receipts or abort with the status
+        of the first refusal. Nothing is written unless every step passes for every record."""
         if self._is_draining():
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the writer is shutting down")
-        if self._inflight >= self._inflight_max:
-            self._metrics.records.labels(kind_hint, "error").inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self._inflight} requests in flight, the bound is {self._inflight_max}: retry",
-            )
-        self._inflight += 1
-        self._metrics.inflight.inc()
+        request = None
+        lease = None
         try:
-            records, kinds, fields = parse(request)
-            remaining = context.time_remaining()
-            receipts = await self._writer.append(records, kinds, fields, timeout_seconds=remaining)
-        except (StemeError, WalError) as exc:
+            lease = self.budget.enter(len(data))
+            request = decode(method, data)
+            lease.add_records(record_count(method, request))
+            admitted = admit_request(method, request, len(data), self._limits, self._policy)
+            receipts = await self._writer.append(admitted, context.time_remaining())
+        except StemeError as exc:
             code, outcome = status_of(exc)
-            for k in kinds:
-                self._metrics.records.labels(k, outcome).inc()
+            self._count(kinds_of(method, request), outcome)
+            if isinstance(exc, Overloaded):
+                self._metrics.refused.labels(exc.bound).inc()
             if code == grpc.StatusCode.INTERNAL:
                 log_event(_log, logging.ERROR, "append failed", error=str(exc))
             await context.abort(code, str(exc))
+            raise  # unreachable: abort raises
         finally:
-            self._inflight -= 1
-            self._metrics.inflight.dec()
-        for k in kinds:
-            self._metrics.records.labels(k, "ok").inc()
-        return respond([(r.content_hash, r.lsn) for r in receipts])
+            if lease is not None:
+                lease.release()
+        self._count([a.kind for a in admitted], "ok")
+        return _response(method, receipts)
 
-    # Parsers: request bytes -> (records, kinds, error-path prefixes). Validation happens here.
-    def _single(self, cls: type[Message], kind: str) -> Callable[[bytes], Any]:
-        def parse(data: bytes) -> tuple[list[pb.Record], list[str], list[str]]:
-            req = _parse(cls, data)
-            if not req.HasField(kind):
-                raise InvalidRecord(kind, "is required")
-            inner = getattr(req, kind)
-            _VALIDATORS[kind](inner, kind, self._limits)
-            record = pb.Record()
-            getattr(record, kind).CopyFrom(inner)
-            return [record], [kind], [kind]
-
-        return parse
-
-    @staticmethod
-    def _single_response(cls: type[Message]) -> Callable[[list[tuple[bytes, int]]], bytes]:
-        def respond(receipts: list[tuple[bytes, int]]) -> bytes:
-            h, lsn = receipts[0]
-            return cls(receipt=pb.Receipt(hash=h, lsn=lsn)).SerializeToString()
-
-        return respond
-
-    # The parse and respond functions of the single-record RPCs are built once, not per call.
-    def _single_rpc(
-        self, request_cls: type[Message], response_cls: type[Message], kind: str
-    ) -> Callable[[bytes, Any], Awaitable[bytes]]:
-        parse, respond = self._single(request_cls, kind), self._single_response(response_cls)
-
-        async def rpc(request: bytes, context: Any) -> bytes:
-            return await self._run(context, request, parse, respond, kind)
-
-        return rpc
-
-    def _parse_batch(self, data: bytes) -> tuple[list[pb.Record], list[str], list[str]]:
-        req = _parse(wpb.AppendBatchRequest, data)
-        records = list(req.records)
-        kinds = validation.validate_batch(records, len(data), self._limits)
-        fields = [f"records[{i}].{k}" for i, k in enumerate(kinds)]
-        return records, kinds, fields
-
-    @staticmethod
-    def _batch_response(receipts: list[tuple[bytes, int]]) -> bytes:
-        resp = wpb.AppendBatchResponse()
-        for h, lsn in receipts:
-            resp.receipts.add(hash=h, lsn=lsn)
-        return resp.SerializeToString()
-
-    async def append_batch(self, request: bytes, context: Any) -> bytes:
-        return await self._run(
-            context, request, self._parse_batch, self._batch_response, "assertion"
-        )
+    def _count(self, kinds: Sequence[str], outcome: str) -> None:
+        for kind, n in Counter(kinds).items():
+            self._metrics.records.labels(kind, outcome).inc(n)

@@ -4,7 +4,9 @@ ed25519 verification costs about 70 us per signature here, and pynacl holds the 
 each call, so threads scale poorly. A request with a few signatures is verified in the server
 process (a round trip to a worker costs more); a larger one is cut into chunks that worker
 processes verify in parallel, so signed batches use every core and the event loop stays free
-for unsigned traffic meanwhile.
+for unsigned traffic meanwhile. The default number of workers is the number of CPUs this process
+may actually use (:func:`usable_cpus`: its CPU affinity and its cgroup's CPU quota), not the
+host's count, so a large node does not start dozens of workers in a 2-CPU container.
 """
 
 from __future__ import annotations
@@ -16,26 +18,77 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import nacl.bindings
 import nacl.exceptions
 
-__all__ = ["SignatureCheck", "SignatureVerifier"]
+__all__ = ["SignatureCheck", "SignatureVerifier", "cgroup_cpu_limit", "usable_cpus"]
 
 _ITEM_BYTES = 32 + 64 + 32  # public key, signature, hash
 _PARENT_POLL_SECONDS = 0.5
 
 
+@dataclass(frozen=True, slots=True)
 class SignatureCheck:
     """One signature to verify and the field that names it in errors."""
 
-    __slots__ = ("content_hash", "field", "public_key", "signature")
+    field: str
+    public_key: bytes
+    signature: bytes
+    content_hash: bytes
 
-    def __init__(self, field: str, public_key: bytes, signature: bytes, content_hash: bytes):
-        self.field = field
-        self.public_key = public_key
-        self.signature = signature
-        self.content_hash = content_hash
+
+def cgroup_cpu_limit(cgroup_root: Path, proc_self_cgroup: str) -> int | None:
+    """Whole CPUs the cgroup v2 ``cpu.max`` quota allows this process, or None when unlimited.
+
+    ``proc_self_cgroup`` is the text of /proc/self/cgroup; its v2 line ``0::<path>`` names the
+    process's cgroup under ``cgroup_root`` (/sys/fs/cgroup). A quota anywhere on the way up to
+    the root applies, so the smallest one counts. ``cpu.max`` reads ``max <period>`` (no limit)
+    or ``<quota> <period>`` in microseconds; a fractional quota rounds down, to at least 1 (as
+    Go's automaxprocs does), since more workers than the quota only get throttled.
+    """
+    relative = None
+    for line in proc_self_cgroup.splitlines():
+        if line.startswith("0::"):
+            relative = line[3:].strip()
+    if relative is None:
+        return None  # cgroup v1 only, or no cgroup: nothing to read
+    directory = cgroup_root / relative.lstrip("/")
+    limit: int | None = None
+    while True:
+        try:
+            fields = (directory / "cpu.max").read_text().split()
+        except OSError:
+            fields = []
+        if len(fields) == 2 and fields[0] != "max":
+            try:
+                quota, period = int(fields[0]), int(fields[1])
+            except ValueError:
+                quota, period = 0, 0
+            if quota > 0 and period > 0:
+                cpus = max(1, quota // period)
+                limit = cpus if limit is None else min(limit, cpus)
+        if directory == cgroup_root or cgroup_root not in directory.parents:
+            return limit
+        directory = directory.parent
+
+
+def usable_cpus(
+    cgroup_root: Path = Path("/sys/fs/cgroup"), proc_self_cgroup: Path = Path("/proc/self/cgroup")
+) -> int:
+    """CPUs this process may use: its affinity mask, capped by its cgroup v2 CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        text = proc_self_cgroup.read_text()
+    except OSError:
+        return max(1, cpus)
+    limit = cgroup_cpu_limit(cgroup_root, text)
+    return max(1, cpus if limit is None else min(cpus, limit))
 
 
 def _verify_one(public_key: bytes, signature: bytes, content_hash: bytes) -> bool:

@@ -5,11 +5,13 @@ Hierarchy::
     StemeError                      base of every error raised by stemedb's own code
     ├── InvalidRecord               a record breaks a rule; names the field (INVALID_ARGUMENT)
     │   └── InvalidSignature        a signature does not verify or has the wrong length
-    └── UntrustedSigner             a valid signature by a key outside the trusted list
-                                    (PERMISSION_DENIED)
+    ├── UntrustedSigner             a valid signature by a key outside the trusted list
+    │                               (PERMISSION_DENIED)
+    ├── stemedb.wal.WalError        the write-ahead log's own hierarchy (``stemedb.wal``)
+    └── stemedb.ingestor.IngestorError  the ingestor's own hierarchy
 
-The WAL has its own hierarchy under ``stemedb.wal.WalError``. The services map both to gRPC
-status codes in one table each (``stemedb.writer`` and ``stemedb.ingestor``).
+Each service maps its errors to gRPC status codes in one ``stemedb.runtime.StatusTable``
+(``stemedb.writer`` and ``stemedb.ingestor``).
 """
 
 from __future__ import annotations

@@ -4,13 +4,26 @@ DESIGN.md section 3 fixes the defaults; the protos document them field by field.
 raises :class:`~stemedb.errors.InvalidRecord` naming the field with its full path (for example
 ``records[3].assertion.signatures[1].public_key``), so a client can tell exactly what to fix.
 Validation checks shape only; signatures are verified by :mod:`stemedb.signing`.
+
+Beyond sizes and ranges, three rules keep one meaning to one hash (issue 10, item 11): a name
+(subject, predicate, epoch name) must be Unicode NFC and free of control characters (category Cc)
+and bidirectional controls (the Unicode Bidi_Control set, U+061C, U+200E, U+200F, U+202A-U+202E,
+U+2066-U+2069), which would make different keys print alike; and ``-0.0`` is refused wherever a
+float is hashed (confidence, weight, number), since its canonical bytes differ from ``0.0``'s.
+:func:`check_known_fields` refuses protobuf fields the schema does not know, which no hash or
+signature would cover.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
@@ -21,6 +34,8 @@ __all__ = [
     "PUBLIC_KEY_BYTES",
     "SIGNATURE_BYTES",
     "Limits",
+    "check_batch_size",
+    "check_known_fields",
     "validate_assertion",
     "validate_batch",
     "validate_epoch",
@@ -64,6 +79,33 @@ def _check_text(value: str, field: str, max_bytes: int, *, required: bool) -> No
         raise InvalidRecord(field, f"is {size} bytes of UTF-8, more than the limit of {max_bytes}")
 
 
+# Control characters (Cc) and the Bidi_Control characters, which reorder or hide text.
+_FORBIDDEN_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _check_name(value: str, field: str, max_bytes: int) -> None:
+    """A required name: non-empty, at most ``max_bytes`` of UTF-8, NFC, no control characters."""
+    _check_text(value, field, max_bytes, required=True)
+    bad = _FORBIDDEN_IN_NAMES.search(value)
+    if bad is not None:
+        char = bad.group()
+        what = (
+            "control character" if unicodedata.category(char) == "Cc" else "bidirectional control"
+        )
+        raise InvalidRecord(
+            field, f"must not contain the {what} U+{ord(char):04X} (at character {bad.start()})"
+        )
+    if not unicodedata.is_normalized("NFC", value):
+        raise InvalidRecord(
+            field, "must be Unicode NFC: normalize it (NFC) before hashing and signing"
+        )
+
+
+def _check_not_negative_zero(value: float, field: str) -> None:
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        raise InvalidRecord(field, "must not be -0.0, which hashes differently from 0.0: send 0.0")
+
+
 def _check_hash(value: bytes, field: str, *, required: bool) -> None:
     if not value:
         if required:
@@ -78,6 +120,7 @@ def _check_finite(value: float, field: str, low: float, high: float) -> None:
         raise InvalidRecord(field, f"must be a finite number, got {value!r}")
     if not low <= value <= high:
         raise InvalidRecord(field, f"must be in [{low:g}, {high:g}], got {value!r}")
+    _check_not_negative_zero(value, field)
 
 
 def _check_signatures(entries: Iterable[pb.SignatureEntry], field: str, limits: Limits) -> None:
@@ -112,6 +155,7 @@ def _check_value(value: pb.Value, field: str, limits: Limits) -> None:
     elif kind == "number":
         if not math.isfinite(value.number):
             raise InvalidRecord(f"{field}.number", f"must be finite, got {value.number!r}")
+        _check_not_negative_zero(value.number, f"{field}.number")
     elif kind == "blob":
         if len(value.blob) > limits.blob_bytes_max:
             raise InvalidRecord(
@@ -126,10 +170,8 @@ def validate_assertion(
     a: pb.Assertion, field: str = "assertion", limits: Limits = DEFAULT_LIMITS
 ) -> None:
     """Raise InvalidRecord unless ``a`` is a well-formed assertion."""
-    _check_text(a.subject, f"{field}.subject", limits.subject_bytes_max, required=True)
-    if "\x00" in a.subject:
-        raise InvalidRecord(f"{field}.subject", "must not contain NUL")
-    _check_text(a.predicate, f"{field}.predicate", limits.predicate_bytes_max, required=True)
+    _check_name(a.subject, f"{field}.subject", limits.subject_bytes_max)
+    _check_name(a.predicate, f"{field}.predicate", limits.predicate_bytes_max)
     if not a.HasField("object"):
         raise InvalidRecord(f"{field}.object", "is required")
     _check_value(a.object, f"{field}.object", limits)
@@ -157,7 +199,7 @@ def validate_vote(v: pb.Vote, field: str = "vote", limits: Limits = DEFAULT_LIMI
 
 def validate_epoch(e: pb.Epoch, field: str = "epoch", limits: Limits = DEFAULT_LIMITS) -> None:
     """Raise InvalidRecord unless ``e`` is a well-formed epoch."""
-    _check_text(e.name, f"{field}.name", limits.epoch_name_bytes_max, required=True)
+    _check_name(e.name, f"{field}.name", limits.epoch_name_bytes_max)
     _check_text(
         e.description, f"{field}.description", limits.epoch_description_bytes_max, required=False
     )
@@ -176,33 +218,74 @@ def validate_epoch(e: pb.Epoch, field: str = "epoch", limits: Limits = DEFAULT_L
 
 
 def validate_record(r: pb.Record, field: str = "record", limits: Limits = DEFAULT_LIMITS) -> str:
-    """Validate a Record; return its kind ("assertion", "vote" or "epoch")."""
+    """Validate a Record; return its kind ("assertion", "vote" or "epoch").
+
+    Errors name ``<field>.<kind>.<...>``; with ``field`` empty, ``<kind>.<...>`` (as a
+    single-record request names its record by its kind)."""
     kind: str | None = r.WhichOneof("kind")
+    prefix = f"{field}." if field else ""
     if kind == "assertion":
-        validate_assertion(r.assertion, f"{field}.assertion", limits)
+        validate_assertion(r.assertion, f"{prefix}assertion", limits)
     elif kind == "vote":
-        validate_vote(r.vote, f"{field}.vote", limits)
+        validate_vote(r.vote, f"{prefix}vote", limits)
     elif kind == "epoch":
-        validate_epoch(r.epoch, f"{field}.epoch", limits)
+        validate_epoch(r.epoch, f"{prefix}epoch", limits)
     else:
-        raise InvalidRecord(field, "is empty: set one of assertion, vote, epoch")
+        raise InvalidRecord(field or "record", "is empty: set one of assertion, vote, epoch")
     return kind
 
 
-def validate_batch(
-    items: Sequence[pb.Record], request_bytes: int, limits: Limits = DEFAULT_LIMITS
-) -> list[str]:
-    """Validate an AppendBatch's records; return their kinds in order."""
-    if not items:
+def check_batch_size(count: int, request_bytes: int, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raise InvalidRecord naming ``records`` unless an AppendBatch of ``count`` records and
+    ``request_bytes`` bytes is within the batch limits."""
+    if count == 0:
         raise InvalidRecord("records", "must hold at least one record")
-    if len(items) > limits.batch_records_max:
+    if count > limits.batch_records_max:
         raise InvalidRecord(
-            "records",
-            f"holds {len(items)} records, more than the limit of {limits.batch_records_max}",
+            "records", f"holds {count} records, more than the limit of {limits.batch_records_max}"
         )
     if request_bytes > limits.batch_bytes_max:
         raise InvalidRecord(
             "records",
             f"request is {request_bytes} bytes, more than the limit of {limits.batch_bytes_max}",
         )
+
+
+def validate_batch(
+    items: Sequence[pb.Record], request_bytes: int, limits: Limits = DEFAULT_LIMITS
+) -> list[str]:
+    """Validate an AppendBatch's records; return their kinds in order."""
+    check_batch_size(len(items), request_bytes, limits)
     return [validate_record(r, f"records[{i}]", limits) for i, r in enumerate(items)]
+
+
+def check_known_fields(message: Message, field: str, *, child_prefix: str | None = None) -> None:
+    """Raise InvalidRecord naming the first protobuf field, at any depth of ``message``, that its
+    schema does not know (e.g. ``records[3].vote: unknown field 7``).
+
+    ``field`` names ``message`` itself; its fields are named ``<child_prefix><name>``, by default
+    ``<field>.<name>`` (a request passes ``"request"`` and ``""``, so that the assertion of an
+    AppendAssertionRequest is ``assertion``, as in every other error).
+
+    A field number the schema lacks, or a known number sent with another wire type, is kept by
+    the parser as an unknown field and would be re-serialized into the log, covered by no hash
+    or signature. This walk visits every nested message; callers on a hot path first test
+    cheaply whether there is anything to find (see ``stemedb.runtime.decode_request``).
+    """
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        raise InvalidRecord(field, f"unknown field {unknown[0].field_number}")
+    prefix = f"{field}." if child_prefix is None else child_prefix
+    for descriptor, value in message.ListFields():
+        if descriptor.message_type is None:
+            continue
+        path = f"{prefix}{descriptor.name}"
+        if descriptor.message_type.GetOptions().map_entry:
+            for key, item in value.items():
+                if isinstance(item, Message):
+                    check_known_fields(item, f"{path}[{key!r}]")
+        elif descriptor.is_repeated:
+            for i, item in enumerate(value):
+                check_known_fields(item, f"{path}[{i}]")
+        else:
+            check_known_fields(value, path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_catalog import DEPLOY, INGESTOR_ENV, K8S_VERSIONS, WRITER_ENV
+from deploy_catalog import DEPLOY, INGESTOR_ENV, K8S_VERSIONS, WRITER_ENV, missing, require_tool
 from kustomize_lite import UnsupportedFeature, render
 
 Obj = dict[str, Any]
@@ -113,16 +112,15 @@ def test_validation_is_strict() -> None:
 
 
 def kubectl_kustomize_v5() -> str:
-    """kubectl with an embedded kustomize v5, or skip: it is a cross-check, not the renderer."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl not installed: rendered by kustomize_lite only")
+    """kubectl with an embedded kustomize v5: a cross-check of the renderer. Without it the test
+    skips locally and fails under CI=true (deploy_catalog.missing)."""
+    kubectl = require_tool("kubectl", "install kubectl (v1.27+, kustomize v5 embedded)")
     out = subprocess.run(
         [kubectl, "version", "--client"], capture_output=True, text=True, check=False
     ).stdout
     match = re.search(r"Kustomize Version: v(\d+)", out)
     if not match or int(match.group(1)) < 5:
-        pytest.skip(f"kubectl embeds no kustomize v5: {out.strip()!r}")
+        missing(f"kubectl embeds no kustomize v5: {out.strip()!r}")
     return kubectl
 
 
@@ -180,7 +178,8 @@ def test_env_is_the_stemedb_contract(directory: Path) -> None:
             env = container_env(objs, c)
             allowed = WRITER_ENV if c["name"] == "writer" else INGESTOR_ENV
             assert set(env) <= allowed, f"{c['name']}: unexpected {set(env) - allowed}"
-            mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+            # The volume's root (a replica also mounts consumers/ of it by subPath).
+            mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"] if "subPath" not in m}
             assert env["STEMEDB_WAL_DIR"] == {"value": mounts["wal"]}
             grpc, metrics = named_port(c, "grpc-"), named_port(c, "metrics-")
             assert port_of(env["STEMEDB_LISTEN"]["value"]) == grpc["containerPort"]
@@ -194,12 +193,18 @@ def test_env_is_the_stemedb_contract(directory: Path) -> None:
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
 def test_probes_are_native_grpc_on_the_served_names(directory: Path) -> None:
+    # A replica leaves readiness when halted or lagging (`stemedb.ready`). The primary's
+    # ingestor shares its pod with the writer, and a pod is ready only when all its containers
+    # are: `stemedb.ready` there would take the writer out of its Service whenever the
+    # ingestor lags, so it stays on StoreService (reads work) and lag is alerted on.
     readiness_service = {
-        "writer": "stemedb.v1.WriterService",
-        "ingestor": "stemedb.v1.StoreService",
+        ("primary", "writer"): "stemedb.v1.WriterService",
+        ("primary", "ingestor"): "stemedb.v1.StoreService",
+        ("replica", "ingestor"): "stemedb.ready",
     }
     grpc_port = {"writer": 50051, "ingestor": 50052}
     for workload in workloads(rendered(directory)):
+        component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
         for c in pod_spec(workload)["containers"]:
             port = named_port(c, "grpc-")["containerPort"]
             assert port == grpc_port[c["name"]]
@@ -207,7 +212,8 @@ def test_probes_are_native_grpc_on_the_served_names(directory: Path) -> None:
                 probe = c[kind]
                 assert set(probe) & {"exec", "httpGet", "tcpSocket"} == set()
                 assert probe["grpc"]["port"] == port, f"{c['name']} {kind}"
-            assert c["readinessProbe"]["grpc"]["service"] == readiness_service[c["name"]]
+            want = readiness_service[(component, c["name"])]
+            assert c["readinessProbe"]["grpc"]["service"] == want, f"{component} {c['name']}"
             # Liveness asks the server as a whole; a halted apply loop (`stemedb.ingest`)
             # is alerted on, not restarted.
             assert c["livenessProbe"]["grpc"]["service"] == ""
@@ -337,3 +343,73 @@ def test_replicas_follow_the_primary_wal_over_read_write_many() -> None:
     for s in services:  # no Service mixes writer pods and replicas by accident
         sel = s["spec"]["selector"].items()
         assert not (sel <= replica_labels.items() and sel <= primary_labels.items())
+
+
+def test_replicas_mount_the_wal_read_only_but_their_checkpoint_directory() -> None:
+    objs = rendered(DEPLOY / "overlays" / "replicas")
+    replica = find(objs, "StatefulSet", "stemedb-replica")
+    (ingestor,) = pod_spec(replica)["containers"]
+    wal_mounts = [m for m in ingestor["volumeMounts"] if m["name"] == "wal"]
+    root = [m for m in wal_mounts if "subPath" not in m]
+    assert len(root) == 1 and root[0]["mountPath"] == WAL_MOUNT and root[0]["readOnly"] is True
+    # The only writable part: consumers/, where stemedb.wal writes consumers/<name>.json
+    # (tmp file + rename, so the directory and not the file must be writable).
+    from stemedb.wal._consumers import CONSUMERS_DIR
+
+    writable = [m for m in wal_mounts if not m.get("readOnly")]
+    assert writable == [
+        {"name": "wal", "mountPath": f"{WAL_MOUNT}/{CONSUMERS_DIR}", "subPath": CONSUMERS_DIR}
+    ]
+
+
+def policies(objs: tuple[Obj, ...]) -> list[Obj]:
+    return [o for o in objs if o["kind"] == "NetworkPolicy"]
+
+
+def selects(policy: Obj, labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are checked here"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
+def test_network_policy_denies_by_default_and_allows_what_the_pair_needs(
+    directory: Path,
+) -> None:
+    objs = rendered(directory)
+    pols = policies(objs)
+    deny = [p for p in pols if not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert any(set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"} for p in deny)
+    for workload in workloads(objs):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        mine = [p for p in pols if selects(p, labels)]
+        assert any(p in deny for p in mine), f"{workload['metadata']['name']}: no default deny"
+        # What the policies open on this pod: (named port, description of the peer).
+        opened: dict[str, list[Obj]] = {}
+        for p in mine:
+            assert not p["spec"].get("egress"), "the services call nobody: no egress"
+            for rule in p["spec"].get("ingress", []):
+                assert rule.get("from"), "an ingress rule without peers would allow everyone"
+                for port in rule["ports"]:
+                    opened.setdefault(port["port"], []).extend(rule["from"])
+        ports = {p["name"] for c in pod_spec(workload)["containers"] for p in c["ports"]}
+        # Every container port is reachable by someone, and nothing else is opened.
+        assert ports <= set(opened), f"unreachable: {ports - set(opened)}"
+        for name, peers in opened.items():
+            if name in ports:
+                if name.startswith("metrics-"):
+                    assert all("namespaceSelector" in peer for peer in peers)
+                    assert any(
+                        peer.get("podSelector", {})
+                        .get("matchLabels", {})
+                        .get("app.kubernetes.io/name")
+                        == "prometheus"
+                        for peer in peers
+                    )
+                else:
+                    assert name.startswith("grpc-")
+                    assert all("podSelector" in peer for peer in peers), "no open-to-all peer"
+    for p in pols:
+        for rule in p["spec"].get("ingress", []):
+            for port in rule["ports"]:
+                assert isinstance(port["port"], str), "named ports follow the containers"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.powerfs import PowerFS, fuse_available
+from tests.support import missing_tool
 
 
 @pytest.fixture
@@ -15,7 +16,7 @@ def powerfs(tmp_path: Path) -> Iterator[PowerFS]:
     """powerfs mounted at ``tmp_path/mnt`` over ``tmp_path/backing``."""
     reason = fuse_available()
     if reason:
-        pytest.skip(f"powerfs needs FUSE: {reason}")
+        missing_tool(f"powerfs needs FUSE: {reason}")
     fs = PowerFS(tmp_path / "backing", tmp_path / "mnt")
     fs.mount()
     try:
@@ -26,7 +27,8 @@ def powerfs(tmp_path: Path) -> Iterator[PowerFS]:
 
 @pytest.fixture
 def powerfs_ok() -> None:
-    """Skip (with the reason) when powerfs cannot run here; for tests that mount it themselves."""
+    """Skip (fail under CI=true) with the reason when powerfs cannot run here; for tests
+    that mount it themselves."""
     reason = fuse_available()
     if reason:
-        pytest.skip(f"powerfs needs FUSE: {reason}")
+        missing_tool(f"powerfs needs FUSE: {reason}")

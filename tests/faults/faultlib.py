@@ -18,6 +18,7 @@ from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
 from stemedb.wal import dump_wal
 from stemedb.walrecord import decode_payload
+from tests.support import missing_tool
 from tests.writer.records import assertion
 
 
@@ -131,9 +132,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        import pytest
-
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        missing_tool(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
         yield path
     finally:

@@ -20,7 +20,9 @@ keeps the page cache in its own process instead, so killing that process is a po
 The durable store is updated with plain writes: it survives the death of the powerfs process,
 not a real power loss of the host (tests never need that). See docs/faults.md for the model and
 its limits. Fault knobs, set at run time over the control socket: ``fsync_delay`` (seconds
-slept in every file fsync, before it takes effect).
+slept in every file fsync, before it takes effect) and ``fail_fsyncs`` (the next N file fsyncs
+with dirty data fail with EIO the way Linux fails them: reported once, the dirty pages marked
+clean, their new contents dropped or, with ``pages="keep"``, still served from the cache).
 
 Server:  python tests/faults/powerfs.py --backing DIR --mountpoint DIR --control SOCKET
 Client:  ``PowerFS(backing, mountpoint)`` below (start/cut/remount/stop, set, stats).
@@ -114,7 +116,11 @@ def make_operations(backing: Path) -> Any:
             self.handles: dict[int, int] = {}
             self.next_fh = 1
             self.fsync_delay = 0.0
-            self.counters = {"fsyncs": 0, "fsyncdirs": 0, "writes": 0, "bytes_written": 0}
+            self.fail_fsyncs = 0  # the next N file fsyncs that have dirty data fail with EIO
+            self.fail_fsync_pages = "drop"  # what a failed fsync does to the dirty pages
+            self.counters = {
+                "fsyncs": 0, "fsyncdirs": 0, "writes": 0, "bytes_written": 0, "failed_fsyncs": 0,
+            }  # fmt: skip
             self._load()
 
         # ---- durable store ---------------------------------------------------------------
@@ -410,6 +416,20 @@ def make_operations(backing: Path) -> Any:
                 self._truncate(self._node(path, fh), length)
             return 0
 
+        def _fail_writeback(self, node: _Node) -> None:
+            """A failed write-back, as Linux does it: the error is reported once and the dirty
+            pages are marked clean. "drop": their contents are dropped too, so reads see what
+            is on disk (zeros past the durable length); "keep": the page cache keeps serving
+            the new bytes although they never reached the disk."""
+            if self.fail_fsync_pages == "drop":
+                durable_path = self.backing / _DATA / str(node.ino)
+                durable = durable_path.read_bytes() if durable_path.exists() else b""
+                for a, b in node.dirty:
+                    old = durable[a:b]
+                    node.data[a:b] = old + bytes(b - a - len(old))
+            node.dirty = []
+            self.counters["failed_fsyncs"] += 1
+
         def fsync(self, path: str | None, datasync: int, fh: int) -> int:
             delay = self.fsync_delay
             if delay > 0:
@@ -418,6 +438,10 @@ def make_operations(backing: Path) -> Any:
                 node = self._node(path, fh)
             with node.fsync_lock:  # one fsync per file at a time, in order
                 with self._mu:
+                    if self.fail_fsyncs > 0 and node.dirty:
+                        self.fail_fsyncs -= 1
+                        self._fail_writeback(node)
+                        raise fail(errno.EIO)
                     length = len(node.data)
                     pieces = [(a, bytes(node.data[a:b])) for a, b in sorted(node.dirty)]
                     node.dirty = []
@@ -439,6 +463,13 @@ def make_operations(backing: Path) -> Any:
             if cmd == "set":
                 if "fsync_delay" in request:
                     self.fsync_delay = float(request["fsync_delay"])
+                if "fail_fsyncs" in request:
+                    pages = str(request.get("pages", "drop"))
+                    if pages not in ("drop", "keep"):
+                        return {"ok": False, "error": f"pages must be drop or keep, not {pages}"}
+                    with self._mu:
+                        self.fail_fsyncs = int(request["fail_fsyncs"])
+                        self.fail_fsync_pages = pages
                 return {"ok": True, "fsync_delay": self.fsync_delay}
             if cmd == "stats":
                 with self._mu:
@@ -623,6 +654,11 @@ class PowerFS:
 
     def set_fsync_delay(self, seconds: float) -> None:
         self.call({"cmd": "set", "fsync_delay": seconds})
+
+    def fail_fsyncs(self, count: int = 1, pages: str = "drop") -> None:
+        """Make the next ``count`` file fsyncs that have dirty data fail with EIO, the Linux way
+        (reported once, pages marked clean); ``pages`` "drop" or "keep" their new contents."""
+        self.call({"cmd": "set", "fail_fsyncs": count, "pages": pages})
 
     def cut(self, partial_seed: int | None = None) -> dict[str, Any]:
         """Power loss: drop every un-fsynced byte and directory entry; the mount goes away.

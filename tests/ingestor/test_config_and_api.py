@@ -9,12 +9,13 @@ from stemedb.ingestor import IngestorConfig, config_from_args
 
 def test_public_names_are_pinned() -> None:
     assert sorted(stemedb.ingestor.__all__) == sorted(
-        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "SCHEMA_VERSION", "AppliedLsnWaiter",
-         "ApplyEngine", "ApplyHalted", "ApplyOutcome", "ApplyState", "Checkpoint", "DbOptions",
+        ["INGEST_HEALTH_NAME", "INTERNAL_CF", "READY_HEALTH_NAME", "SCHEMA_VERSION",
+         "AppliedLsnWaiter", "ApplyEngine", "ApplyHalted", "ApplyOutcome", "ApplyState",
+         "Checkpoint", "DbOptions",
          "HaltInfo", "IngestorConfig", "IngestorError", "InvalidRequest", "MinLsnTimeout",
          "SchemaMismatch", "ScanResult", "ShuttingDown", "Store", "StoreDb",
          "StoreInconsistent", "TooManyWaiters", "UndecodableRecord", "config_from_args",
-         "decode_page_token", "encode_page_token", "merge_signatures", "page_size_of", "serve"]
+         "decode_page_token", "encode_page_token", "page_size_of", "serve"]
     )  # fmt: skip
     for name in stemedb.ingestor.__all__:
         assert hasattr(stemedb.ingestor, name)

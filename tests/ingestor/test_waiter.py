@@ -54,6 +54,18 @@ def test_wait_without_deadline_is_bounded() -> None:
     run(body())
 
 
+def test_wait_is_capped_whatever_the_deadline() -> None:
+    async def body() -> None:
+        waiter = AppliedLsnWaiter(0, 10, 0.05)
+        with pytest.raises(MinLsnTimeout, match="min-lsn-wait-seconds-max"):
+            # The client asks for an hour; the server's 0.05 s cap ends it (the outer bound
+            # only stops a broken cap from hanging the test).
+            await asyncio.wait_for(waiter.wait(1, 3600.0), 30.0)
+        assert waiter.waiting == 0
+
+    run(body())
+
+
 def test_halt_and_close_fail_waits() -> None:
     async def body() -> None:
         waiter = AppliedLsnWaiter(0, 10, 1.0)

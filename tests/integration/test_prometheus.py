@@ -4,8 +4,6 @@ PromQL through its HTTP API returns the expected counters; `promtool check metri
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 import urllib.parse
@@ -18,17 +16,14 @@ import pytest
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
+from tests.deploy.deploy_catalog import require_tool
 from tests.support import Service, free_port, start_ingestor, start_writer, wait_until
 from tests.writer.records import assertion
 
 
 def _need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is missing: `make test` installs Debian's prometheus package")
-        pytest.skip(f"{tool} is not installed (make test installs it)")
-    return path
+    """The tool's path; without it the test skips locally and fails under CI=true."""
+    return require_tool(tool, "`make promtool` installs Debian's prometheus package")
 
 
 def _metrics_text(svc: Service) -> str:

@@ -12,6 +12,7 @@ import pytest
 from wal_testlib import read_all
 
 from stemedb.wal import Wal, WalConfig, WalDiskFull, verify_wal
+from tests.support import missing_tool
 
 SEGMENT_SIZE_BYTES = 256 * 1024
 
@@ -50,7 +51,7 @@ def test_disk_full_then_space_returns(small_volume: tuple[Path, bool]) -> None:
     filler = volume / "filler"
     config = WalConfig(dir=directory, segment_size_bytes=SEGMENT_SIZE_BYTES)
     if not mounted:
-        pytest.skip("tmpfs mount unavailable; see test_injected_enospc for the fallback")
+        missing_tool("tmpfs mount unavailable; see test_injected_enospc for the fallback")
     filler.write_bytes(b"\xff" * (1024 * 1024))
     wal = Wal.open(config)
     last_acked, error = _fill_until_full(wal)
@@ -77,7 +78,7 @@ def test_disk_full_then_space_returns(small_volume: tuple[Path, bool]) -> None:
 def test_disk_full_same_instance_recovers(small_volume: tuple[Path, bool]) -> None:
     volume, mounted = small_volume
     if not mounted:
-        pytest.skip("tmpfs mount unavailable")
+        missing_tool("tmpfs mount unavailable")
     filler = volume / "filler"
     filler.write_bytes(b"\xff" * (1024 * 1024))
     with Wal.open(WalConfig(dir=volume / "wal", segment_size_bytes=SEGMENT_SIZE_BYTES)) as wal:

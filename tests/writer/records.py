@@ -36,3 +36,23 @@ def epoch(name: str = "Newtonian mechanics", signers: int = 1) -> pb.Epoch:
     for key in KEYS[:signers]:
         e.signatures.append(signing.signature_entry(key, digest))
     return e
+
+
+# Raw protobuf wire encoding, for requests our generated classes would never produce.
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def wire_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2): tag, length, payload."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def wire_varint_field(number: int, value: int) -> bytes:
+    """A varint field (wire type 0)."""
+    return varint(number << 3) + varint(value)

@@ -13,6 +13,7 @@ from stemedb import canonical, signing
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.v1 import writer_pb2_grpc
+from tests.faults.faultlib import metric_value, scrape
 from tests.support import Service, tree_digest
 from tests.writer.records import KEYS, assertion, epoch, vote
 
@@ -138,6 +139,27 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("epoch type missing", "AppendEpoch", _e(supersedes=H), "epoch.supersession_type"),
     ("epoch type without supersedes", "AppendEpoch", _e(supersession_type=3),
      "epoch.supersession_type"),
+    # Input hygiene (issue 10, item 11): -0.0 hashes differently from 0.0; names are NFC and
+    # free of control and bidirectional characters.
+    ("confidence -0.0", "AppendAssertion", _a(confidence=-0.0), "assertion.confidence"),
+    ("number -0.0", "AppendAssertion", _a(object=pb.Value(number=-0.0)),
+     "assertion.object.number"),
+    ("vote weight -0.0", "AppendVote", _v(weight=-0.0), "vote.weight"),
+    ("subject not NFC", "AppendAssertion", _a(subject="cafe\u0301"), "assertion.subject"),
+    ("subject control character", "AppendAssertion", _a(subject="a\x1b[2Jb"),
+     "assertion.subject"),
+    ("subject bidi override", "AppendAssertion", _a(subject="txt.\u202eexe"),
+     "assertion.subject"),
+    ("predicate bidi isolate", "AppendAssertion", _a(predicate="name\u2067"),
+     "assertion.predicate"),
+    ("predicate not NFC", "AppendAssertion", _a(predicate="re\u0301sume\u0301"),
+     "assertion.predicate"),
+    ("epoch name not NFC", "AppendEpoch", _e(name="Epoque e\u0301"), "epoch.name"),
+    ("epoch name control character", "AppendEpoch", _e(name="era\x07"), "epoch.name"),
+    ("batch subject bidi mark", "AppendBatch",
+     wpb.AppendBatchRequest(records=[pb.Record(assertion=assertion()),
+                                     pb.Record(assertion=assertion("Q\u200f42"))]),
+     "records[1].assertion.subject"),
     ("batch empty", "AppendBatch", wpb.AppendBatchRequest(), "records"),
     ("batch over 10,000 records", "AppendBatch",
      wpb.AppendBatchRequest(records=[pb.Record(vote=vote(H))] * 10_001), "records"),
@@ -200,3 +222,34 @@ def test_valid_epoch_supersedes(shared_stub: Stub) -> None:
                  supersession_type=pb.SUPERSESSION_TYPE_REVOLUTION)  # fmt: skip
     r = stub.AppendEpoch(wpb.AppendEpochRequest(epoch=e), timeout=10).receipt
     assert r.hash == canonical.record_hash(pb.Record(epoch=e))
+
+
+def test_refused_batch_is_counted_by_its_records_real_kinds(shared_writer: Service) -> None:
+    """A refused AppendBatch of votes and an epoch counts 3 invalid votes and 1 invalid epoch,
+    not 4 invalid assertions; an accepted one counts its kinds as ok."""
+
+    def counts() -> dict[tuple[str, str], float]:
+        text = scrape(shared_writer.metrics)
+        return {
+            (kind, outcome): metric_value(
+                text, f'stemedb_writer_records_total{{kind="{kind}",outcome="{outcome}"}}'
+            )
+            for kind in ("assertion", "vote", "epoch")
+            for outcome in ("ok", "invalid")
+        }
+
+    good = [pb.Record(vote=vote(H, key_index=i)) for i in range(3)]
+    with grpc.insecure_channel(shared_writer.listen) as channel:
+        stub = writer_pb2_grpc.WriterServiceStub(channel)
+        before = counts()
+        bad_epoch = pb.Record(epoch=epoch(name="", signers=0))
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AppendBatch(wpb.AppendBatchRequest(records=[*good, bad_epoch]), timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        middle = counts()
+        stub.AppendBatch(wpb.AppendBatchRequest(records=[*good, pb.Record(epoch=epoch())]), 10)
+        after = counts()
+    delta = {k: middle[k] - before[k] for k in before}
+    assert delta == {**dict.fromkeys(before, 0.0), ("vote", "invalid"): 3, ("epoch", "invalid"): 1}
+    delta = {k: after[k] - middle[k] for k in before}
+    assert delta == {**dict.fromkeys(before, 0.0), ("vote", "ok"): 3, ("epoch", "ok"): 1}

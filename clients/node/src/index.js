@@ -35,3 +35,4 @@ export {
 } from './client.js';
 
 export { status } from '@grpc/grpc-js';
+export * from './merkle.js';

@@ -1,15 +1,22 @@
-"""Handlers that decode requests themselves, so undecodable bytes get INVALID_ARGUMENT.
+"""Request decoding in our own hands, so undecodable bytes get INVALID_ARGUMENT naming ``request``.
 
 With protobuf deserializers registered, grpcio's asyncio server answers a request it cannot
 parse with UNKNOWN ("Unexpected DecodeError"). DESIGN section 3 asks for INVALID_ARGUMENT wherever
-our code sees the bytes: so the handlers take raw bytes, parse them, and name ``request`` in the
-error, exactly as the writer does.
+our code sees the bytes: so the handlers take raw bytes and decode them with
+:func:`decode_request`, the one request decoder of both services. The writer also refuses
+protobuf fields its schema does not know (``refuse_unknown``), so that the log only ever holds
+what the hash and the signatures cover.
+
+Two generic handlers serve a service's methods from a servicer's methods of the same names:
+:func:`decoding_generic_handler` hands them decoded messages (the ingestor), and
+:func:`bytes_generic_handler` the raw request bytes (the writer, which bounds its in-flight bytes
+before it parses anything).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -17,21 +24,45 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
-__all__ = ["decoding_generic_handler"]
+from stemedb.errors import InvalidRecord
+from stemedb.validation import check_known_fields
+
+__all__ = ["bytes_generic_handler", "decode_request", "decoding_generic_handler"]
+
+M = TypeVar("M", bound=Message)
 
 
-def _wrap(
+def decode_request(request_cls: type[M], data: bytes, *, refuse_unknown: bool = False) -> M:
+    """Parse ``data`` as a ``request_cls``; raise InvalidRecord naming ``request`` if it does not
+    decode, and with ``refuse_unknown`` naming the path of a field the schema does not know
+    (``assertion: unknown field 100``, ``records[3].vote: unknown field 7``).
+
+    The unknown-field test is cheap on the common path: unknown fields are dropped (recursively,
+    in C), and if the message then re-serializes to exactly the bytes received there were none.
+    Only when the sizes differ (unknown fields, or an unusual but valid encoding such as a
+    repeated scalar field) is a fresh copy walked field by field to name the culprit.
+    """
+    try:
+        request = request_cls.FromString(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidRecord(
+            "request", f"is not a valid {request_cls.DESCRIPTOR.full_name}: {exc}"
+        ) from exc
+    if refuse_unknown:
+        request.DiscardUnknownFields()
+        if request.ByteSize() != len(data):
+            check_known_fields(request_cls.FromString(data), "request", child_prefix="")
+    return request
+
+
+def _decoding(
     request_cls: type[Message], method: Callable[[Any, Any], Awaitable[Message]]
 ) -> Callable[[bytes, Any], Awaitable[bytes]]:
-    full_name = request_cls.DESCRIPTOR.full_name
-
     async def handler(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         try:
-            request = request_cls.FromString(data)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"request: is not a valid {full_name}: {exc}"
-            )
+            request = decode_request(request_cls, data)
+        except InvalidRecord as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # unreachable: abort raises
         response = await method(request, context)
         return response.SerializeToString()
@@ -48,6 +79,17 @@ def decoding_generic_handler(
     for m in service.methods:
         request_cls = GetMessageClass(m.input_type)
         handlers[m.name] = grpc.unary_unary_rpc_method_handler(
-            _wrap(request_cls, getattr(servicer, m.name))
+            _decoding(request_cls, getattr(servicer, m.name))
         )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def bytes_generic_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+    """A generic handler for every unary method of ``service``, served by ``servicer``'s methods
+    of the same names, which take the raw request bytes (to decode with :func:`decode_request`)
+    and return the serialized response."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        m.name: grpc.unary_unary_rpc_method_handler(getattr(servicer, m.name))
+        for m in service.methods
+    }
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["GrpcMetrics", "GrpcMetricsInterceptor", "code_name"]
+__all__ = ["Continuation", "GrpcMetrics", "GrpcMetricsInterceptor", "Handler", "code_name"]
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+# What a grpc.aio server interceptor is given: the next step, which finds the method's handler.
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
 
 # grpc.StatusCode.INVALID_ARGUMENT -> "InvalidArgument", as Go's codes.Code.String() spells it.
 _SPECIAL = {grpc.StatusCode.OK: "OK"}
@@ -83,11 +87,9 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler

@@ -66,14 +66,16 @@ class GetAssertionRequest(_message.Message):
     def __init__(self, hash: _Optional[bytes] = ..., min_lsn: _Optional[int] = ...) -> None: ...
 
 class GetAssertionResponse(_message.Message):
-    __slots__ = ("found", "assertion", "applied_lsn")
+    __slots__ = ("found", "assertion", "applied_lsn", "more_signers")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     ASSERTION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_LSN_FIELD_NUMBER: _ClassVar[int]
+    MORE_SIGNERS_FIELD_NUMBER: _ClassVar[int]
     found: bool
     assertion: _records_pb2.Assertion
     applied_lsn: int
-    def __init__(self, found: _Optional[bool] = ..., assertion: _Optional[_Union[_records_pb2.Assertion, _Mapping]] = ..., applied_lsn: _Optional[int] = ...) -> None: ...
+    more_signers: bool
+    def __init__(self, found: _Optional[bool] = ..., assertion: _Optional[_Union[_records_pb2.Assertion, _Mapping]] = ..., applied_lsn: _Optional[int] = ..., more_signers: _Optional[bool] = ...) -> None: ...
 
 class HashedAssertion(_message.Message):
     __slots__ = ("hash", "assertion")
@@ -134,3 +136,25 @@ class ListVotesResponse(_message.Message):
     next_page_token: str
     applied_lsn: int
     def __init__(self, votes: _Optional[_Iterable[_Union[HashedVote, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., applied_lsn: _Optional[int] = ...) -> None: ...
+
+class ListSignersRequest(_message.Message):
+    __slots__ = ("assertion_hash", "page_size", "page_token", "min_lsn")
+    ASSERTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MIN_LSN_FIELD_NUMBER: _ClassVar[int]
+    assertion_hash: bytes
+    page_size: int
+    page_token: str
+    min_lsn: int
+    def __init__(self, assertion_hash: _Optional[bytes] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_lsn: _Optional[int] = ...) -> None: ...
+
+class ListSignersResponse(_message.Message):
+    __slots__ = ("signatures", "next_page_token", "applied_lsn")
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_LSN_FIELD_NUMBER: _ClassVar[int]
+    signatures: _containers.RepeatedCompositeFieldContainer[_records_pb2.SignatureEntry]
+    next_page_token: str
+    applied_lsn: int
+    def __init__(self, signatures: _Optional[_Iterable[_Union[_records_pb2.SignatureEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., applied_lsn: _Optional[int] = ...) -> None: ...

@@ -62,6 +62,11 @@ class StoreServiceStub:
                 request_serializer=stemedb_dot_v1_dot_store__pb2.ListVotesRequest.SerializeToString,
                 response_deserializer=stemedb_dot_v1_dot_store__pb2.ListVotesResponse.FromString,
                 _registered_method=True)
+        self.ListSigners = channel.unary_unary(
+                '/stemedb.v1.StoreService/ListSigners',
+                request_serializer=stemedb_dot_v1_dot_store__pb2.ListSignersRequest.SerializeToString,
+                response_deserializer=stemedb_dot_v1_dot_store__pb2.ListSignersResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -105,6 +110,14 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSigners(self, request, context):
+        """Lists every co-signer of an assertion: the ones held in the assertion itself first (in log
+        order), then the others in public-key order. An unknown assertion lists nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -132,6 +145,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.ListVotes,
                     request_deserializer=stemedb_dot_v1_dot_store__pb2.ListVotesRequest.FromString,
                     response_serializer=stemedb_dot_v1_dot_store__pb2.ListVotesResponse.SerializeToString,
+            ),
+            'ListSigners': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSigners,
+                    request_deserializer=stemedb_dot_v1_dot_store__pb2.ListSignersRequest.FromString,
+                    response_serializer=stemedb_dot_v1_dot_store__pb2.ListSignersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,6 +290,33 @@ class StoreService:
             '/stemedb.v1.StoreService/ListVotes',
             stemedb_dot_v1_dot_store__pb2.ListVotesRequest.SerializeToString,
             stemedb_dot_v1_dot_store__pb2.ListVotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSigners(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stemedb.v1.StoreService/ListSigners',
+            stemedb_dot_v1_dot_store__pb2.ListSignersRequest.SerializeToString,
+            stemedb_dot_v1_dot_store__pb2.ListSignersResponse.FromString,
             options,
             channel_credentials,
             insecure,

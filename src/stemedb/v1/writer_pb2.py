@@ -22,32 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from stemedb.v1 import meter_pb2 as stemedb_dot_v1_dot_meter__pb2
 from stemedb.v1 import records_pb2 as stemedb_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17stemedb/v1/writer.proto\x12\nstemedb.v1\x1a\x18stemedb/v1/records.proto\"B\n\x16\x41ppendAssertionRequest\x12(\n\tassertion\x18\x01 \x01(\x0b\x32\x15.stemedb.v1.Assertion\"?\n\x17\x41ppendAssertionResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"3\n\x11\x41ppendVoteRequest\x12\x1e\n\x04vote\x18\x01 \x01(\x0b\x32\x10.stemedb.v1.Vote\":\n\x12\x41ppendVoteResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"6\n\x12\x41ppendEpochRequest\x12 \n\x05\x65poch\x18\x01 \x01(\x0b\x32\x11.stemedb.v1.Epoch\";\n\x13\x41ppendEpochResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"9\n\x12\x41ppendBatchRequest\x12#\n\x07records\x18\x01 \x03(\x0b\x32\x12.stemedb.v1.Record\"<\n\x13\x41ppendBatchResponse\x12%\n\x08receipts\x18\x01 \x03(\x0b\x32\x13.stemedb.v1.Receipt2\xd8\x02\n\rWriterService\x12Z\n\x0f\x41ppendAssertion\x12\".stemedb.v1.AppendAssertionRequest\x1a#.stemedb.v1.AppendAssertionResponse\x12K\n\nAppendVote\x12\x1d.stemedb.v1.AppendVoteRequest\x1a\x1e.stemedb.v1.AppendVoteResponse\x12N\n\x0b\x41ppendEpoch\x12\x1e.stemedb.v1.AppendEpochRequest\x1a\x1f.stemedb.v1.AppendEpochResponse\x12N\n\x0b\x41ppendBatch\x12\x1e.stemedb.v1.AppendBatchRequest\x1a\x1f.stemedb.v1.AppendBatchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17stemedb/v1/writer.proto\x12\nstemedb.v1\x1a\x16stemedb/v1/meter.proto\x1a\x18stemedb/v1/records.proto\"d\n\x16\x41ppendAssertionRequest\x12(\n\tassertion\x18\x01 \x01(\x0b\x32\x15.stemedb.v1.Assertion\x12 \n\x03job\x18\x02 \x01(\x0b\x32\x13.stemedb.v1.JobInfo\"?\n\x17\x41ppendAssertionResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"U\n\x11\x41ppendVoteRequest\x12\x1e\n\x04vote\x18\x01 \x01(\x0b\x32\x10.stemedb.v1.Vote\x12 \n\x03job\x18\x02 \x01(\x0b\x32\x13.stemedb.v1.JobInfo\":\n\x12\x41ppendVoteResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"X\n\x12\x41ppendEpochRequest\x12 \n\x05\x65poch\x18\x01 \x01(\x0b\x32\x11.stemedb.v1.Epoch\x12 \n\x03job\x18\x02 \x01(\x0b\x32\x13.stemedb.v1.JobInfo\";\n\x13\x41ppendEpochResponse\x12$\n\x07receipt\x18\x01 \x01(\x0b\x32\x13.stemedb.v1.Receipt\"[\n\x12\x41ppendBatchRequest\x12#\n\x07records\x18\x01 \x03(\x0b\x32\x12.stemedb.v1.Record\x12 \n\x03job\x18\x02 \x01(\x0b\x32\x13.stemedb.v1.JobInfo\"<\n\x13\x41ppendBatchResponse\x12%\n\x08receipts\x18\x01 \x03(\x0b\x32\x13.stemedb.v1.Receipt2\xd8\x02\n\rWriterService\x12Z\n\x0f\x41ppendAssertion\x12\".stemedb.v1.AppendAssertionRequest\x1a#.stemedb.v1.AppendAssertionResponse\x12K\n\nAppendVote\x12\x1d.stemedb.v1.AppendVoteRequest\x1a\x1e.stemedb.v1.AppendVoteResponse\x12N\n\x0b\x41ppendEpoch\x12\x1e.stemedb.v1.AppendEpochRequest\x1a\x1f.stemedb.v1.AppendEpochResponse\x12N\n\x0b\x41ppendBatch\x12\x1e.stemedb.v1.AppendBatchRequest\x1a\x1f.stemedb.v1.AppendBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stemedb.v1.writer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPENDASSERTIONREQUEST']._serialized_start=65
-  _globals['_APPENDASSERTIONREQUEST']._serialized_end=131
-  _globals['_APPENDASSERTIONRESPONSE']._serialized_start=133
-  _globals['_APPENDASSERTIONRESPONSE']._serialized_end=196
-  _globals['_APPENDVOTEREQUEST']._serialized_start=198
-  _globals['_APPENDVOTEREQUEST']._serialized_end=249
-  _globals['_APPENDVOTERESPONSE']._serialized_start=251
-  _globals['_APPENDVOTERESPONSE']._serialized_end=309
-  _globals['_APPENDEPOCHREQUEST']._serialized_start=311
-  _globals['_APPENDEPOCHREQUEST']._serialized_end=365
-  _globals['_APPENDEPOCHRESPONSE']._serialized_start=367
-  _globals['_APPENDEPOCHRESPONSE']._serialized_end=426
-  _globals['_APPENDBATCHREQUEST']._serialized_start=428
-  _globals['_APPENDBATCHREQUEST']._serialized_end=485
-  _globals['_APPENDBATCHRESPONSE']._serialized_start=487
-  _globals['_APPENDBATCHRESPONSE']._serialized_end=547
-  _globals['_WRITERSERVICE']._serialized_start=550
-  _globals['_WRITERSERVICE']._serialized_end=894
+  _globals['_APPENDASSERTIONREQUEST']._serialized_start=89
+  _globals['_APPENDASSERTIONREQUEST']._serialized_end=189
+  _globals['_APPENDASSERTIONRESPONSE']._serialized_start=191
+  _globals['_APPENDASSERTIONRESPONSE']._serialized_end=254
+  _globals['_APPENDVOTEREQUEST']._serialized_start=256
+  _globals['_APPENDVOTEREQUEST']._serialized_end=341
+  _globals['_APPENDVOTERESPONSE']._serialized_start=343
+  _globals['_APPENDVOTERESPONSE']._serialized_end=401
+  _globals['_APPENDEPOCHREQUEST']._serialized_start=403
+  _globals['_APPENDEPOCHREQUEST']._serialized_end=491
+  _globals['_APPENDEPOCHRESPONSE']._serialized_start=493
+  _globals['_APPENDEPOCHRESPONSE']._serialized_end=552
+  _globals['_APPENDBATCHREQUEST']._serialized_start=554
+  _globals['_APPENDBATCHREQUEST']._serialized_end=645
+  _globals['_APPENDBATCHRESPONSE']._serialized_start=647
+  _globals['_APPENDBATCHRESPONSE']._serialized_end=707
+  _globals['_WRITERSERVICE']._serialized_start=710
+  _globals['_WRITERSERVICE']._serialized_end=1054
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from stemedb.v1 import meter_pb2 as _meter_pb2
 from stemedb.v1 import records_pb2 as _records_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -8,10 +9,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AppendAssertionRequest(_message.Message):
-    __slots__ = ("assertion",)
+    __slots__ = ("assertion", "job")
     ASSERTION_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     assertion: _records_pb2.Assertion
-    def __init__(self, assertion: _Optional[_Union[_records_pb2.Assertion, _Mapping]] = ...) -> None: ...
+    job: _meter_pb2.JobInfo
+    def __init__(self, assertion: _Optional[_Union[_records_pb2.Assertion, _Mapping]] = ..., job: _Optional[_Union[_meter_pb2.JobInfo, _Mapping]] = ...) -> None: ...
 
 class AppendAssertionResponse(_message.Message):
     __slots__ = ("receipt",)
@@ -20,10 +23,12 @@ class AppendAssertionResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[_records_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class AppendVoteRequest(_message.Message):
-    __slots__ = ("vote",)
+    __slots__ = ("vote", "job")
     VOTE_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     vote: _records_pb2.Vote
-    def __init__(self, vote: _Optional[_Union[_records_pb2.Vote, _Mapping]] = ...) -> None: ...
+    job: _meter_pb2.JobInfo
+    def __init__(self, vote: _Optional[_Union[_records_pb2.Vote, _Mapping]] = ..., job: _Optional[_Union[_meter_pb2.JobInfo, _Mapping]] = ...) -> None: ...
 
 class AppendVoteResponse(_message.Message):
     __slots__ = ("receipt",)
@@ -32,10 +37,12 @@ class AppendVoteResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[_records_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class AppendEpochRequest(_message.Message):
-    __slots__ = ("epoch",)
+    __slots__ = ("epoch", "job")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     epoch: _records_pb2.Epoch
-    def __init__(self, epoch: _Optional[_Union[_records_pb2.Epoch, _Mapping]] = ...) -> None: ...
+    job: _meter_pb2.JobInfo
+    def __init__(self, epoch: _Optional[_Union[_records_pb2.Epoch, _Mapping]] = ..., job: _Optional[_Union[_meter_pb2.JobInfo, _Mapping]] = ...) -> None: ...
 
 class AppendEpochResponse(_message.Message):
     __slots__ = ("receipt",)
@@ -44,10 +51,12 @@ class AppendEpochResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[_records_pb2.Receipt, _Mapping]] = ...) -> None: ...
 
 class AppendBatchRequest(_message.Message):
-    __slots__ = ("records",)
+    __slots__ = ("records", "job")
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     records: _containers.RepeatedCompositeFieldContainer[_records_pb2.Record]
-    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.Record, _Mapping]]] = ...) -> None: ...
+    job: _meter_pb2.JobInfo
+    def __init__(self, records: _Optional[_Iterable[_Union[_records_pb2.Record, _Mapping]]] = ..., job: _Optional[_Union[_meter_pb2.JobInfo, _Mapping]] = ...) -> None: ...
 
 class AppendBatchResponse(_message.Message):
     __slots__ = ("receipts",)

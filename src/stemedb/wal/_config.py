@@ -29,6 +29,10 @@ class WalObserver(Protocol):
 
     def on_slow_fsync(self, fsync_seconds: float) -> None: ...
 
+    # Optional (looked up with getattr, so older observers keep working):
+    # ``on_retention_ignored(consumers: list[str]) -> None`` is called after every retention
+    # pass with the consumers whose stale checkpoint it ignored (empty when none).
+
 
 @dataclass(frozen=True)
 class WalConfig:
@@ -42,6 +46,9 @@ class WalConfig:
     group_records_max: int = 20_000  # max records in one write + fdatasync
     group_bytes_max: int = 32 * 1024 * 1024  # max encoded bytes in one write + fdatasync
     retention: bool = False  # delete segments wholly below every consumer checkpoint
+    # Retention ignores a consumer whose checkpoint is behind the log and has not been updated
+    # for this long (a halted or abandoned replica must not pin the log forever); None: never.
+    retention_consumer_stale_seconds: float | None = None
     fsync_warn_seconds: float = 0.5  # observer/log "slow fsync" threshold
     observer: WalObserver | None = None
 
@@ -57,5 +64,8 @@ class WalConfig:
         for name, value in limits.items():
             if value < 1:
                 raise ValueError(f"WalConfig.{name} must be >= 1, got {value}")
+        stale = self.retention_consumer_stale_seconds
+        if stale is not None and stale <= 0:
+            raise ValueError(f"WalConfig.retention_consumer_stale_seconds must be > 0, got {stale}")
         if self.fsync_warn_seconds <= 0:
             raise ValueError("WalConfig.fsync_warn_seconds must be > 0")

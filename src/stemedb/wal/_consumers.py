@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemedb.fsio import atomic_replace, fsync_dir
 from stemedb.wal._encoder import checksum
-from stemedb.wal._segment import fsync_dir, list_segments, write_all
+from stemedb.wal._segment import list_segments
 
 __all__ = [
     "CONSUMERS_DIR",
@@ -51,8 +52,9 @@ def _seal(body: dict[str, object]) -> str:
     return checksum(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hex()
 
 
-def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint) -> None:
-    """Write ``consumers/<name>.json`` atomically: temporary file, fsync, rename, fsync dir."""
+def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint, *, sync: bool = True) -> None:
+    """Write ``consumers/<name>.json`` atomically (``stemedb.fsio.atomic_replace``); durable
+    (file and directory fsynced) when ``sync``."""
     if not _NAME_RE.match(cp.name):
         raise ValueError(f"invalid consumer name {cp.name!r}: use [A-Za-z0-9_.-], max 128")
     if cp.lsn < 0:
@@ -60,21 +62,12 @@ def write_consumer_checkpoint(dir: Path, cp: ConsumerCheckpoint) -> None:
     directory = Path(dir) / CONSUMERS_DIR
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
-    if created:
+    if created and sync:
         fsync_dir(Path(dir))
     body = _body(cp)
     body["seal"] = _seal(_body(cp))
     data = (json.dumps(body, sort_keys=True) + "\n").encode()
-    path = directory / f"{cp.name}.json"
-    tmp = directory / f".{cp.name}.json.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    fsync_dir(directory)
+    atomic_replace(directory / f"{cp.name}.json", data, sync=sync)
 
 
 def read_consumer_checkpoints(dir: Path) -> dict[str, ConsumerCheckpoint]:
@@ -103,18 +96,34 @@ def read_consumer_checkpoints(dir: Path) -> dict[str, ConsumerCheckpoint]:
     return result
 
 
-def apply_retention(dir: Path) -> list[Path]:
-    """Delete segments whose every record is below every consumer's checkpoint.
+def apply_retention(
+    dir: Path,
+    stale_seconds: float | None = None,
+    head_lsn: int | None = None,
+    observer: object | None = None,
+) -> list[Path]:
+    """Delete segments whose every record is below every live consumer's checkpoint.
 
     With no consumer registered nothing is deleted: "below every checkpoint" of nobody would
     otherwise mean the whole log. The last segment is never deleted, so the log always knows
-    where its LSNs continue.
+    where its LSNs continue. With ``stale_seconds``, a consumer whose checkpoint is behind
+    ``head_lsn`` and was last updated longer ago than that is ignored (logged, and reported to
+    ``observer.on_retention_ignored`` when it has one); when every consumer is stale, nothing
+    is deleted.
     """
     directory = Path(dir)
     checkpoints = read_consumer_checkpoints(directory)
-    if not checkpoints:
+    ignored = _stale_consumers(checkpoints, stale_seconds, head_lsn)
+    hook = getattr(observer, "on_retention_ignored", None)
+    if hook is not None:
+        try:
+            hook(sorted(ignored))
+        except Exception:
+            _log.exception("WAL observer raised; ignored")
+    live = [cp for name, cp in checkpoints.items() if name not in ignored]
+    if not live:
         return []
-    floor_lsn = min(cp.lsn for cp in checkpoints.values())
+    floor_lsn = min(cp.lsn for cp in live)
     segments = list_segments(directory)
     deleted = []
     for (_first, path), (next_first, _next_path) in itertools.pairwise(segments):
@@ -126,3 +135,27 @@ def apply_retention(dir: Path) -> list[Path]:
         fsync_dir(directory)
         _log.info("WAL retention deleted %d segment(s) up to LSN %d", len(deleted), floor_lsn)
     return deleted
+
+
+def _stale_consumers(
+    checkpoints: dict[str, ConsumerCheckpoint], stale_seconds: float | None, head_lsn: int | None
+) -> set[str]:
+    if stale_seconds is None:
+        return set()
+    now_ns = time.time_ns()
+    stale = set()
+    for cp in checkpoints.values():
+        age_seconds = (now_ns - cp.updated_ns) / 1e9
+        behind = head_lsn is None or cp.lsn < head_lsn
+        if behind and age_seconds > stale_seconds:
+            stale.add(cp.name)
+            _log.warning(
+                "WAL retention ignores consumer %s: its checkpoint (LSN %d) has not moved for "
+                "%.0f s (retention_consumer_stale_seconds=%s); segments it still needs may be "
+                "deleted, and it must then be rebuilt (docs/operations.md)",
+                cp.name,
+                cp.lsn,
+                age_seconds,
+                stale_seconds,
+            )
+    return stale

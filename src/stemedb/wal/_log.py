@@ -29,7 +29,13 @@ from stemedb.wal._encoder import (
     encode_batch,
     frame_size_bytes,
 )
-from stemedb.wal._errors import WalClosed, WalDiskFull, WalError, WalOverloaded
+from stemedb.wal._errors import (
+    WalClosed,
+    WalDiskFull,
+    WalError,
+    WalOverloaded,
+    WalSequenceError,
+)
 from stemedb.wal._recovery import recover
 from stemedb.wal._segment import acquire_lock, create_segment, fsync_dir, write_all
 from stemedb.wal._watermark import WatermarkPublisher
@@ -194,7 +200,12 @@ class Wal:
         try:
             recovered = recover(directory, sync)
             if config.retention:
-                apply_retention(directory)
+                apply_retention(
+                    directory,
+                    config.retention_consumer_stale_seconds,
+                    recovered.last_lsn,
+                    config.observer,
+                )
             return cls(
                 config,
                 lock_fd,
@@ -349,7 +360,9 @@ class Wal:
                 self._commit(group)
             except Exception as exc:  # a bug or an unexpected error: stop rather than guess
                 _log.exception("WAL commit failed")
-                failure = WalError(f"WAL commit failed: {exc!r}")
+                failure = (
+                    exc if isinstance(exc, WalError) else WalError(f"WAL commit failed: {exc!r}")
+                )
                 with self._mutex:
                     self._failed = failure
                 for ticket in group:
@@ -377,7 +390,20 @@ class Wal:
         self._queued_bytes -= size_bytes
         return group
 
+    def _check_contiguous(self, group: list[_Ticket]) -> None:
+        """Raise WalSequenceError unless the group's LSNs continue the log without a gap."""
+        expected = self._last_written_lsn + 1
+        for ticket in group:
+            if ticket.first_lsn != expected:
+                raise WalSequenceError(
+                    f"WAL {self._dir}: a group about to be committed would write LSN "
+                    f"{ticket.first_lsn} where LSN {expected} must come next; nothing of it "
+                    f"was written"
+                )
+            expected += ticket.count
+
     def _commit(self, group: list[_Ticket]) -> None:
+        self._check_contiguous(group)
         first_lsn = group[0].first_lsn
         last_lsn = group[-1].first_lsn + group[-1].count - 1
         data = group[0].data if len(group) == 1 else b"".join(t.data for t in group)
@@ -437,7 +463,12 @@ class Wal:
         self._segment_bytes = SEGMENT_HEADER_BYTES
         if self._config.retention:
             try:
-                apply_retention(self._dir)
+                apply_retention(
+                    self._dir,
+                    self._config.retention_consumer_stale_seconds,
+                    self._durable_lsn,
+                    self._config.observer,
+                )
             except (OSError, ValueError):
                 _log.exception("WAL retention failed; segments kept")
 
@@ -470,12 +501,36 @@ class Wal:
             for ticket in group:
                 ticket.complete(error)
             return
+        self._cut_back(start_offset)
         self._fail_fatally(group, exc)
+
+    def _cut_back(self, durable_offset: int) -> None:
+        """After a failed write or fdatasync, cut the segment back to its last durable offset.
+
+        Linux reports a failed write-back once and then marks the pages clean, whether or not
+        it keeps their new contents in the page cache: a later fdatasync (by this process or
+        by a reopen) succeeds without writing them. Left in place, those bytes would read back
+        as whole records and a reopen could name them in WATERMARK although they never reached
+        the disk. Recovery rewrites any tail past the watermark before syncing it, so this cut
+        is a first line of defence, not the only one (docs/faults.md)."""
+        try:
+            os.ftruncate(self._fd, durable_offset)
+            self._segment_bytes = durable_offset
+            self._last_written_lsn = self._durable_lsn
+            _log.error(
+                "WAL %s: cut the segment back to its last durable offset %d after an I/O error",
+                self._dir,
+                durable_offset,
+            )
+        except OSError as exc:
+            _log.error(
+                "WAL %s: could not cut the segment back to %d: %s", self._dir, durable_offset, exc
+            )
 
     def _fail_fatally(self, group: list[_Ticket], exc: OSError) -> None:
         # After a failed write or fdatasync the kernel's view of the file is unknown (dirty
-        # pages may have been dropped), so the only safe course is to stop and let a reopen
-        # recover from what is on disk.
+        # pages may have been dropped or kept as clean), so the only safe course is to stop and
+        # let a reopen recover from what is on disk.
         failure = WalError(f"WAL I/O error in {self._dir}: {exc}; reopen the WAL to recover")
         _log.error("%s", failure)
         with self._mutex:

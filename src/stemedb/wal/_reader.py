@@ -1,7 +1,10 @@
 """WalReader: tail the log in LSN order, never past WATERMARK, across segment roll-overs.
 
 Works on a network volume: progress is discovered by polling WATERMARK (re-opened by path on
-every poll, because the writer replaces the file at open) with an adaptive interval.
+every poll, because the writer replaces the file at open) with an adaptive interval. Frames are
+decoded by the one ``SegmentCursor`` (``_decoder.py``), which keeps its read buffer across calls.
+The reader owns the WAL's file names: callers ask it (``has_watermark``,
+``first_available_lsn``) instead of looking for files themselves.
 """
 
 from __future__ import annotations
@@ -10,26 +13,20 @@ import bisect
 import os
 import time
 from pathlib import Path
+from typing import TypeVar
 
-from stemedb.wal._decoder import FrameError, WalRecord, decode_frame, decode_segment_header
-from stemedb.wal._encoder import (
-    CHECKSUM_BYTES,
-    RECORD_HEADER,
-    RECORD_PAYLOAD_BYTES_MAX,
-    SEGMENT_HEADER_BYTES,
-    frame_size_bytes,
-)
-from stemedb.wal._errors import WalCorruption, WalError
+from stemedb.wal._decoder import Damage, SegmentCursor, WalRecord, check_segment_header
+from stemedb.wal._encoder import SEGMENT_HEADER_BYTES
+from stemedb.wal._errors import WalCorruption, WalError, WalTruncated
 from stemedb.wal._segment import list_segments
 from stemedb.wal._watermark import WATERMARK_NAME, read_watermark
 
 __all__ = ["WalReader"]
 
-_READ_CHUNK_BYTES = 1024 * 1024
+_T = TypeVar("_T")
 _POLL_MIN_SECONDS = 0.001
 _POLL_MAX_SECONDS = 0.05
 _WATERMARK_READ_ATTEMPTS = 5
-_HEADER_BYTES = RECORD_HEADER.size
 
 
 class WalReader:
@@ -41,10 +38,10 @@ class WalReader:
         self._dir = Path(dir)
         self._next_lsn = from_lsn
         self._fd: int | None = None
-        self._path: Path | None = None
-        self._offset = 0
-        self._buf = b""
-        self._buf_start = 0
+        self._cursor: SegmentCursor | None = None
+        self._known_watermark = 0  # the highest WATERMARK value read so far
+        # Damage met after intact records were returned: raised by the next read_available.
+        self._pending: WalError | None = None
         self._closed = False
 
     @property
@@ -52,14 +49,26 @@ class WalReader:
         """The LSN the next ``read_available`` returns first."""
         return self._next_lsn
 
+    def has_watermark(self) -> bool:
+        """True once a writer has created WATERMARK in the directory."""
+        return (self._dir / WATERMARK_NAME).exists()
+
+    def first_available_lsn(self) -> int | None:
+        """The oldest LSN the log still holds (the first segment's), None without segments.
+
+        Below it, records were deleted by retention."""
+        segments = list_segments(self._dir)
+        return segments[0][0] if segments else None
+
     def watermark(self) -> int:
         """The durable LSN named by WATERMARK (0 before any writer created it)."""
         problem = ""
         for attempt in range(_WATERMARK_READ_ATTEMPTS):
             state = read_watermark(self._dir)
             if state.lsn is not None:
+                self._note_watermark(state.lsn)
                 return state.lsn
-            if not (self._dir / WATERMARK_NAME).exists():
+            if not self.has_watermark():
                 return 0
             # The writer overwrites the 32 bytes in place; a read racing that write can see a
             # mix, which the checksum rejects. Retry briefly before calling it damage.
@@ -68,22 +77,32 @@ class WalReader:
         raise WalCorruption(self._dir / WATERMARK_NAME, 0, None, problem)
 
     def read_available(self, max_records: int = 10_000) -> list[WalRecord]:
-        """The next records in order, none beyond the watermark at call time; [] if caught up."""
+        """The next records in order, none beyond the watermark; [] if caught up.
+
+        WATERMARK is read at most once per call, and not at all while records below the last
+        value read remain. When damage (or a missing segment) ends a read, the intact records
+        before it are returned and the next call raises the error.
+        """
         self._check_open()
-        watermark = self.watermark()
-        # Bytes cached by an earlier call may have been past the watermark then, and bytes past
-        # the watermark can change (a torn group is truncated and rewritten). Start afresh.
-        self._buf = b""
+        if self._pending is not None:
+            raise self._pending
+        refreshed = False
         records: list[WalRecord] = []
-        while len(records) < max_records and self._next_lsn <= watermark:
-            if self._fd is None:
-                self._open_segment_for(self._next_lsn)
-            record = self._read_frame()
-            if record is None:
-                self._advance_segment(watermark)
-                continue
-            records.append(record)
-            self._next_lsn += 1
+        while len(records) < max_records:
+            if self._next_lsn > self._known_watermark:
+                if refreshed:
+                    break
+                self.watermark()
+                refreshed = True
+                if self._next_lsn > self._known_watermark:
+                    break
+            try:
+                self._read_into(records, max_records)
+            except WalError as exc:
+                if not records:
+                    raise
+                self._pending = exc
+                break
         return records
 
     def wait(self, timeout_seconds: float) -> bool:
@@ -105,31 +124,25 @@ class WalReader:
         if lsn < 1 or lsn > self.watermark():
             return None
         segments = list_segments(self._dir)
-        firsts = [first for first, _path in segments]
-        index = bisect.bisect_right(firsts, lsn) - 1
+        index = bisect.bisect_right([first for first, _path in segments], lsn) - 1
         if index < 0:
             return None
         first_lsn, path = segments[index]
         data = path.read_bytes()
-        self._check_header(path, data, first_lsn)
-        pos = SEGMENT_HEADER_BYTES
-        expected = first_lsn
-        # Hop over earlier frames by their length fields only (fast), then validate the frame
-        # that was asked for in full.
-        while pos < len(data):
-            if len(data) - pos < _HEADER_BYTES:
-                break
-            length = RECORD_HEADER.unpack_from(data, pos)[4]
-            if expected == lsn or length > RECORD_PAYLOAD_BYTES_MAX:
-                return self._decode_at(path, data, pos, expected)
-            pos += frame_size_bytes(length)
-            expected += 1
-        raise WalCorruption(path, pos, lsn, "the segment ends before the durable LSN")
+        damage = check_segment_header(path, data, first_lsn)
+        if damage is not None:
+            raise damage.error()
+        cursor = SegmentCursor(path, first_lsn, data=data)
+        # Hop over earlier frames by their headers only (fast), then validate the one asked for.
+        while cursor.next_lsn < lsn:
+            _intact(cursor, cursor.skip(), "the segment ends before the durable LSN")
+        return _intact(cursor, cursor.next(), "the segment ends before the durable LSN")
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._cursor = None
         self._closed = True
 
     def __enter__(self) -> WalReader:
@@ -144,130 +157,73 @@ class WalReader:
         if self._closed:
             raise WalError("WalReader is closed")
 
-    @staticmethod
-    def _check_header(path: Path, data: bytes, name_first_lsn: int) -> None:
-        try:
-            first_lsn = decode_segment_header(data[:SEGMENT_HEADER_BYTES])
-        except FrameError as exc:
-            raise WalCorruption(path, 0, name_first_lsn, exc.reason) from None
-        if first_lsn != name_first_lsn:
-            raise WalCorruption(
-                path, 0, name_first_lsn, f"segment header says first LSN {first_lsn}"
-            )
+    def _note_watermark(self, lsn: int) -> None:
+        if lsn > self._known_watermark:
+            self._known_watermark = lsn
+            if self._cursor is not None:
+                self._cursor.trust_up_to(lsn)
 
-    def _decode_at(self, path: Path, data: bytes, pos: int, expected: int) -> WalRecord:
-        try:
-            lsn, record_type, timestamp_ns, length, frame_bytes = decode_frame(data, pos)
-        except FrameError as exc:
-            raise WalCorruption(path, pos, expected, exc.reason) from None
-        if lsn != expected:
-            raise WalCorruption(
-                path, pos, expected, f"LSN gap: expected LSN {expected}, found {lsn}"
-            )
-        start = pos + _HEADER_BYTES
-        end = pos + frame_bytes
-        return WalRecord(
-            lsn,
-            record_type,
-            timestamp_ns,
-            bytes(data[start : start + length]),
-            bytes(data[end - CHECKSUM_BYTES : end]),
-            path,
-            pos,
-        )
+    def _read_into(self, records: list[WalRecord], max_records: int) -> None:
+        """Append durable records of the current segment; step to the next one at its end."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._open_segment_for(self._next_lsn)
+        batch, damage = cursor.read(max_records - len(records), self._known_watermark)
+        records.extend(batch)
+        self._next_lsn = cursor.next_lsn
+        if damage is not None:
+            raise damage.error()
+        if len(records) < max_records and self._next_lsn <= self._known_watermark:
+            self._advance_segment()
 
-    def _switch_to(self, path: Path, first_lsn: int) -> None:
+    def _switch_to(self, path: Path, first_lsn: int) -> SegmentCursor:
         fd = os.open(path, os.O_RDONLY)
         try:
-            head = os.pread(fd, SEGMENT_HEADER_BYTES, 0)
-            self._check_header(path, head, first_lsn)
+            damage = check_segment_header(path, os.pread(fd, SEGMENT_HEADER_BYTES, 0), first_lsn)
+            if damage is not None:
+                raise damage.error()
         except BaseException:
             os.close(fd)
             raise
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
-        self._path = path
-        self._offset = SEGMENT_HEADER_BYTES
-        self._buf = b""
+        self._cursor = SegmentCursor(path, first_lsn, fd=fd)
+        self._cursor.trust_up_to(self._known_watermark)
+        return self._cursor
 
-    def _open_segment_for(self, lsn: int) -> None:
+    def _open_segment_for(self, lsn: int) -> SegmentCursor:
         segments = list_segments(self._dir)
         firsts = [first for first, _path in segments]
         index = bisect.bisect_right(firsts, lsn) - 1
         if index < 0:
-            oldest = firsts[0] if firsts else None
-            raise WalError(
-                f"LSN {lsn} is no longer in the WAL {self._dir} (oldest segment starts at "
-                f"{oldest}); it was deleted by retention"
-            )
+            raise WalTruncated(self._dir, lsn, firsts[0] if firsts else None)
         first_lsn, path = segments[index]
-        self._switch_to(path, first_lsn)
+        cursor = self._switch_to(path, first_lsn)
         # Skip to the requested LSN, validating every frame on the way.
-        skip_lsn = first_lsn
-        while skip_lsn < lsn:
-            record = self._read_frame(expected=skip_lsn)
-            if record is None:
-                raise WalCorruption(
-                    path, self._offset, skip_lsn, "segment ends before a durable LSN"
-                )
-            skip_lsn += 1
+        while cursor.next_lsn < lsn:
+            _intact(cursor, cursor.validate(), "segment ends before a durable LSN")
+        return cursor
 
-    def _advance_segment(self, watermark: int) -> None:
+    def _advance_segment(self) -> None:
         for first_lsn, path in list_segments(self._dir):
             if first_lsn == self._next_lsn:
                 self._switch_to(path, first_lsn)
                 return
         raise WalCorruption(
-            self._path or self._dir,
-            self._offset,
+            self._cursor.path if self._cursor is not None else self._dir,
+            self._cursor.offset if self._cursor is not None else 0,
             self._next_lsn,
-            f"the segment ends here but WATERMARK says LSN {watermark} is durable and no "
-            f"segment starts at LSN {self._next_lsn}",
+            f"the segment ends here but WATERMARK says LSN {self._known_watermark} is durable "
+            f"and no segment starts at LSN {self._next_lsn}",
         )
 
-    def _fill(self, need_bytes: int) -> int:
-        """Make ``need_bytes`` at the current offset available in the buffer if the file has
-        them; returns how many are available."""
-        rel = self._offset - self._buf_start
-        if self._buf and rel >= 0 and len(self._buf) - rel >= need_bytes:
-            return len(self._buf) - rel
-        if self._fd is None:
-            raise WalError("WalReader has no open segment")
-        self._buf = os.pread(self._fd, max(_READ_CHUNK_BYTES, need_bytes), self._offset)
-        self._buf_start = self._offset
-        return len(self._buf)
 
-    def _read_frame(self, expected: int | None = None) -> WalRecord | None:
-        """Decode the frame at the current offset (it must be durable); None at segment end."""
-        path = self._path if self._path is not None else self._dir
-        lsn = self._next_lsn if expected is None else expected
-        available = self._fill(_HEADER_BYTES)
-        if available == 0:
-            return None
-        if available >= _HEADER_BYTES:
-            length = RECORD_HEADER.unpack_from(self._buf, self._offset - self._buf_start)[4]
-            if length <= RECORD_PAYLOAD_BYTES_MAX:
-                self._fill(frame_size_bytes(length))
-        rel = self._offset - self._buf_start
-        try:
-            found, record_type, timestamp_ns, length, frame_bytes = decode_frame(self._buf, rel)
-        except FrameError as exc:
-            raise WalCorruption(path, self._offset, lsn, exc.reason) from None
-        if found != lsn:
-            raise WalCorruption(
-                path, self._offset, lsn, f"LSN gap: expected LSN {lsn}, found {found}"
-            )
-        start = rel + _HEADER_BYTES
-        end = rel + frame_bytes
-        record = WalRecord(
-            lsn,
-            record_type,
-            timestamp_ns,
-            self._buf[start : start + length],
-            self._buf[end - CHECKSUM_BYTES : end],
-            path,
-            self._offset,
-        )
-        self._offset += frame_bytes
-        return record
+def _intact(cursor: SegmentCursor, item: _T | Damage | None, reason: str) -> _T:
+    """``item`` when the cursor read a frame; raise the WalCorruption for damage, or for an end
+    of segment (``reason``) where a durable frame must be."""
+    if isinstance(item, Damage):
+        raise item.error()
+    if item is None:
+        raise WalCorruption(cursor.path, cursor.offset, cursor.next_lsn, reason)
+    return item

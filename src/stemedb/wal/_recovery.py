@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemedb.wal._decoder import SegmentScan, scan_segment, walk_segment_chain
+from stemedb.wal._decoder import SegmentCursor, SegmentScan, scan_segment, walk_segment_chain
 from stemedb.wal._errors import WalCorruption
 from stemedb.wal._segment import (
     create_segment,
@@ -158,15 +158,44 @@ def recover(directory: Path, sync: bool) -> Recovered:
     for warning in verdict.warnings:
         _log.warning("WAL recovery: %s", warning)
     if sync:
-        # Records past the old watermark are kept: make them durable before naming them in
-        # WATERMARK, exactly as a normal commit would.
-        fd = os.open(last_path, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-        finally:
-            os.close(fd)
+        _make_tail_durable(last_path, last_first, verdict)
     publish_watermark_durably(directory, verdict.last_lsn, sync)
     return Recovered(last_first, last_path, verdict.scan.end_offset, verdict.last_lsn)
+
+
+def _make_tail_durable(path: Path, first_lsn: int, verdict: TailVerdict) -> None:
+    """Make the records past the old watermark durable before WATERMARK names them.
+
+    Their bytes are never trusted as they read back: after a failed fdatasync Linux marks the
+    pages clean and may keep serving their contents from the page cache, so a plain fdatasync
+    here would succeed without writing anything. They are written again (which dirties the
+    pages) and then synced; if the disk still fails, the open fails.
+    """
+    kept_from_lsn = (verdict.watermark_lsn or first_lsn - 1) + 1
+    fd = os.open(path, os.O_RDWR)
+    try:
+        if verdict.last_lsn >= kept_from_lsn:
+            start = _offset_of_lsn(path, first_lsn, kept_from_lsn)
+            tail = os.pread(fd, verdict.scan.end_offset - start, start)
+            if len(tail) != verdict.scan.end_offset - start:
+                raise WalCorruption(path, start, kept_from_lsn, "the tail changed during recovery")
+            os.pwrite(fd, tail, start)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _offset_of_lsn(path: Path, first_lsn: int, lsn: int) -> int:
+    """The offset of frame ``lsn`` of a segment already scanned whole (header hops only)."""
+    with path.open("rb") as fh:
+        cursor = SegmentCursor(path, first_lsn, data=fh.read())
+    while cursor.next_lsn < lsn:
+        item = cursor.skip()
+        if not isinstance(item, int):
+            raise WalCorruption(
+                path, cursor.offset, cursor.next_lsn, "the tail changed during recovery"
+            )
+    return cursor.offset
 
 
 def _cut_torn_tail(path: Path, offset: int, file_bytes: int, sync: bool) -> Path:

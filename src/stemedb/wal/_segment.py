@@ -1,4 +1,7 @@
-"""Segment files: naming, listing, durable creation, directory fsync, the LOCK file."""
+"""Segment files: naming, listing, durable creation, the LOCK file.
+
+``fsync_dir`` and ``write_all`` live in ``stemedb.fsio`` and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import os
 import re
 from pathlib import Path
 
-from stemedb.wal._decoder import FrameError, decode_segment_header
+from stemedb.fsio import atomic_replace, fsync_dir, write_all
+from stemedb.wal._decoder import check_segment_header
 from stemedb.wal._encoder import SEGMENT_HEADER_BYTES, encode_segment_header
-from stemedb.wal._errors import WalCorruption, WalLocked
+from stemedb.wal._errors import WalLocked
 
 __all__ = [
     "LOCK_NAME",
@@ -49,50 +53,20 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return found
 
 
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory so that entries created, renamed or removed in it are durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_all(fd: int, data: bytes | memoryview) -> None:
-    """os.write until every byte is written (a short write is legal, e.g. near ENOSPC)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError(errno.EIO, "write returned 0 bytes")
-        view = view[written:]
-
-
 def create_segment(directory: Path, first_lsn: int, sync: bool) -> Path:
     """Create a segment holding only its header, durably, and return its path.
 
-    The header goes to a temporary name, is fsynced, then renamed into place and the directory is
-    fsynced: a crash leaves either no segment or a complete, durable header, never a half-written
-    one under the real name (a leftover ``.tmp`` is removed on the next open).
+    The header goes through ``stemedb.fsio.atomic_replace`` (temporary name, fsync, rename, fsync
+    of the directory, all when ``sync``): a crash leaves either no segment or a complete header,
+    never a half-written one under the real name (a leftover ``.tmp`` is removed on the next
+    open).
     """
     path = directory / segment_name(first_lsn)
     if path.exists():
         raise FileExistsError(errno.EEXIST, "segment already exists", str(path))
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, encode_segment_header(first_lsn))
-        if sync:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    if sync:
-        fsync_dir(directory)
+    # Not create_exclusive: that needs hard links, which some volumes (FUSE layers, some network
+    # file systems) lack; the writer holds LOCK, so nobody else creates segments meanwhile.
+    atomic_replace(path, encode_segment_header(first_lsn), sync=sync)
     return path
 
 
@@ -100,18 +74,10 @@ def read_segment_first_lsn(path: Path, name_first_lsn: int) -> int:
     """Check a segment's header against its name; raises WalCorruption."""
     with path.open("rb") as fh:
         head = fh.read(SEGMENT_HEADER_BYTES)
-    try:
-        first_lsn = decode_segment_header(head)
-    except FrameError as exc:
-        raise WalCorruption(path, 0, name_first_lsn, exc.reason) from None
-    if first_lsn != name_first_lsn:
-        raise WalCorruption(
-            path,
-            0,
-            name_first_lsn,
-            f"segment header says first LSN {first_lsn}, file name says {name_first_lsn}",
-        )
-    return first_lsn
+    damage = check_segment_header(path, head, name_first_lsn)
+    if damage is not None:
+        raise damage.error()
+    return name_first_lsn
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:

@@ -6,8 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stemedb.wal._decoder import Damage, FrameError, WalRecord, iter_records, scan_segment
-from stemedb.wal._decoder import decode_segment_header as _decode_header
+from stemedb.wal._decoder import (
+    Damage,
+    WalRecord,
+    check_segment_header,
+    iter_records,
+    lsn_gap_reason,
+    scan_segment,
+)
 from stemedb.wal._errors import WalCorruption
 from stemedb.wal._recovery import inspect_tail
 from stemedb.wal._segment import list_segments
@@ -37,77 +43,72 @@ def verify_wal(dir: Path) -> VerifyReport:
     moment may then show up as a torn-tail warning).
     """
     directory = Path(dir)
-    errors: list[WalCorruption] = []
-    warnings: list[str] = []
     if not directory.is_dir():
-        errors.append(WalCorruption(directory, 0, None, "not a directory"))
-        return VerifyReport(False, errors)
+        return VerifyReport(False, [WalCorruption(directory, 0, None, "not a directory")])
     segments = list_segments(directory)
     state = read_watermark(directory)
     if not segments:
-        if state.lsn:
-            errors.append(
-                WalCorruption(
-                    directory / WATERMARK_NAME,
-                    0,
-                    state.lsn,
-                    "no segment files, but WATERMARK names a durable LSN",
-                )
-            )
-        else:
-            warnings.append(f"no segment files in {directory}")
-        return VerifyReport(not errors, errors, warnings, watermark=state.lsn)
-    records = 0
-    expected: int | None = None
-    for first_lsn, path in segments[:-1]:
-        scan = scan_segment(path, first_lsn)
-        if expected is not None and first_lsn != expected:
-            errors.append(
-                WalCorruption(
-                    path,
-                    0,
-                    expected,
-                    f"LSN gap between segments: expected the segment to "
-                    f"start at LSN {expected}, it starts at {first_lsn}",
-                )
-            )
-        if scan.damaged and scan.damage_offset is not None:
-            errors.append(
-                WalCorruption(
-                    path,
-                    scan.damage_offset,
-                    scan.damage_lsn,
-                    f"{scan.damage_reason} (in a segment before the last)",
-                )
-            )
-            expected = None
-        else:
-            expected = scan.last_lsn + 1
-        records += scan.records
+        return _verify_empty(directory, state.lsn)
+    errors: list[WalCorruption] = []
+    records, expected = _verify_closed_segments(segments[:-1], errors)
     last_first, last_path = segments[-1]
-    if expected is not None and last_first != expected:
-        errors.append(
-            WalCorruption(
-                last_path,
-                0,
-                expected,
-                f"LSN gap between segments: expected the segment to start "
-                f"at LSN {expected}, it starts at {last_first}",
-            )
-        )
+    gap = _segment_gap(last_path, expected, last_first)
+    if gap is not None:
+        errors.append(gap)
     verdict = inspect_tail(directory, last_first, last_path)
     errors.extend(verdict.errors)
-    warnings.extend(verdict.warnings)
-    records += verdict.scan.records
     return VerifyReport(
         ok=not errors,
         errors=errors,
-        warnings=warnings,
+        warnings=list(verdict.warnings),
         first_lsn=segments[0][0],
         last_lsn=verdict.last_lsn,
         watermark=state.lsn,
         segments=[path for _first, path in segments],
-        records=records,
+        records=records + verdict.scan.records,
+    )
+
+
+def _verify_empty(directory: Path, watermark: int | None) -> VerifyReport:
+    if watermark:
+        error = WalCorruption(
+            directory / WATERMARK_NAME,
+            0,
+            watermark,
+            "no segment files, but WATERMARK names a durable LSN",
+        )
+        return VerifyReport(False, [error], watermark=watermark)
+    return VerifyReport(True, [], [f"no segment files in {directory}"], watermark=watermark)
+
+
+def _verify_closed_segments(
+    segments: list[tuple[int, Path]], errors: list[WalCorruption]
+) -> tuple[int, int | None]:
+    """Scan every segment but the last in full; returns (records, the LSN the next segment
+    must start at, None when unknown after damage) and appends what is wrong to ``errors``."""
+    records = 0
+    expected: int | None = None
+    for first_lsn, path in segments:
+        gap = _segment_gap(path, expected, first_lsn)
+        if gap is not None:
+            errors.append(gap)
+        scan = scan_segment(path, first_lsn)
+        records += scan.records
+        if scan.damaged and scan.damage_offset is not None:
+            reason = f"{scan.damage_reason} (in a segment before the last)"
+            errors.append(WalCorruption(path, scan.damage_offset, scan.damage_lsn, reason))
+            expected = None
+        else:
+            expected = scan.last_lsn + 1
+    return records, expected
+
+
+def _segment_gap(path: Path, expected: int | None, first_lsn: int) -> WalCorruption | None:
+    """The error when a segment does not start where the previous one ended."""
+    if expected is None or first_lsn == expected:
+        return None
+    return WalCorruption(
+        path, 0, expected, lsn_gap_reason(expected, first_lsn, " between segments")
     )
 
 
@@ -125,23 +126,18 @@ def dump_wal(dir: Path, from_lsn: int = 1) -> Iterator[WalRecord]:
             expected = None  # skipped without reading; the next segment's name is trusted
             continue
         data = path.read_bytes()
-        try:
-            header_lsn = _decode_header(data)
-        except FrameError as exc:
-            raise WalCorruption(path, 0, first_lsn, exc.reason) from None
-        if header_lsn != first_lsn or (expected is not None and first_lsn != expected):
-            raise WalCorruption(
-                path,
-                0,
-                expected or first_lsn,
-                "segment header or name does not continue the LSN sequence",
-            )
+        damage = check_segment_header(path, data, first_lsn)
+        if damage is not None:
+            raise damage.error()
+        gap = _segment_gap(path, expected, first_lsn)
+        if gap is not None:
+            raise gap
         expected = first_lsn
         for item in iter_records(path, data, first_lsn, from_lsn):
             if isinstance(item, Damage):
                 watermark = state.lsn if state.lsn is not None else first_lsn - 1
                 if not is_last or item.lsn <= watermark:
-                    raise WalCorruption(path, item.offset, item.lsn, item.reason)
+                    raise item.error()
                 return  # a torn tail past the watermark: not records, nothing more to show
             expected = item.lsn + 1
             yield item

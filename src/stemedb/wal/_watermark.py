@@ -13,8 +13,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemedb.fsio import atomic_replace
 from stemedb.wal._encoder import CHECKSUM_BYTES, FORMAT_VERSION, checksum
-from stemedb.wal._segment import fsync_dir, write_all
 
 __all__ = [
     "WATERMARK_BYTES",
@@ -74,18 +74,7 @@ def read_watermark(directory: Path) -> WatermarkState:
 
 def write_watermark_atomic(directory: Path, durable_lsn: int, sync: bool) -> None:
     """Replace WATERMARK atomically and durably (used at open, after recovery, and by repair)."""
-    path = directory / WATERMARK_NAME
-    tmp = directory / (WATERMARK_NAME + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        write_all(fd, encode_watermark(durable_lsn))
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    if sync:
-        fsync_dir(directory)
+    atomic_replace(directory / WATERMARK_NAME, encode_watermark(durable_lsn), sync=sync)
 
 
 def publish_watermark_durably(directory: Path, durable_lsn: int, sync: bool) -> None:

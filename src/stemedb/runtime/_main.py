@@ -1,0 +1,42 @@
+"""The ``main`` of every service: JSON logs, run the server, say plainly why it cannot start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from prometheus_client import disable_created_metrics
+
+from stemedb.runtime._logging import configure_json_logging, log_event
+
+__all__ = ["run_service"]
+
+
+def run_service(
+    prog: str,
+    logger: logging.Logger,
+    log_level: str,
+    serve: Callable[[], Coroutine[Any, Any, int | None]],
+    startup_errors: tuple[type[BaseException], ...],
+    *,
+    other_errors: tuple[type[BaseException], ...] = (),
+) -> int:
+    """Run ``serve()`` to its end and return the exit code: its own, or 2 when it raises one of
+    ``startup_errors`` (corruption, a second writer, a port in use: "cannot start") or of
+    ``other_errors`` ("failed"), logged and printed on stderr with ``prog`` in front."""
+    configure_json_logging(log_level)
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    service = prog.removeprefix("stemedb-")
+    try:
+        return asyncio.run(serve()) or 0
+    except startup_errors as exc:
+        log_event(logger, logging.CRITICAL, f"{service} cannot start", error=str(exc))
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except other_errors as exc:
+        log_event(logger, logging.CRITICAL, f"{service} failed", error=repr(exc))
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2

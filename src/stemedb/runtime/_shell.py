@@ -1,0 +1,259 @@
+"""One service shell: what every StemeDB gRPC server does around its own servicers.
+
+:class:`ServiceShell` owns the asyncio gRPC server and everything that is the same for each
+service: the go-grpc-prometheus interceptor, the data-path concurrency limit (which health and
+reflection are exempt from), ``grpc.health.v1`` and reflection, TLS or mutual TLS, the optional
+plaintext health port, the Prometheus HTTP endpoint, and the drain on SIGTERM/SIGINT. A service
+adds its servicers with one call each::
+
+    shell = ServiceShell(cfg, registry, "stemedb.ingestor", data_rpcs_concurrent_max=1000)
+    shell.add_service(store_pb2.DESCRIPTOR.services_by_name["StoreService"], handler)
+    stop = stop_signal()
+    await shell.start()
+    await stop.wait()
+    await shell.drain()
+
+Health: ``""`` and every added service name start NOT_SERVING and become SERVING when
+:meth:`ServiceShell.start` has bound the port; extra names (``stemedb.ingest``) are the
+service's own to set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
+
+from stemedb.runtime._config import ServerSettings
+from stemedb.runtime._grpc_metrics import Continuation, GrpcMetrics, GrpcMetricsInterceptor, Handler
+from stemedb.runtime._logging import log_event
+from stemedb.runtime._server import start_metrics_http_server
+
+__all__ = [
+    "CONTROL_RPCS_CONCURRENT_MAX",
+    "HEALTH_SERVICE_NAME",
+    "ConcurrencyLimitInterceptor",
+    "ServiceShell",
+    "server_credentials",
+    "stop_signal",
+]
+
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Health checks, health watches and reflection streams are never counted against the data-path
+# limit; the server as a whole admits this many of them on top of it, so that a flood of
+# reflection streams is bounded too.
+CONTROL_RPCS_CONCURRENT_MAX = 100
+_EXEMPT_SERVICES = frozenset({HEALTH_SERVICE_NAME, reflection.SERVICE_NAME})
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def server_credentials(cfg: ServerSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from ``--tls-cert``/``--tls-key`` (and ``--tls-client-ca`` for mutual
+    TLS), or None for plaintext."""
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return None
+    client_ca = cfg.tls_client_ca.read_bytes() if cfg.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _service_of(full_method: str) -> str:
+    # "/package.Service/Method"
+    return full_method.split("/", 2)[1] if full_method.count("/") >= 2 else ""
+
+
+class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
+    """At most ``rpcs_max`` data-path unary RPCs at a time; more get RESOURCE_EXHAUSTED at once.
+
+    Health and reflection are exempt, so a probe answers while the data path is saturated (for
+    example by a thousand reads waiting for a ``min_lsn``).
+    """
+
+    def __init__(self, rpcs_max: int, flag: str) -> None:
+        if rpcs_max < 1:
+            raise ValueError(f"{flag} must be >= 1, got {rpcs_max}")
+        self.rpcs_max = rpcs_max
+        self._flag = flag
+        self.in_flight = 0
+
+    async def intercept_service(
+        self,
+        continuation: Continuation,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or _service_of(handler_call_details.method) in _EXEMPT_SERVICES
+        ):
+            return handler
+        inner: Any = handler.unary_unary
+
+        async def limited(request: Any, context: Any) -> Any:
+            if self.in_flight >= self.rpcs_max:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self.in_flight} calls in flight, the bound is {self.rpcs_max} "
+                    f"({self._flag}): retry later",
+                )
+            self.in_flight += 1
+            try:
+                return await inner(request, context)
+            finally:
+                self.in_flight -= 1
+
+        return grpc.unary_unary_rpc_method_handler(
+            limited,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class ServiceShell:
+    """One gRPC server process's shell; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: ServerSettings,
+        registry: CollectorRegistry,
+        logger: logging.Logger,
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        data_rpcs_concurrent_max: int | None = None,
+        data_rpcs_flag: str = "--rpcs-concurrent-max",
+    ) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self._log = logger
+        self._grpc_metrics = GrpcMetrics(registry)
+        interceptors: list[grpc.aio.ServerInterceptor] = [
+            GrpcMetricsInterceptor(self._grpc_metrics)
+        ]
+        core_max = None
+        self.limiter: ConcurrencyLimitInterceptor | None = None
+        if data_rpcs_concurrent_max is not None:
+            self.limiter = ConcurrencyLimitInterceptor(data_rpcs_concurrent_max, data_rpcs_flag)
+            interceptors.append(self.limiter)
+            core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
+        self.server = grpc.aio.server(
+            interceptors=interceptors,
+            maximum_concurrent_rpcs=core_max,
+            # A second process on the same port must fail, not share it.
+            options=[("grpc.so_reuseport", 0), *options],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._health_server: grpc.aio.Server | None = None
+        self._service_names: list[str] = []
+        self._metrics_http: Any = None
+        self._started = False
+        self._drained = False
+        self.bound_port = 0
+        self.health_port = 0
+
+    @property
+    def service_names(self) -> list[str]:
+        return list(self._service_names)
+
+    def add_service(self, descriptor: ServiceDescriptor, handler: grpc.GenericRpcHandler) -> None:
+        """Serve ``handler`` for ``descriptor``'s service, with its health name, its reflection
+        entry and its gRPC metrics series. Call before :meth:`start`."""
+        if self._started:
+            raise RuntimeError("add_service after start: the server is already serving")
+        name = descriptor.full_name
+        self.server.add_generic_rpc_handlers((handler,))
+        self._service_names.append(name)
+        self._grpc_metrics.initialize(f"/{name}/{m.name}" for m in descriptor.methods)
+
+    async def set_health(self, name: str, serving: bool) -> None:
+        await self.health.set(name, _SERVING if serving else _NOT_SERVING)
+
+    async def set_all_health(self, serving: bool, extra: Iterable[str] = ()) -> None:
+        """Set ``""``, every added service and ``extra`` names."""
+        for name in ("", *self._service_names, *extra):
+            await self.set_health(name, serving)
+
+    async def start(self) -> None:
+        """Start the metrics endpoint, bind the port(s) and serve; health becomes SERVING."""
+        cfg = self.cfg
+        self._started = True
+        reflection.enable_server_reflection(
+            [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
+        creds = server_credentials(cfg)
+        if creds is None:
+            self.bound_port = self.server.add_insecure_port(cfg.listen)
+        else:
+            self.bound_port = self.server.add_secure_port(cfg.listen, creds)
+        if self.bound_port == 0:
+            raise OSError(f"cannot listen on {cfg.listen}")
+        if cfg.health_listen:
+            await self._start_health_server(cfg.health_listen)
+        await self.server.start()
+        await self.set_all_health(True)
+
+    async def _start_health_server(self, listen: str) -> None:
+        # Health only, in plaintext, for probes that cannot speak TLS (Kubernetes grpc probes).
+        server = grpc.aio.server(
+            maximum_concurrent_rpcs=CONTROL_RPCS_CONCURRENT_MAX,
+            options=[("grpc.so_reuseport", 0)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        self.health_port = server.add_insecure_port(listen)
+        if self.health_port == 0:
+            raise OSError(f"cannot listen on {listen} (--health-listen)")
+        await server.start()
+        self._health_server = server
+
+    @property
+    def tls(self) -> bool:
+        return self.cfg.tls_cert is not None
+
+    @property
+    def mtls(self) -> bool:
+        return self.cfg.tls_client_ca is not None
+
+    async def drain(self, before_stop: Callable[[], object] | None = None) -> None:
+        """Health NOT_SERVING for every name, then let in-flight RPCs finish for up to the
+        grace period, then stop the metrics endpoint. ``before_stop`` runs between the two
+        (e.g. to fail parked waits at once rather than at the end of the grace)."""
+        if self._drained:
+            return
+        self._drained = True
+        if self._started:
+            await self.health.enter_graceful_shutdown()
+        if before_stop is not None:
+            before_stop()
+        if self._started:
+            await self.server.stop(self.cfg.shutdown_grace_seconds)
+            if self._health_server is not None:
+                await self._health_server.stop(0)
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
+            self._metrics_http.server_close()
+        log_event(self._log, logging.DEBUG, "server stopped")
+
+
+def stop_signal() -> asyncio.Event:
+    """An event set by the first SIGTERM or SIGINT; install it before a slow start, so that a
+    signal during the start still drains instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
