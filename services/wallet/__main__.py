@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
-from prometheus_client import disable_created_metrics
-from stemedb.wallet._config import config_from_args, read_passphrase
+from stemedb.wallet._config import config_from_args
 from stemedb.wallet._errors import KeystoreError
-from stemedb.wallet._keystore import Keystore
 from stemedb.wallet._server import serve
 
-from stemedb.runtime import configure_json_logging, log_event
+from stemedb.runtime import run_service
 
 _log = logging.getLogger("stemedb.wallet")
 
 
-def _refuse(exc: BaseException) -> int:
-    log_event(_log, logging.CRITICAL, "wallet cannot start", error=str(exc))
-    print(f"stemedb-wallet: {exc}", file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(argv)
-    configure_json_logging(cfg.log_level)
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    try:
-        # A wrong passphrase, a tampered key file, a keystore of another version: exit 2.
-        keystore = Keystore.open(cfg.keystore, read_passphrase(cfg), kdf=cfg.kdf, limits=cfg.limits)
-    except (KeystoreError, OSError) as exc:
-        return _refuse(exc)
-    try:
-        asyncio.run(serve(cfg, keystore))
-    except OSError as exc:
-        keystore.close()
-        return _refuse(exc)
-    return 0
+    # No passphrase, a wrong one, a tampered key file, a keystore of another version, a socket
+    # another process serves on: refuse to start, exit 2, say why.
+    return run_service(
+        "stemedb-wallet", _log, cfg.log_level, lambda: serve(cfg), (KeystoreError, OSError)
+    )
 
 
 if __name__ == "__main__":

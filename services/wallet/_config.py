@@ -1,23 +1,42 @@
-"""The wallet's configuration: one frozen dataclass, built from flags and environment."""
+"""The wallet's configuration: one frozen dataclass extending the shell's ``ServerSettings``;
+its flags, ``STEMEDB_*`` variables, defaults and bounds are generated from the fields."""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+import nacl.pwhash.argon2id
 from stemedb.wallet._errors import KeystoreError
-from stemedb.wallet._format import DEFAULT_KDF, KdfParams
+from stemedb.wallet._format import (
+    DEFAULT_KDF,
+    KDF_MEMLIMIT_BYTES_MAX,
+    KDF_OPSLIMIT_MAX,
+    KdfParams,
+)
 from stemedb.wallet._keystore import KeystoreLimits
 
-from stemedb.runtime import EnvArgumentParser, log_event, parse_host_port
+from stemedb.runtime import (
+    EnvArgumentParser,
+    ServerSettings,
+    log_event,
+    optional_path,
+    parse_host_port,
+    setting,
+    unix_socket_path,
+)
+from stemedb.runtime import build_parser as _build_parser
+from stemedb.runtime import config_from_args as _config_from_args
 
 __all__ = [
     "PASSPHRASE_ENV",
     "WalletConfig",
     "build_parser",
+    "check_listen",
     "config_from_args",
     "read_passphrase",
 ]
@@ -30,68 +49,15 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9104"
 # preferred (--passphrase-file), since the environment of a process is easier to leak.
 PASSPHRASE_ENV = "STEMEDB_WALLET_PASSPHRASE"
 PASSPHRASE_BYTES_MAX = 4096
+_PROG = "stemedb-wallet"
+_DESCRIPTION = "StemeDB wallet: holds agents' ed25519 keys and signs their records."
 _log = logging.getLogger("stemedb.wallet")
 
 
-@dataclass(frozen=True)
-class WalletConfig:
-    """Everything the wallet needs; every bound is named with its unit."""
-
-    keystore: Path = Path(DEFAULT_KEYSTORE)
-    passphrase_file: Path | None = None
-    listen: str = DEFAULT_LISTEN
-    writer: str = DEFAULT_WRITER
-    metrics_listen: str = DEFAULT_METRICS_LISTEN
-    kdf: KdfParams = DEFAULT_KDF
-    limits: KeystoreLimits = field(default_factory=KeystoreLimits)
-    # gRPC's own bound on a message: room above the contract's 16 MiB batch, plus signatures.
-    max_message_bytes: int = 24 * 1024 * 1024
-    inflight_requests_max: int = 1024
-    forward_timeout_seconds: float = 60.0
-    shutdown_grace_seconds: float = 10.0
-    log_level: str = "INFO"
-
-    @property
-    def unix_socket(self) -> Path | None:
-        """The socket's path when listening on a Unix socket."""
-        return Path(self.listen[len("unix:") :]) if self.listen.startswith("unix:") else None
-
-
-def build_parser() -> EnvArgumentParser:
-    p = EnvArgumentParser(
-        prog="stemedb-wallet",
-        description="StemeDB wallet: holds agents' ed25519 keys and signs their records.",
-    )
-    p.add_argument("--keystore", default=DEFAULT_KEYSTORE, help="keystore directory")
-    p.add_argument(
-        "--passphrase-file",
-        default=None,
-        help=f"file holding the keystore passphrase (else ${PASSPHRASE_ENV})",
-    )
-    p.add_argument(
-        "--listen", default=DEFAULT_LISTEN, help="unix:PATH (mode 0600) or loopback HOST:PORT"
-    )
-    p.add_argument("--writer", default=DEFAULT_WRITER, help="the writer's gRPC address")
-    p.add_argument(
-        "--metrics-listen", default=DEFAULT_METRICS_LISTEN, help="Prometheus /metrics HOST:PORT"
-    )
-    p.add_argument("--kdf-opslimit", type=int, default=DEFAULT_KDF.opslimit,
-                   help="Argon2id passes, for a new keystore")  # fmt: skip
-    p.add_argument("--kdf-memlimit-bytes", type=int, default=DEFAULT_KDF.memlimit_bytes,
-                   help="Argon2id memory, for a new keystore")  # fmt: skip
-    p.add_argument("--keys-max", type=int, default=KeystoreLimits.keys_max)
-    p.add_argument("--sequence-block-votes", type=int, default=KeystoreLimits.sequence_block_votes)
-    p.add_argument("--max-message-bytes", type=int, default=24 * 1024 * 1024)
-    p.add_argument("--inflight-requests-max", type=int, default=1024)
-    p.add_argument("--forward-timeout-seconds", type=float, default=60.0)
-    p.add_argument("--shutdown-grace-seconds", type=float, default=10.0)
-    p.add_argument("--log-level", default="INFO")
-    return p
-
-
-def _check_listen(value: str) -> None:
-    if value.startswith("unix:"):
-        if not value[len("unix:") :]:
+def check_listen(value: str) -> None:
+    """``unix:PATH``, or a loopback ``HOST:PORT``: the wallet signs for whoever reaches it."""
+    if unix_socket_path(value) is not None:
+        if value == "unix:":
             raise ValueError("unix: needs a path")
         return
     host, _port = parse_host_port(value)
@@ -102,42 +68,93 @@ def _check_listen(value: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise ValueError(f"{value!r}: the wallet serves TCP on loopback only (no TLS yet)")
+        raise ValueError(f"{value!r}: the wallet serves TCP on loopback only")
+
+
+@dataclass(frozen=True)
+class WalletConfig(ServerSettings):
+    """Everything the wallet needs; every bound is named with its unit. The flags and their
+    ``STEMEDB_*`` variables are generated from the fields (``stemedb.runtime.setting``); the
+    shell's own (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``, ``--health-listen``,
+    ``--shutdown-grace-seconds``, ``--log-level``) come from :class:`ServerSettings`."""
+
+    LISTEN_UNIX_ALLOWED: ClassVar[bool] = True
+
+    keystore: Path = setting(Path(DEFAULT_KEYSTORE), help="keystore directory")
+    passphrase_file: Path | None = setting(
+        None, parse=optional_path,
+        help=f"file holding the keystore passphrase (else ${PASSPHRASE_ENV}, then removed from "
+        "the environment)",
+    )  # fmt: skip
+    listen: str = setting(
+        DEFAULT_LISTEN, check=check_listen,
+        help="unix:PATH (a socket of mode 0600) or a loopback HOST:PORT (TLS and mutual TLS "
+        "with --tls-cert, --tls-key, --tls-client-ca)",
+    )  # fmt: skip
+    writer: str = setting(DEFAULT_WRITER, help="the writer's gRPC address the proxy forwards to")
+    metrics_listen: str = setting(DEFAULT_METRICS_LISTEN, help="Prometheus /metrics HOST:PORT")
+    kdf_opslimit: int = setting(
+        DEFAULT_KDF.opslimit, bounds=(nacl.pwhash.argon2id.OPSLIMIT_MIN, KDF_OPSLIMIT_MAX),
+        help="Argon2id passes, for a new keystore",
+    )  # fmt: skip
+    kdf_memlimit_bytes: int = setting(
+        DEFAULT_KDF.memlimit_bytes,
+        bounds=(nacl.pwhash.argon2id.MEMLIMIT_MIN, KDF_MEMLIMIT_BYTES_MAX),
+        help="Argon2id memory in bytes, for a new keystore",
+    )  # fmt: skip
+    keys_max: int = setting(
+        KeystoreLimits.keys_max, bounds=(1, 1_000_000), help="keys one keystore may hold"
+    )
+    sequence_block_votes: int = setting(
+        KeystoreLimits.sequence_block_votes, bounds=(1, 1_000_000),
+        help="vote sequences reserved per durable write of <name>.seq (the most a crash skips)",
+    )  # fmt: skip
+    # gRPC's own bound on a message: room above the contract's 16 MiB batch, plus signatures.
+    max_message_bytes: int = setting(
+        24 * 1024 * 1024, bounds=(1024, 1 << 30),
+        help="gRPC's bound on a request or response message, in bytes",
+    )  # fmt: skip
+    inflight_requests_max: int = setting(
+        1024, bounds=(1, 1_000_000),
+        help="data-path requests being served at once; more get RESOURCE_EXHAUSTED (health and "
+        "reflection are exempt)",
+    )  # fmt: skip
+    forward_timeout_seconds: float = setting(
+        60.0, bounds=(0.001, 3600.0),
+        help="the longest a forwarded append may take when the agent set no deadline",
+    )  # fmt: skip
+    shutdown_grace_seconds: float = setting(
+        10.0, bounds=(0.0, 300.0), help="in-flight calls get this long on SIGTERM"
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keystore", Path(self.keystore))
+        super().__post_init__()
+
+    @property
+    def kdf(self) -> KdfParams:
+        """Argon2id cost of a new keystore (an existing one keeps its own)."""
+        return KdfParams(self.kdf_opslimit, self.kdf_memlimit_bytes)
+
+    @property
+    def limits(self) -> KeystoreLimits:
+        return KeystoreLimits(
+            keys_max=self.keys_max, sequence_block_votes=self.sequence_block_votes
+        )
+
+    @property
+    def unix_socket(self) -> Path | None:
+        """The socket's path when listening on a Unix socket."""
+        return unix_socket_path(self.listen)
+
+
+def build_parser() -> EnvArgumentParser:
+    return _build_parser(WalletConfig, _PROG, _DESCRIPTION)
 
 
 def config_from_args(argv: list[str] | None = None) -> WalletConfig:
-    parser = build_parser()
-    a = parser.parse_args(argv)
-    try:
-        _check_listen(a.listen)
-    except ValueError as exc:
-        parser.error(f"--listen: {exc}")
-    try:
-        parse_host_port(a.metrics_listen)
-    except ValueError as exc:
-        parser.error(f"--metrics-listen: {exc}")
-    kdf = KdfParams(a.kdf_opslimit, a.kdf_memlimit_bytes)
-    try:
-        kdf.check()
-    except ValueError as exc:
-        parser.error(f"--kdf-opslimit/--kdf-memlimit-bytes: {exc}")
-    for name in ("keys_max", "sequence_block_votes", "max_message_bytes", "inflight_requests_max"):
-        if getattr(a, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return WalletConfig(
-        keystore=Path(a.keystore),
-        passphrase_file=Path(a.passphrase_file) if a.passphrase_file else None,
-        listen=a.listen,
-        writer=a.writer,
-        metrics_listen=a.metrics_listen,
-        kdf=kdf,
-        limits=KeystoreLimits(keys_max=a.keys_max, sequence_block_votes=a.sequence_block_votes),
-        max_message_bytes=a.max_message_bytes,
-        inflight_requests_max=a.inflight_requests_max,
-        forward_timeout_seconds=a.forward_timeout_seconds,
-        shutdown_grace_seconds=a.shutdown_grace_seconds,
-        log_level=a.log_level,
-    )
+    """Parse ``argv`` (and STEMEDB_* variables) into a validated config; exits 2 on bad input."""
+    return _config_from_args(WalletConfig, argv, prog=_PROG, description=_DESCRIPTION)
 
 
 def read_passphrase(cfg: WalletConfig) -> bytes:

@@ -2,18 +2,19 @@
 
 The hierarchy::
 
-    WalletError                  base of every error this package raises
-    ├── KeystoreError            the keystore cannot be opened; the service exits 2
-    │   ├── WrongPassphrase      the sealed check value does not open with this passphrase
-    │   ├── KeystoreVersion      a file of an unknown format version
-    │   ├── KeystoreCorrupt      a file is damaged or tampered with (names file and offset)
-    │   └── KeystoreLocked       another wallet process holds the keystore's LOCK
-    ├── BadRequest               a malformed or refused request field (INVALID_ARGUMENT)
-    ├── KeyNotFound              no key of that name (NOT_FOUND)
-    ├── KeyExists                a key of that name exists already (ALREADY_EXISTS)
-    ├── KeyUnusable              retired key, no key yet, retiring the default
-    │                            (FAILED_PRECONDITION)
-    └── TooManyKeys              the keystore holds keys_max keys (RESOURCE_EXHAUSTED)
+    StemeError                   (stemedb.errors)
+    └── WalletError              base of every error this package raises
+        ├── KeystoreError            the keystore cannot be opened; the service exits 2
+        │   ├── WrongPassphrase      the sealed check value does not open with this passphrase
+        │   ├── KeystoreVersion      a file of an unknown format version
+        │   ├── KeystoreCorrupt      a file is damaged or tampered with (names file and offset)
+        │   └── KeystoreLocked       another wallet process holds the keystore's LOCK
+        ├── BadRequest               a malformed or refused request field (INVALID_ARGUMENT)
+        ├── KeyNotFound              no key of that name (NOT_FOUND)
+        ├── KeyExists                a key of that name exists already (ALREADY_EXISTS)
+        ├── KeyUnusable              retired key, no key yet, retiring the default
+        │                            (FAILED_PRECONDITION)
+        └── TooManyKeys              the keystore holds keys_max keys (RESOURCE_EXHAUSTED)
 
 ``stemedb.errors.InvalidRecord`` (raised by :mod:`stemedb.validation` on a record the wallet is
 asked to sign) maps to INVALID_ARGUMENT too.
@@ -25,9 +26,11 @@ from pathlib import Path
 
 import grpc
 
-from stemedb.errors import InvalidRecord
+from stemedb.errors import InvalidRecord, StemeError
+from stemedb.runtime import StatusTable
 
 __all__ = [
+    "STATUS_TABLE",
     "BadRequest",
     "KeyExists",
     "KeyNotFound",
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 
-class WalletError(Exception):
+class WalletError(StemeError):
     """Base class of every error raised by ``stemedb.wallet``."""
 
 
@@ -97,19 +100,16 @@ class TooManyKeys(WalletError):
     """The keystore holds its maximum number of keys."""
 
 
-_CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
-    (BadRequest, grpc.StatusCode.INVALID_ARGUMENT),
-    (InvalidRecord, grpc.StatusCode.INVALID_ARGUMENT),
-    (KeyNotFound, grpc.StatusCode.NOT_FOUND),
-    (KeyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (KeyUnusable, grpc.StatusCode.FAILED_PRECONDITION),
-    (TooManyKeys, grpc.StatusCode.RESOURCE_EXHAUSTED),
-]
+STATUS_TABLE = StatusTable({
+    BadRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidRecord: grpc.StatusCode.INVALID_ARGUMENT,
+    KeyNotFound: grpc.StatusCode.NOT_FOUND,
+    KeyExists: grpc.StatusCode.ALREADY_EXISTS,
+    KeyUnusable: grpc.StatusCode.FAILED_PRECONDITION,
+    TooManyKeys: grpc.StatusCode.RESOURCE_EXHAUSTED,
+})  # fmt: skip
 
 
 def grpc_code_of(exc: BaseException) -> grpc.StatusCode:
     """The gRPC status code of an error (INTERNAL for anything unexpected)."""
-    for kind, code in _CODES:
-        if isinstance(exc, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
+    return STATUS_TABLE.code_of(exc)

@@ -1,0 +1,117 @@
+"""The wallet on the service shell: mutual TLS on loopback TCP, the data-path limit sparing
+health, the shell's flags and variables, the unix-socket settings."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import grpc
+import pytest
+from stemedb.wallet._config import WalletConfig, config_from_args
+
+from stemedb.v1 import records_pb2 as pb
+from stemedb.v1 import wallet_pb2 as wpb
+from stemedb.v1 import wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
+from tests.runtime.tlslib import ThrowawayCA, write_server_files
+from tests.support import SERVING, free_port, health_status, wait_until
+from tests.wallet.wallet_testlib import start_wallet
+
+
+def _list_keys(target: str, credentials: grpc.ChannelCredentials) -> wpb.ListKeysResponse:
+    with grpc.secure_channel(target, credentials) as channel:
+        stub = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+        return stub.ListKeys(wpb.ListKeysRequest(), timeout=5)  # type: ignore[no-any-return]
+
+
+def test_loopback_tcp_with_mutual_tls(tmp_path: Path, sock_dir: Path) -> None:
+    ca = ThrowawayCA("wallet test CA")
+    cert, key = write_server_files(ca, tmp_path)
+    (tmp_path / "ca.crt").write_bytes(ca.pem)
+    client_key, client_cert = ca.issue("agent-1", server=False)
+    port = free_port()
+    svc = start_wallet(
+        tmp_path / "ks", sock_dir, "--listen", f"127.0.0.1:{port}",
+        "--tls-cert", str(cert), "--tls-key", str(key),
+        env={"STEMEDB_TLS_CLIENT_CA": str(tmp_path / "ca.crt")},
+    )  # fmt: skip
+    svc.listen = f"127.0.0.1:{port}"
+    good = grpc.ssl_channel_credentials(ca.pem, client_key, client_cert)
+    try:
+        svc.wait_ready(credentials=good)
+        assert list(_list_keys(svc.listen, good).keys) == []
+        for bad in (
+            grpc.ssl_channel_credentials(ca.pem),  # no client certificate
+            grpc.ssl_channel_credentials(ca.pem, *ThrowawayCA("rogue").issue("m", server=False)),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                _list_keys(svc.listen, bad)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        with grpc.insecure_channel(svc.listen) as channel, pytest.raises(grpc.RpcError):
+            wallet_pb2_grpc.WalletServiceStub(channel).ListKeys(  # type: ignore[no-untyped-call]
+                wpb.ListKeysRequest(), timeout=3
+            )
+        assert '"mtls": true' in svc.log_text()
+    finally:
+        svc.kill()
+
+
+def test_the_inflight_limit_refuses_more_and_spares_health(tmp_path: Path, sock_dir: Path) -> None:
+    # A "writer" that accepts TCP connections (the kernel's backlog) and never answers: a
+    # forwarded append parks until its deadline.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    writer = f"127.0.0.1:{silent.getsockname()[1]}"
+    svc = start_wallet(tmp_path / "ks", sock_dir, "--inflight-requests-max", "1", writer=writer)
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as channel:
+            wallet = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+            wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10)
+            proxy = writer_pb2_grpc.WriterServiceStub(channel)  # type: ignore[no-untyped-call]
+            vote = pb.Vote(assertion_hash=b"\x01" * 32, weight=1.0)
+            parked = proxy.AppendVote.future(writer_pb2.AppendVoteRequest(vote=vote), timeout=60)
+
+            def refused() -> bool:
+                try:
+                    wallet.ListKeys(wpb.ListKeysRequest(), timeout=5)
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+                    assert "--inflight-requests-max" in (exc.details() or "")
+                    return True
+                return False  # the parked call had not arrived yet
+
+            wait_until(refused, 30, "a second call refused over the bound of 1")
+            assert health_status(svc.listen) == SERVING, "health is exempt from the limit"
+            assert not parked.done()
+            parked.cancel()
+    finally:
+        svc.kill()
+        silent.close()
+
+
+def test_shell_flags_and_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = config_from_args([])
+    assert (str(cfg.keystore), cfg.listen, cfg.writer, cfg.metrics_listen) == (
+        "data/wallet", "unix:./data/wallet.sock", "127.0.0.1:50051", "127.0.0.1:9104",
+    )  # fmt: skip
+    assert cfg.unix_socket == Path("./data/wallet.sock")
+    assert cfg.inflight_requests_max == 1024 and cfg.tls_cert is None
+    monkeypatch.setenv("STEMEDB_KEYS_MAX", "7")
+    monkeypatch.setenv("STEMEDB_LISTEN", "127.0.0.1:50090")
+    cfg = config_from_args(["--sequence-block-votes", "5", "--passphrase-file", "p"])
+    assert (cfg.limits.keys_max, cfg.limits.sequence_block_votes) == (7, 5)
+    assert cfg.listen == "127.0.0.1:50090" and cfg.unix_socket is None
+    assert cfg.passphrase_file == Path("p")
+    with pytest.raises(ValueError, match="loopback only"):
+        WalletConfig(listen="10.0.0.1:50090")
+    with pytest.raises(ValueError, match="needs a path"):
+        WalletConfig(listen="unix:")
+    with pytest.raises(ValueError, match="--tls-cert and --tls-key go together"):
+        WalletConfig(tls_cert=tmp_path / "c")
+    with pytest.raises(ValueError, match="kdf_opslimit"):
+        WalletConfig(kdf_opslimit=0)
+    with pytest.raises(SystemExit) as info:
+        config_from_args(["--keys-max", "0"])
+    assert info.value.code == 2
