@@ -183,8 +183,11 @@ def read_passphrase(cfg: WalletConfig) -> bytes:
 
 
 def _warn_if_shared(path: Path) -> None:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
+    """Warn when others may read the passphrase file, or a group that is not the wallet's own
+    (Kubernetes mounts a Secret 0440 in the pod's fsGroup, the wallet's own group)."""
+    st = path.stat()
+    mode = st.st_mode & 0o777
+    if mode & 0o007 or (mode & 0o070 and st.st_gid != os.getegid()):
         log_event(
             _log, logging.WARNING, "passphrase file is readable by others",
             path=str(path), mode=f"{mode:o}", advice="chmod 600",

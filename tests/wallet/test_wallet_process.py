@@ -258,11 +258,14 @@ def test_a_passphrase_file_readable_by_others_is_warned_about(
     with caplog.at_level(logging.WARNING, logger="stemedb.wallet"):
         assert read_passphrase(cfg) == PASSPHRASE
     assert [r.getMessage() for r in caplog.records] == ["passphrase file is readable by others"]
-    caplog.clear()
-    pfile.chmod(0o600)
-    with caplog.at_level(logging.WARNING, logger="stemedb.wallet"):
-        assert read_passphrase(cfg) == PASSPHRASE
-    assert caplog.records == []
+    for mode, warned in ((0o604, True), (0o600, False), (0o440, False), (0o400, False)):
+        # 0o440 in the wallet's own group: a Kubernetes Secret mounted with the pod's fsGroup.
+        caplog.clear()
+        pfile.chmod(mode)
+        assert pfile.stat().st_gid == os.getegid()
+        with caplog.at_level(logging.WARNING, logger="stemedb.wallet"):
+            assert read_passphrase(cfg) == PASSPHRASE
+        assert bool(caplog.records) is warned, f"{mode:o}"
 
 
 def _signer_threads(
