@@ -63,10 +63,16 @@ class WalletServer:
             signer, self._writer, self.metrics, validation.DEFAULT_LIMITS,
             cfg.forward_timeout_seconds,
         )  # fmt: skip
+        # A field the schema does not know is refused (INVALID_ARGUMENT, naming its path), as
+        # the writer does: the wallet never signs a record holding bytes its signature would
+        # not cover, and a refused request takes no vote sequence.
+        wallet = WalletServicer(keystore, signer)
         self.shell.add_service(
-            _WALLET, decoding_generic_handler(_WALLET, WalletServicer(keystore, signer))
+            _WALLET, decoding_generic_handler(_WALLET, wallet, refuse_unknown=True)
         )
-        self.shell.add_service(_WRITER, decoding_generic_handler(_WRITER, proxy))
+        self.shell.add_service(
+            _WRITER, decoding_generic_handler(_WRITER, proxy, refuse_unknown=True)
+        )
         self._stopped = False
 
     @property

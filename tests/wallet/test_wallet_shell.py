@@ -115,3 +115,45 @@ def test_shell_flags_and_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     with pytest.raises(SystemExit) as info:
         config_from_args(["--keys-max", "0"])
     assert info.value.code == 2
+
+
+_UNKNOWN = b"\xa0\x06\x01"  # field 100, varint 1: a field no StemeDB schema has
+
+
+def _wrap(field_number: int, inner: bytes) -> bytes:
+    """A length-delimited field (inner < 128 bytes)."""
+    assert len(inner) < 128
+    return bytes([field_number << 3 | 2, len(inner)]) + inner
+
+
+def test_unknown_fields_are_refused_before_signing(tmp_path: Path, sock_dir: Path) -> None:
+    svc = start_wallet(tmp_path / "ks", sock_dir)
+    vote = pb.Vote(assertion_hash=b"\x01" * 32, weight=1.0).SerializeToString() + _UNKNOWN
+    sign_vote = _wrap(wpb.SignVoteRequest.DESCRIPTOR.fields_by_name["vote"].number, vote)
+    record = _wrap(pb.Record.DESCRIPTOR.fields_by_name["vote"].number, vote)
+    batch = _wrap(writer_pb2.AppendBatchRequest.DESCRIPTOR.fields_by_name["records"].number,
+                  record)  # fmt: skip
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as channel:
+            wallet = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+            wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10)
+            for method, data, field in (
+                ("/stemedb.v1.WalletService/SignVote", sign_vote, "vote"),
+                ("/stemedb.v1.WriterService/AppendBatch", batch, "records[0].vote"),
+            ):
+                with pytest.raises(grpc.RpcError) as info:
+                    channel.unary_unary(method)(data, timeout=10)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                assert info.value.details().startswith(f"{field}: unknown field 100"), (  # type: ignore[attr-defined]
+                    info.value.details()  # type: ignore[attr-defined]
+                )
+            # Nothing was signed and no sequence was taken.
+            signed = wallet.SignVote(
+                wpb.SignVoteRequest(vote=pb.Vote(assertion_hash=b"\x01" * 32, weight=1.0)),
+                timeout=10,
+            )
+            assert signed.vote.sequence == 1
+    finally:
+        svc.kill()
+    assert '"records": 1' in svc.log_text() and svc.log_text().count('"event": "signed"') == 1
