@@ -92,6 +92,21 @@ class WalletConfig(ServerSettings):
         "with --tls-cert, --tls-key, --tls-client-ca)",
     )  # fmt: skip
     writer: str = setting(DEFAULT_WRITER, help="the writer's gRPC address the proxy forwards to")
+    writer_tls_ca: Path | None = setting(
+        None, parse=optional_path,
+        help="PEM CA to trust for the writer's certificate; enables TLS to the writer",
+    )  # fmt: skip
+    writer_tls_cert: Path | None = setting(
+        None, parse=optional_path,
+        help="PEM client certificate for mutual TLS to the writer (enables TLS; system roots "
+        "unless --writer-tls-ca)",
+    )  # fmt: skip
+    writer_tls_key: Path | None = setting(
+        None, parse=optional_path, help="PEM private key of --writer-tls-cert"
+    )
+    writer_tls_server_name: str = setting(
+        "", help="check the writer's certificate against this name instead of the host"
+    )
     metrics_listen: str = setting(DEFAULT_METRICS_LISTEN, help="Prometheus /metrics HOST:PORT")
     kdf_opslimit: int = setting(
         DEFAULT_KDF.opslimit, bounds=(nacl.pwhash.argon2id.OPSLIMIT_MIN, KDF_OPSLIMIT_MAX),
@@ -129,7 +144,16 @@ class WalletConfig(ServerSettings):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keystore", Path(self.keystore))
+        if (self.writer_tls_cert is None) != (self.writer_tls_key is None):
+            raise ValueError("--writer-tls-cert and --writer-tls-key go together")
+        if self.writer_tls_server_name and not self.writer_tls:
+            raise ValueError("--writer-tls-server-name needs --writer-tls-ca or --writer-tls-cert")
         super().__post_init__()
+
+    @property
+    def writer_tls(self) -> bool:
+        """Whether the proxy reaches the writer over TLS."""
+        return self.writer_tls_ca is not None or self.writer_tls_cert is not None
 
     @property
     def kdf(self) -> KdfParams:

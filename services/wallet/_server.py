@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import grpc.aio
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,21 @@ __all__ = ["WalletServer", "open_keystore", "serve"]
 _log = logging.getLogger("stemedb.wallet")
 _WALLET = wallet_pb2.DESCRIPTOR.services_by_name["WalletService"]
 _WRITER = writer_pb2.DESCRIPTOR.services_by_name["WriterService"]
+
+
+def writer_channel(cfg: WalletConfig, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
+    """The proxy's channel to the writer: plaintext, or TLS (mutual with a client certificate)
+    when ``--writer-tls-ca`` or ``--writer-tls-cert`` is given. An unreadable file: OSError."""
+    if not cfg.writer_tls:
+        return grpc.aio.insecure_channel(cfg.writer, options=options)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=cfg.writer_tls_ca.read_bytes() if cfg.writer_tls_ca else None,
+        private_key=cfg.writer_tls_key.read_bytes() if cfg.writer_tls_key else None,
+        certificate_chain=cfg.writer_tls_cert.read_bytes() if cfg.writer_tls_cert else None,
+    )
+    if cfg.writer_tls_server_name:
+        options = [*options, ("grpc.ssl_target_name_override", cfg.writer_tls_server_name)]
+    return grpc.aio.secure_channel(cfg.writer, creds, options=options)
 
 
 def open_keystore(cfg: WalletConfig) -> Keystore:
@@ -57,7 +73,7 @@ class WalletServer:
             data_rpcs_concurrent_max=cfg.inflight_requests_max,
             data_rpcs_flag="--inflight-requests-max",
         )  # fmt: skip
-        self._writer = grpc.aio.insecure_channel(cfg.writer, options=options)
+        self._writer = writer_channel(cfg, options)
         signer = Signer(keystore, self.metrics, validation.DEFAULT_LIMITS)
         proxy = WriterProxyServicer(
             signer, self._writer, self.metrics, validation.DEFAULT_LIMITS,
@@ -84,7 +100,8 @@ class WalletServer:
         cfg = self.cfg
         log_event(
             _log, logging.INFO, "wallet started",
-            listen=cfg.listen, writer=cfg.writer, metrics_listen=cfg.metrics_listen,
+            listen=cfg.listen, writer=cfg.writer, writer_tls=cfg.writer_tls,
+            metrics_listen=cfg.metrics_listen,
             health_listen=cfg.health_listen or None, tls=self.shell.tls, mtls=self.shell.mtls,
             keystore=str(cfg.keystore), **self.keystore.describe(),
         )  # fmt: skip

@@ -14,7 +14,7 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
 from tests.runtime.tlslib import ThrowawayCA, write_server_files
-from tests.support import SERVING, free_port, health_status, wait_until
+from tests.support import SERVING, free_port, health_status, start_writer, wait_until
 from tests.wallet.wallet_testlib import start_wallet
 
 
@@ -157,3 +157,55 @@ def test_unknown_fields_are_refused_before_signing(tmp_path: Path, sock_dir: Pat
     finally:
         svc.kill()
     assert '"records": 1' in svc.log_text() and svc.log_text().count('"event": "signed"') == 1
+
+
+def test_the_proxy_reaches_a_writer_that_requires_mutual_tls(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    ca = ThrowawayCA("writer CA")
+    cert, key = write_server_files(ca, tmp_path)
+    (tmp_path / "ca.crt").write_bytes(ca.pem)
+    client_key, client_cert = ca.issue("wallet", server=False)
+    (tmp_path / "wallet.key").write_bytes(client_key)
+    (tmp_path / "wallet.crt").write_bytes(client_cert)
+    writer = start_writer(
+        tmp_path / "wal", "--tls-cert", str(cert), "--tls-key", str(key),
+        "--tls-client-ca", str(tmp_path / "ca.crt"),
+    )  # fmt: skip
+    tls = ["--writer-tls-ca", str(tmp_path / "ca.crt")]
+    mtls = [*tls, "--writer-tls-cert", str(tmp_path / "wallet.crt"),
+            "--writer-tls-key", str(tmp_path / "wallet.key")]  # fmt: skip
+    with_cert = start_wallet(tmp_path / "ks1", sock_dir, *mtls, writer=writer.listen)
+    without = start_wallet(tmp_path / "ks2", sock_dir, *tls, writer=writer.listen)
+    try:
+        writer.wait_ready(credentials=grpc.ssl_channel_credentials(ca.pem, client_key, client_cert))
+        for svc in (with_cert, without):
+            svc.wait_ready()
+        vote = pb.Vote(assertion_hash=b"\x01" * 32, weight=1.0)
+        for svc, ok in ((with_cert, True), (without, False)):
+            with grpc.insecure_channel(svc.listen) as channel:
+                wallet = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+                wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10)
+                proxy = writer_pb2_grpc.WriterServiceStub(channel)  # type: ignore[no-untyped-call]
+                request = writer_pb2.AppendVoteRequest(vote=vote)
+                if ok:
+                    receipt = proxy.AppendVote(request, timeout=30).receipt
+                    assert receipt.lsn == 1 and len(receipt.hash) == 32
+                else:
+                    # The writer refuses the handshake: the agent sees UNAVAILABLE.
+                    with pytest.raises(grpc.RpcError) as info:
+                        proxy.AppendVote(request, timeout=10)
+                    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert '"writer_tls": true' in with_cert.log_text()
+    finally:
+        for svc in (with_cert, without, writer):
+            svc.kill()
+
+
+def test_writer_tls_settings_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--writer-tls-cert and --writer-tls-key go together"):
+        WalletConfig(writer_tls_cert=tmp_path / "c")
+    with pytest.raises(ValueError, match="--writer-tls-server-name needs"):
+        WalletConfig(writer_tls_server_name="writer")
+    assert WalletConfig(writer_tls_ca=tmp_path / "ca").writer_tls
+    assert not WalletConfig().writer_tls
