@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from stemedb.wallet import Keystore
 
-from tests.support import BIN, Service
+from tests.support import BIN, Service, start_ingestor, start_writer
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE, leaks, secrets_of, start_wallet
 
 
@@ -94,3 +94,28 @@ def test_the_default_address_is_the_wallets_default(tmp_path: Path, sock_dir: Pa
         assert stemedb("wallet", "list", cwd=work).stdout.startswith("agent\t")
     finally:
         svc.kill()
+
+
+def test_an_unsigned_cli_assertion_is_signed_by_the_wallet(tmp_path: Path, sock_dir: Path) -> None:
+    """`stemedb --writer unix:WALLET assert ... --unsigned`: the agent holds no key; the store
+    shows the assertion signed by the wallet's default key."""
+    writer = start_writer(tmp_path / "wal")
+    ingestor = start_ingestor(tmp_path / "wal", tmp_path / "db")
+    wallet = start_wallet(tmp_path / "ks", sock_dir, writer=writer.listen)
+    try:
+        for svc in (writer, ingestor, wallet):
+            svc.wait_ready()
+        w = ["--wallet", wallet.listen]
+        assert stemedb("wallet", *w, "create", "agent").returncode == 0
+        public_key = stemedb("wallet", *w, "pubkey").stdout.strip()
+        r = stemedb("--writer", wallet.listen, "--store", ingestor.listen, "--json",
+                    "assert", "Q42", "name", "Douglas Adams", "--unsigned")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        receipt = json.loads(r.stdout)
+        r = stemedb("--store", ingestor.listen, "--json", "get", receipt["hash"],
+                    "--min-lsn", str(receipt["lsn"]))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert public_key in r.stdout and "Douglas Adams" in r.stdout
+    finally:
+        for svc in (wallet, ingestor, writer):
+            svc.kill()
