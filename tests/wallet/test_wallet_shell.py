@@ -3,7 +3,10 @@ health, the shell's flags and variables, the unix-socket settings."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -14,7 +17,14 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
 from tests.runtime.tlslib import ThrowawayCA, write_server_files
-from tests.support import SERVING, free_port, health_status, start_writer, wait_until
+from tests.support import (
+    SERVING,
+    free_port,
+    health_status,
+    missing_tool,
+    start_writer,
+    wait_until,
+)
 from tests.wallet.wallet_testlib import start_wallet
 
 
@@ -209,3 +219,31 @@ def test_writer_tls_settings_go_together(tmp_path: Path) -> None:
         WalletConfig(writer_tls_server_name="writer")
     assert WalletConfig(writer_tls_ca=tmp_path / "ca").writer_tls
     assert not WalletConfig().writer_tls
+
+
+def test_metrics_are_promtool_clean_with_the_grpc_families(tmp_path: Path, sock_dir: Path) -> None:
+    svc = start_wallet(tmp_path / "ks", sock_dir)
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as channel:
+            wallet = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+            wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10)
+        with urllib.request.urlopen(f"http://{svc.metrics}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    finally:
+        svc.kill()
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="CreateKey",'
+        'grpc_service="stemedb.v1.WalletService",grpc_type="unary"} 1.0' in text
+    )
+    assert 'grpc_method="AppendBatch",grpc_service="stemedb.v1.WriterService"' in text
+    for name in ("stemedb_wallet_signatures_total", "stemedb_wallet_keys",
+                 "stemedb_wallet_proxied_records_total"):  # fmt: skip
+        assert name in text, name
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing_tool("promtool not found: `make promtool` installs it")
+    check = subprocess.run(
+        [str(promtool), "check", "metrics"], input=text.encode(), capture_output=True, check=False
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
