@@ -247,3 +247,38 @@ def test_metrics_are_promtool_clean_with_the_grpc_families(tmp_path: Path, sock_
         [str(promtool), "check", "metrics"], input=text.encode(), capture_output=True, check=False
     )
     assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+
+
+def test_sigterm_drains_within_the_grace_and_frees_socket_and_keystore(
+    tmp_path: Path, sock_dir: Path
+) -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # a writer that never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    writer = f"127.0.0.1:{silent.getsockname()[1]}"
+    ks = tmp_path / "ks"
+    svc = start_wallet(ks, sock_dir, "--shutdown-grace-seconds", "1", writer=writer)
+    socket_path = Path(svc.listen[len("unix:") :])
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as channel:
+            wallet = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
+            wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10)
+            proxy = writer_pb2_grpc.WriterServiceStub(channel)  # type: ignore[no-untyped-call]
+            vote = pb.Vote(assertion_hash=b"\x01" * 32, weight=1.0)
+            parked = proxy.AppendVote.future(writer_pb2.AppendVoteRequest(vote=vote), timeout=60)
+            wait_until(lambda: b'"event": "signed"' in svc.log_path.read_bytes(), 30, "signing")
+            assert svc.terminate(timeout_seconds=30) == 0
+            with pytest.raises(grpc.RpcError):
+                parked.result(timeout=30)  # cut at the end of the grace, not left hanging
+    finally:
+        svc.kill()
+        silent.close()
+    assert not socket_path.exists(), "the drain removes the socket"
+    log = svc.log_text()
+    assert "wallet draining" in log and "wallet stopped" in log
+    again = start_wallet(ks, sock_dir, socket=socket_path)  # the keystore's LOCK was released
+    try:
+        again.wait_ready()
+    finally:
+        again.kill()
