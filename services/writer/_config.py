@@ -73,6 +73,11 @@ class WriterConfig(ServerSettings):
         help="retention ignores a consumer checkpoint behind the log and not updated for this "
         "long (default: never)",
     )
+    meter_config: Path | None = setting(
+        None, parse=optional_path,
+        help="JSON file of the meter's costs and per-agent budgets (DESIGN 12; reloaded on "
+        "SIGHUP); without it nothing is metered",
+    )  # fmt: skip
     fsync_warn_seconds: float = setting(0.5, help="log a warning when one fsync takes longer")
     shutdown_grace_seconds: float = setting(
         10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
