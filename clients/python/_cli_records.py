@@ -3,7 +3,9 @@
 Keys: ``--key FILE`` (repeatable: each key co-signs). Without ``--key``, the default key file is
 used when it exists: ``$STEMEDB_KEY`` if set, else ``~/.stemedb/key.json`` (where ``keygen``
 writes by default). ``--unsigned`` appends an assertion or epoch without any signature (a writer
-started with ``--require-signatures`` refuses it). A vote is always signed.
+started with ``--require-signatures`` refuses it). Without ``--unsigned`` and without any key, an
+assertion or epoch is still appended unsigned, but a warning on stderr says so and how to sign
+(stdout keeps only the receipt). A vote is always signed.
 
 Source hash of ``assert``: ``--source-hash HEX`` as given; else BLAKE3-256 of the ``--source``
 text (UTF-8); else BLAKE3-256 of the 3 bytes ``cli``, so a fact typed at the command line without
@@ -16,10 +18,11 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stemedb.client._cli import CliError, client_from_args, out
+from stemedb.client._cli import PROG, CliError, client_from_args, out
 from stemedb.client._keys import AgentKey
 from stemedb.client._records import Ref, make_assertion, make_epoch, source_hash_of
 
@@ -105,7 +108,17 @@ def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
         return [AgentKey.load(default)]
     if required:
         raise CliError(f"a key is needed: pass --key FILE or run `stemedb keygen` ({default})")
+    print(unsigned_warning(default), file=sys.stderr)
     return []
+
+
+def unsigned_warning(default: Path) -> str:
+    """What ``assert`` and ``epoch`` say on stderr when they append without any key."""
+    return (
+        f"{PROG}: warning: writing an UNSIGNED record: no --key given and no key file at "
+        f"{default}. To sign, run `{PROG} keygen` once (or pass --key FILE); "
+        f"--unsigned appends unsigned without this warning."
+    )
 
 
 def _hex(value: str, field: str, size: int | None = 32) -> bytes:

@@ -139,6 +139,29 @@ def _assertion_of(record: dict[str, object]) -> pb.Assertion:
     return record_from_json(record).assertion
 
 
+def test_assert_without_a_key_warns_it_writes_unsigned(stack: Stack, tmp_path: Path) -> None:
+    e = cli_env(tmp_path, stack.env)  # a HOME with no key file
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", env=e)
+    assert r.returncode == 0, r.stderr
+    # stdout is the receipt only, the README's hash: scripts that read it are unaffected
+    digest, _ = _receipt(r.stdout)
+    assert digest == "7d43129b0574ea9ac8c761b7265e9214be39c71207b47dc25b16f18654e81fb1"
+    assert "UNSIGNED" in r.stderr and "stemedb keygen" in r.stderr
+    assert str(tmp_path / ".stemedb" / "key.json") in r.stderr
+    r = run_cli("epoch", "unsigned-epoch", env=e)
+    assert r.returncode == 0 and "UNSIGNED" in r.stderr
+    # said on purpose: no warning
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", "--unsigned", env=e)
+    assert r.returncode == 0 and r.stderr == ""
+    # with a key: signed, no warning
+    _ok("keygen", env=e)
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", env=e)
+    assert r.returncode == 0 and r.stderr == ""
+    signed, lsn = _receipt(r.stdout)
+    got = json.loads(_ok("--json", "get", signed, "--min-lsn", str(lsn), env=e))
+    assert len(got["record"]["assertion"]["signatures"]) == 1
+
+
 def test_get_missing_is_exit_1(env: dict[str, str]) -> None:
     r = run_cli("get", "ab" * 32, env=env)
     assert r.returncode == 1
