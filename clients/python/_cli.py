@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
@@ -35,7 +36,9 @@ __all__ = [
     "CliError",
     "build_parser",
     "client_from_args",
+    "escape_text",
     "main",
+    "unsafe_char",
 ]
 
 EXIT_OK = 0
@@ -63,12 +66,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# Bidirectional formatting characters (embeddings, overrides, isolates, marks): printed raw they
+# reorder what a terminal shows ("Trojan Source"), so a key or value could look like another.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unsafe_char(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc" or ch in _BIDI
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1) and bidi control escaped: ``\\xNN``
+    below U+0080, ``\\uNNNN`` above. Nothing a terminal would act on or reorder is printed raw."""
+    if not any(unsafe_char(ch) for ch in text):
+        return text
+    return "".join(
+        (f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}") if unsafe_char(ch) else ch
+        for ch in text
+    )
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 def fail(message: str) -> None:
-    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+    print(f"{PROG}: error: {escape_text(one_line(message))}", file=sys.stderr)
 
 
 def _env(name: str, default: str | None = None) -> str | None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import nacl.signing
 from stemedb.client._errors import KeyFileError
+from stemedb.client._records import normalize_assertion, normalize_epoch
 
 from stemedb import canonical, fsio, signing, validation
 from stemedb.errors import InvalidRecord
@@ -133,16 +134,20 @@ class AgentKey:
     def sign_assertion(self, assertion: pb.Assertion) -> pb.Assertion:
         """Add (co-sign) this key's signature to ``assertion`` in place; return it.
 
-        Signing twice with the same key is a no-op: a record holds one entry per key. The
-        assertion is validated first, so a bad field is an InvalidRecord naming it.
+        Signing twice with the same key is a no-op: a record holds one entry per key. Subject
+        and predicate are normalized to NFC first (what is signed is what the writer accepts),
+        then the assertion is validated, so a bad field is an InvalidRecord naming it.
         """
+        normalize_assertion(assertion)
         validate_assertion(assertion)
         digest = canonical.content_hash(canonical.assertion_bytes(assertion))
         self._add_entry(assertion.signatures, digest)
         return assertion
 
     def sign_epoch(self, epoch: pb.Epoch) -> pb.Epoch:
-        """Add (co-sign) this key's signature to ``epoch`` in place; return it."""
+        """Add (co-sign) this key's signature to ``epoch`` in place (name NFC-normalized first);
+        return it."""
+        normalize_epoch(epoch)
         validate_epoch(epoch)
         digest = canonical.content_hash(canonical.epoch_bytes(epoch))
         self._add_entry(epoch.signatures, digest)

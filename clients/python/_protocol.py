@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stemedb.client._errors import ReadMismatch
-from stemedb.client._records import Entry, GetResult, Page, prepare_batch
+from stemedb.client._records import (
+    Entry,
+    GetResult,
+    Page,
+    normalize_assertion,
+    normalize_epoch,
+    normalize_record,
+    prepare_batch,
+)
 
 from stemedb import canonical, validation
 from stemedb.errors import InvalidRecord
@@ -70,9 +78,15 @@ def as_key(key: bytes | str) -> bytes:
 # Single appends name fields as the writer does: from the request's field ("assertion.subject").
 
 
+# The request holds a copy of the record: its text is NFC-normalized there, the caller's message is
+# left as it was.
+
+
 def assertion_request(a: pb.Assertion) -> tuple[wpb.AppendAssertionRequest, bytes]:
+    request = wpb.AppendAssertionRequest(assertion=a)
+    a = normalize_assertion(request.assertion)
     validation.validate_assertion(a)
-    return wpb.AppendAssertionRequest(assertion=a), canonical.record_hash(pb.Record(assertion=a))
+    return request, canonical.record_hash(pb.Record(assertion=a))
 
 
 def vote_request(v: pb.Vote) -> tuple[wpb.AppendVoteRequest, bytes]:
@@ -81,12 +95,16 @@ def vote_request(v: pb.Vote) -> tuple[wpb.AppendVoteRequest, bytes]:
 
 
 def epoch_request(e: pb.Epoch) -> tuple[wpb.AppendEpochRequest, bytes]:
+    request = wpb.AppendEpochRequest(epoch=e)
+    e = normalize_epoch(request.epoch)
     validation.validate_epoch(e)
-    return wpb.AppendEpochRequest(epoch=e), canonical.record_hash(pb.Record(epoch=e))
+    return request, canonical.record_hash(pb.Record(epoch=e))
 
 
 def batch_request(items: Sequence[AnyRecord]) -> tuple[wpb.AppendBatchRequest, list[bytes]]:
     request = wpb.AppendBatchRequest(records=[as_record(r) for r in items])
+    for i, r in enumerate(request.records):
+        normalize_record(r, f"records[{i}]")
     return request, prepare_batch(request.records, request.ByteSize())
 
 

@@ -162,6 +162,26 @@ def test_assert_without_a_key_warns_it_writes_unsigned(stack: Stack, tmp_path: P
     assert len(got["record"]["assertion"]["signatures"]) == 1
 
 
+def test_control_and_bidi_characters_are_printed_escaped(env: dict[str, str]) -> None:
+    evil = "red\x1b[31m\u202eevil\x07\x85"
+    h, lsn = _receipt(_ok("assert", "escQ", "note", evil, "--unsigned", env=env))
+    raw = [chr(c) for c in (0x00, 0x07, 0x1B, 0x85, 0x202E)]
+    outputs = [
+        _ok("get", h, "--min-lsn", str(lsn), env=env),
+        _ok("--json", "get", h, env=env),
+        _ok("scan", "S:escQ", env=env),
+        _ok("--json", "scan", "H:" + h, env=env),
+        _ok("subject", "escQ", env=env),
+    ]
+    for text in outputs:
+        assert not any(ch in text for ch in raw), repr(text)
+    assert "\\u001b[31m\\u202eevil\\u0007\\u0085" in outputs[0]
+    assert json.loads(outputs[1])["record"]["assertion"]["object"]["text"] == evil
+    assert outputs[2].startswith("S:escQ\\x00" + h)
+    # a key printed by scan pastes back into get
+    assert json.loads(_ok("--json", "get", outputs[2].split("\t")[0], env=env))["found"]
+
+
 def test_get_missing_is_exit_1(env: dict[str, str]) -> None:
     r = run_cli("get", "ab" * 32, env=env)
     assert r.returncode == 1

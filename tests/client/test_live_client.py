@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from stemedb.client import (
     source_hash_of,
 )
 
-from stemedb import canonical
+from stemedb import canonical, jsonrecord
 from stemedb.v1 import records_pb2 as pb
 from tests.client.stack import Stack, running_stack
+from tests.support import ROOT
 
 SRC = b"\x02" * 32
 KEY = AgentKey.from_seed(b"\x11" * 32)
@@ -107,6 +109,20 @@ def test_async_client_appends_every_kind_and_reads_back(stack: Stack) -> None:
             assert len(page.items) == 1 and page.next_page_token
 
     asyncio.run(go())
+
+
+def test_nfd_text_is_appended_as_nfc(stack: Stack) -> None:
+    vectors = json.loads((ROOT / "tests" / "vectors" / "canonical.json").read_text("utf-8"))
+    case = next(c for c in vectors if c["name"] == "assertion-nfd-input")
+    given = jsonrecord.record_from_json(case["input"]).assertion
+    with Client(stack.writer.listen, stack.ingestor.listen) as db:
+        receipt = db.append_assertion(given)
+        assert receipt.hash_hex == case["hash_hex"]
+        stored = db.get_assertion(receipt.hash, min_lsn=receipt.lsn)
+        assert stored is not None
+        assert stored.subject == case["record"]["assertion"]["subject"] != given.subject
+        (again,) = db.append_batch([given])
+        assert again.hash == receipt.hash
 
 
 def test_same_record_twice_is_same_hash_new_lsn(stack: Stack) -> None:
