@@ -140,9 +140,10 @@ def _dump(obj: Any, indent: int | None = None) -> str:
     """JSON for people and scripts: non-ASCII text as is, but control and bidi characters as
     ``\\uNNNN`` escapes (JSON's own, so the value parses back unchanged)."""
     text = json.dumps(obj, ensure_ascii=False, indent=indent)
-    if not any(unsafe_char(ch) for ch in text):
+    # json.dumps escapes C0 controls inside strings itself, so a raw newline is indentation.
+    if not any(unsafe_char(ch) and ch != "\n" for ch in text):
         return text
-    return "".join(f"\\u{ord(ch):04x}" if unsafe_char(ch) else ch for ch in text)
+    return "".join(f"\\u{ord(ch):04x}" if unsafe_char(ch) and ch != "\n" else ch for ch in text)
 
 
 def _limited(items: Iterator[Any], limit: int | None) -> Iterator[Any]:

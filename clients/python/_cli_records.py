@@ -108,16 +108,19 @@ def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
         return [AgentKey.load(default)]
     if required:
         raise CliError(f"a key is needed: pass --key FILE or run `stemedb keygen` ({default})")
-    print(unsigned_warning(default), file=sys.stderr)
     return []
 
 
-def unsigned_warning(default: Path) -> str:
-    """What ``assert`` and ``epoch`` say on stderr when they append without any key."""
-    return (
-        f"{PROG}: warning: writing an UNSIGNED record: no --key given and no key file at "
-        f"{default}. To sign, run `{PROG} keygen` once (or pass --key FILE); "
-        f"--unsigned appends unsigned without this warning."
+def warn_if_unsigned(args: argparse.Namespace, keys: list[AgentKey]) -> None:
+    """After an append without any key (and without ``--unsigned``), say on stderr that the
+    record is UNSIGNED and how to sign. Said after the append so a failure stays one line."""
+    if keys or getattr(args, "unsigned", False):
+        return
+    print(
+        f"{PROG}: warning: wrote an UNSIGNED record: no --key given and no key file at "
+        f"{default_key_path()}. To sign, run `{PROG} keygen` once (or pass --key FILE); "
+        f"--unsigned appends unsigned without this warning.",
+        file=sys.stderr,
     )
 
 
@@ -184,11 +187,13 @@ def assert_(args: argparse.Namespace) -> int:
         source_hash=source_hash, confidence=args.confidence, visual_hash=vh,
         epoch=_hex(args.epoch, "assertion.epoch") if args.epoch else b"",
     )  # fmt: skip
-    for key in signing_keys(args, required=False):
+    keys = signing_keys(args, required=False)
+    for key in keys:
         key.sign_assertion(a)
     with client_from_args(args) as client:
         receipt = client.append_assertion(a)
     _print_receipt(args, "assertion", receipt.hash, receipt.lsn)
+    warn_if_unsigned(args, keys)
     return 0
 
 
@@ -211,9 +216,11 @@ def epoch(args: argparse.Namespace) -> int:
         supersedes=_hex(args.supersedes, "epoch.supersedes") if args.supersedes else b"",
         supersession_type=args.supersession_type or pb.SUPERSESSION_TYPE_UNSPECIFIED,
     )  # fmt: skip
-    for key in signing_keys(args, required=False):
+    keys = signing_keys(args, required=False)
+    for key in keys:
         key.sign_epoch(e)
     with client_from_args(args) as client:
         receipt = client.append_epoch(e)
     _print_receipt(args, "epoch", receipt.hash, receipt.lsn)
+    warn_if_unsigned(args, keys)
     return 0
