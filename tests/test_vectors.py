@@ -68,7 +68,7 @@ def test_vectors_cover_nfc_normalization() -> None:
 @pytest.mark.parametrize("case", NFC_CASES, ids=[c["name"] for c in NFC_CASES])
 def test_client_normalizes_nfd_input_to_the_vector(case: dict[str, Any]) -> None:
     from stemedb.client import AgentKey
-    from stemedb.client import _protocol as proto
+    from stemedb.client import _core as core
 
     given = jsonrecord.record_from_json(case["input"])
     # the input really is another text: hashed as given, it would be another record
@@ -76,16 +76,16 @@ def test_client_normalizes_nfd_input_to_the_vector(case: dict[str, Any]) -> None
     kind = case["kind"]
     # appending: the request carries NFC text, and the hash checked against the receipt is the
     # vector's
-    build = proto.assertion_request if kind == "assertion" else proto.epoch_request
-    request, digest = build(getattr(given, kind))
-    assert digest.hex() == case["hash_hex"]
-    sent = pb.Record(**{kind: getattr(request, kind)})
+    build = core.append_assertion if kind == "assertion" else core.append_epoch
+    rpc = build(getattr(given, kind))
+    assert [d.hex() for d in rpc.digests] == [case["hash_hex"]]
+    sent = pb.Record(**{kind: getattr(rpc.request, kind)})
     assert canonical.record_bytes(sent).hex() == case["canonical_hex"]
     assert canonical.record_bytes(given).hex() != case["canonical_hex"]  # caller's copy untouched
     # in a batch too
-    batch, digests = proto.batch_request([given])
-    assert canonical.record_bytes(batch.records[0]).hex() == case["canonical_hex"]
-    assert [d.hex() for d in digests] == [case["hash_hex"]]
+    batch = core.append_batch([given])
+    assert [d.hex() for d in batch.digests] == [case["hash_hex"]]
+    assert canonical.record_bytes(batch.request.records[0]).hex() == case["canonical_hex"]
     # signing normalizes first, so the signatures are the vector's
     for sig in case["signatures"]:
         signer = AgentKey.from_seed(bytes.fromhex(sig["seed_hex"]))

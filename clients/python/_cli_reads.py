@@ -50,20 +50,17 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--min-lsn", type=int, default=0, help="wait until this LSN is applied")
     p.set_defaults(func=get)
 
-    p = add("scan", "list the keys under a prefix (S:Q42 also matches subject Q420: see subject)")
-    p.add_argument("prefix", metavar="PREFIX")
-    _listing_options(p)
-    p.set_defaults(func=scan)
-
-    p = add("subject", "list the assertions about exactly SUBJECT")
-    p.add_argument("subject", metavar="SUBJECT")
-    _listing_options(p)
-    p.set_defaults(func=subject)
-
-    p = add("votes", "list the votes on an assertion")
-    p.add_argument("assertion_hash", metavar="ASSERTION_HASH")
-    _listing_options(p)
-    p.set_defaults(func=votes)
+    listings: list[tuple[str, str, str, Callable[[argparse.Namespace], int]]] = [
+        ("scan", "list the keys under a prefix (S:Q42 also matches subject Q420: see subject)",
+         "prefix", scan),
+        ("subject", "list the assertions about exactly SUBJECT", "subject", subject),
+        ("votes", "list the votes on an assertion", "assertion_hash", votes),
+    ]  # fmt: skip
+    for name, help_text, argument, func in listings:
+        p = add(name, help_text)
+        p.add_argument(argument, metavar=argument.upper())
+        _listing_options(p)
+        p.set_defaults(func=func)
 
     p = add("tail", "follow new records in LSN order, from the WAL directory")
     p.add_argument(

@@ -24,7 +24,13 @@ from stemedb.client._errors import ReceiptMismatch
 from stemedb import canonical
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
-from stemedb.validation import DEFAULT_LIMITS, validate_batch, validate_record
+from stemedb.validation import (
+    DEFAULT_LIMITS,
+    validate_assertion,
+    validate_batch,
+    validate_epoch,
+    validate_vote,
+)
 
 __all__ = [
     "Entry",
@@ -225,11 +231,22 @@ def make_epoch(
     )
 
 
-def prepare(record: pb.Record, field: str = "record") -> bytes:
-    """NFC-normalize ``record`` in place, validate it (InvalidRecord names the field) and return
-    its content hash."""
-    normalize_record(record, field)
-    validate_record(record, field)
+def prepare(record: pb.Record, field: str = "") -> bytes:
+    """The one validate-and-hash step of every append: NFC-normalize ``record`` in place,
+    validate it (InvalidRecord names the field) and return its content hash.
+
+    Fields are named from the record's kind (``assertion.subject``), as the writer names them
+    for a single append, or under ``field`` (``records[3].assertion.subject``) in a batch."""
+    kind = record.WhichOneof("kind")
+    if kind is None:
+        raise InvalidRecord(field or "record", "is empty: set one of assertion, vote, epoch")
+    path = f"{field}.{kind}" if field else kind
+    if kind == "assertion":
+        validate_assertion(normalize_assertion(record.assertion, path), path)
+    elif kind == "epoch":
+        validate_epoch(normalize_epoch(record.epoch, path), path)
+    else:
+        validate_vote(record.vote, path)
     return canonical.record_hash(record)
 
 
