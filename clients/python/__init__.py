@@ -54,7 +54,6 @@ from stemedb.client._shard import (
     shard_of_hash,
     shard_of_subject,
 )
-
 from stemedb.errors import InvalidRecord
 
 __all__ = [

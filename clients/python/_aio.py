@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
+
 from stemedb.client import _core as core
 from stemedb.client._channel import aio_channel
 from stemedb.client._core import BaseClient, Pages, Rpc

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 import grpc
+
 from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
 from stemedb.client._client import DEFAULT_TIMEOUT_SECONDS, Client
 from stemedb.client._errors import ClientError, KeyFileError, RpcFailed
-
 from stemedb.errors import InvalidRecord
 from stemedb.wal import add_wal_commands
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from stemedb import canonical
 from stemedb.client._cli import (
     EXIT_USAGE,
     CliError,
@@ -32,8 +33,6 @@ from stemedb.client._cli import (
 from stemedb.client._client import Client
 from stemedb.client._errors import RpcFailed
 from stemedb.client._records import normalize_record
-
-from stemedb import canonical
 from stemedb.errors import InvalidRecord
 from stemedb.jsonrecord import record_from_json
 from stemedb.signing import check_record_signatures

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError
+
 from stemedb.client._cli import (
     EXIT_NOT_FOUND,
     CliError,
@@ -30,7 +31,6 @@ from stemedb.client._cli import (
     unsafe_char,
 )
 from stemedb.client._records import Entry, GetResult
-
 from stemedb.jsonrecord import record_to_json
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalError, WalReader

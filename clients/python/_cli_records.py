@@ -25,7 +25,6 @@ from pathlib import Path
 from stemedb.client._cli import PROG, CliError, client_from_args, out
 from stemedb.client._keys import AgentKey
 from stemedb.client._records import Ref, make_assertion, make_epoch, source_hash_of
-
 from stemedb.errors import InvalidRecord
 from stemedb.phash import visual_hash
 from stemedb.v1 import records_pb2 as pb

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import grpc
+
 from stemedb.client import _core as core
 from stemedb.client._channel import sync_channel
 from stemedb.client._core import DEFAULT_TIMEOUT_SECONDS, BaseClient, Pages, Rpc

@@ -39,7 +39,6 @@ from stemedb.client._records import (
     prepare_batch,
 )
 from stemedb.client._retry import RetryPolicy
-
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 from stemedb.v1 import store_pb2_grpc, writer_pb2_grpc

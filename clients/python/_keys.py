@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nacl.signing
-from stemedb.client._errors import KeyFileError
-from stemedb.client._records import normalize_assertion, normalize_epoch
 
 from stemedb import canonical, fsio, signing, validation
+from stemedb.client._errors import KeyFileError
+from stemedb.client._records import normalize_assertion, normalize_epoch
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 from stemedb.validation import validate_assertion, validate_epoch

@@ -7,10 +7,9 @@ are returned. Requests are built in :mod:`stemedb.client._core`.
 
 from __future__ import annotations
 
+from stemedb import canonical
 from stemedb.client._errors import ReadMismatch
 from stemedb.client._records import Entry, GetResult, Page
-
-from stemedb import canonical
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb

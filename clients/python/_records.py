@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 import blake3
-from stemedb.client._errors import ReceiptMismatch
 
 from stemedb import canonical
+from stemedb.client._errors import ReceiptMismatch
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 from stemedb.validation import (

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import blake3
+
 from stemedb.client import _core as core
 from stemedb.client import _protocol as proto
 from stemedb.client._aio import AsyncClient
@@ -47,7 +48,6 @@ from stemedb.client._client import Client
 from stemedb.client._core import BaseClient, Pages, Plan, Rpc, Step
 from stemedb.client._errors import ShardLookupError
 from stemedb.client._records import Entry, GetResult, Page, Receipt, prepare
-
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 

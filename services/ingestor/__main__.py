@@ -7,10 +7,10 @@ import logging
 import sys
 
 from prometheus_client import disable_created_metrics
+
 from stemedb.ingestor._config import config_from_args
 from stemedb.ingestor._errors import SchemaMismatch
 from stemedb.ingestor._server import serve
-
 from stemedb.runtime import configure_json_logging, log_event
 
 _log = logging.getLogger("stemedb.ingestor")

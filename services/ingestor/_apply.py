@@ -25,7 +25,6 @@ from stemedb.ingestor._keys import (
     subject_index_key,
     vote_index_key,
 )
-
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from stemedb.ingestor._state import ApplyState, HaltInfo
 
 __all__ = ["KINDS", "IngestorMetrics"]

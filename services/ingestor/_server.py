@@ -19,6 +19,7 @@ from typing import Any
 import grpc.aio
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
+
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._loop import ApplyLoop
@@ -27,7 +28,6 @@ from stemedb.ingestor._servicer import SERVICE_NAME, StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._waiter import AppliedLsnWaiter
-
 from stemedb.runtime import (
     GrpcMetrics,
     GrpcMetricsInterceptor,

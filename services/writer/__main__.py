@@ -7,11 +7,11 @@ import logging
 import sys
 
 from prometheus_client import disable_created_metrics
-from stemedb.writer._config import config_from_args
-from stemedb.writer._server import serve
 
 from stemedb.runtime import configure_json_logging, log_event
 from stemedb.wal import WalError
+from stemedb.writer._config import config_from_args
+from stemedb.writer._server import serve
 
 _log = logging.getLogger("stemedb.writer")
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from stemedb.writer._verify import SignatureCheck, SignatureVerifier
-
 from stemedb import canonical
 from stemedb.errors import InvalidSignature, StemeError, UntrustedSigner
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import Wal
 from stemedb.walrecord import TYPE_OF_KIND, encode_payload
+from stemedb.writer._verify import SignatureCheck, SignatureVerifier
 
 __all__ = ["Overloaded", "Receipt", "Writer"]
 

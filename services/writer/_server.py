@@ -12,11 +12,6 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry
-from stemedb.writer._config import WriterConfig
-from stemedb.writer._core import Writer
-from stemedb.writer._metrics import WriterMetrics
-from stemedb.writer._service import SERVICE_NAME, WriterServicer
-from stemedb.writer._verify import SignatureVerifier
 
 from stemedb import validation
 from stemedb.runtime import (
@@ -28,6 +23,11 @@ from stemedb.runtime import (
 )
 from stemedb.v1 import writer_pb2
 from stemedb.wal import SyncMode, Wal, WalConfig
+from stemedb.writer._config import WriterConfig
+from stemedb.writer._core import Writer
+from stemedb.writer._metrics import WriterMetrics
+from stemedb.writer._service import SERVICE_NAME, WriterServicer
+from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["WriterServer", "serve"]
 

@@ -14,8 +14,6 @@ from typing import Any
 import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError, Message
-from stemedb.writer._core import Overloaded, Writer
-from stemedb.writer._metrics import WriterMetrics
 
 from stemedb import validation
 from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
@@ -23,6 +21,8 @@ from stemedb.runtime import log_event
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
 from stemedb.wal import WalClosed, WalDiskFull, WalError, WalOverloaded
+from stemedb.writer._core import Overloaded, Writer
+from stemedb.writer._metrics import WriterMetrics
 
 __all__ = ["SERVICE_NAME", "WriterServicer", "status_of"]
 

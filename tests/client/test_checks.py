@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from stemedb import canonical
 from stemedb.client import (
     AgentKey,
     Client,
@@ -13,8 +15,6 @@ from stemedb.client import (
     make_assertion,
     make_epoch,
 )
-
-from stemedb import canonical
 from stemedb.v1 import records_pb2 as pb
 from tests.client.fake import Behaviour, fake_server
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from stemedb.client import AgentKey, make_assertion
 
 from stemedb import canonical
+from stemedb.client import AgentKey, make_assertion
 from stemedb.jsonrecord import record_to_json
 from stemedb.phash import visual_hash
 from stemedb.v1 import records_pb2 as pb

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stemedb.client import AgentKey, InvalidRecord, KeyFileError, make_assertion, make_epoch
 
 from stemedb import canonical, signing
+from stemedb.client import AgentKey, InvalidRecord, KeyFileError, make_assertion, make_epoch
 from stemedb.v1 import records_pb2 as pb
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+
+from stemedb import canonical, jsonrecord
 from stemedb.client import (
     AgentKey,
     AsyncClient,
@@ -20,8 +22,6 @@ from stemedb.client import (
     make_epoch,
     source_hash_of,
 )
-
-from stemedb import canonical, jsonrecord
 from stemedb.v1 import records_pb2 as pb
 from tests.client.stack import Stack, running_stack
 from tests.support import ROOT
@@ -156,7 +156,6 @@ def test_server_side_rejection_is_rpc_failed(stack: Stack) -> None:
 
 def test_tls_and_mutual_tls(tmp_path: Path) -> None:
     from stemedb.client import TlsConfig
-
     from tests.support import start_writer
     from tests.writer.test_tls import _CA
 
@@ -193,7 +192,6 @@ def test_tls_per_channel_writer_with_mtls_and_a_plaintext_store(tmp_path: Path) 
     """Only the writer has (mutual) TLS: appends go over TLS, reads over plaintext. With one
     setting for both channels, the reads would fail."""
     from stemedb.client import AsyncShardedClient, ShardedClient, TlsConfig
-
     from tests.client.stack import cli_env, require_ingestor, run_cli
     from tests.support import start_ingestor, start_writer
     from tests.writer.test_tls import _CA

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+
 from stemedb.client import (
     AgentKey,
     AsyncShardedClient,
@@ -20,7 +21,6 @@ from stemedb.client import (
     shard_of_hash,
     shard_of_subject,
 )
-
 from tests.client.stack import Stack, running_stack
 
 KEY = AgentKey.from_seed(b"\x21" * 32)

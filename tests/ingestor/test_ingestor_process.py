@@ -26,9 +26,9 @@ from ingestor_testlib import (
     wal_entry,
     write_wal,
 )
-from stemedb.ingestor import StoreDb
 
 from stemedb.canonical import record_hash
+from stemedb.ingestor import StoreDb
 from stemedb.v1 import store_pb2
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader, read_consumer_checkpoints
 from tests.support import scan_all
