@@ -186,12 +186,21 @@ def assert_(args: argparse.Namespace) -> int:
         source_hash=source_hash, confidence=args.confidence, visual_hash=vh,
         epoch=_hex(args.epoch, "assertion.epoch") if args.epoch else b"",
     )  # fmt: skip
+    return _sign_and_append(args, pb.Record(assertion=a))
+
+
+def _sign_and_append(args: argparse.Namespace, record: pb.Record) -> int:
+    """Sign an assertion or epoch with the keys of ``args`` (co-signing), append it, print the
+    receipt; warn when it went unsigned."""
     keys = signing_keys(args, required=False)
     for key in keys:
-        key.sign_assertion(a)
+        if record.HasField("assertion"):
+            key.sign_assertion(record.assertion)
+        else:
+            key.sign_epoch(record.epoch)
     with client_from_args(args) as client:
-        receipt = client.append_assertion(a)
-    _print_receipt(args, "assertion", receipt.hash, receipt.lsn)
+        receipt = client.append_record(record)
+    _print_receipt(args, str(record.WhichOneof("kind")), receipt.hash, receipt.lsn)
     warn_if_unsigned(args, keys)
     return 0
 
@@ -215,11 +224,4 @@ def epoch(args: argparse.Namespace) -> int:
         supersedes=_hex(args.supersedes, "epoch.supersedes") if args.supersedes else b"",
         supersession_type=args.supersession_type or pb.SUPERSESSION_TYPE_UNSPECIFIED,
     )  # fmt: skip
-    keys = signing_keys(args, required=False)
-    for key in keys:
-        key.sign_epoch(e)
-    with client_from_args(args) as client:
-        receipt = client.append_epoch(e)
-    _print_receipt(args, "epoch", receipt.hash, receipt.lsn)
-    warn_if_unsigned(args, keys)
-    return 0
+    return _sign_and_append(args, pb.Record(epoch=e))

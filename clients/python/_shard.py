@@ -35,9 +35,9 @@ carries out.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import blake3
 
@@ -47,7 +47,7 @@ from stemedb.client._aio import AsyncClient
 from stemedb.client._client import Client
 from stemedb.client._core import BaseClient, Pages, Plan, Rpc, Step
 from stemedb.client._errors import ShardLookupError
-from stemedb.client._records import Entry, GetResult, Page, Receipt, prepare
+from stemedb.client._records import GetResult, Page, Receipt, prepare
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 
@@ -62,6 +62,7 @@ __all__ = [
 _LOCATE_CACHE_ENTRIES_MAX = 10_000
 C = TypeVar("C", bound=BaseClient)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def _mod(digest: bytes, shard_count: int) -> int:
@@ -251,28 +252,6 @@ class _Sharding(Generic[C]):
         """The shard whose store holds the assertion (asks each in turn; cached)."""
         return (yield from self._locate(assertion_hash))
 
-    def _list_assertions_by_subject(
-        self,
-        subject: str,
-        page_size: int = 0,
-        page_token: str = "",
-        min_lsn: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> Plan[Page[spb.HashedAssertion]]:
-        """One page of the assertions about exactly ``subject``, from its shard."""
-        rpc = core.list_assertions_by_subject(
-            subject, page_size, page_token, min_lsn, timeout=timeout
-        )
-        return (yield from self._ask(self.shard_for_subject(subject), rpc))
-
-    def _iter_assertions_by_subject(
-        self, subject: str, page_size: int = 0, min_lsn: int = 0, *, timeout: float | None = None
-    ) -> tuple[int, Pages[spb.HashedAssertion]]:
-        """Every assertion about exactly ``subject``, from its shard, page after page."""
-        pages = core.iter_assertions_by_subject(subject, page_size, min_lsn, timeout=timeout)
-        return self.shard_for_subject(subject), pages
-
     def _list_votes(
         self,
         assertion_hash: proto.HashLike,
@@ -294,22 +273,50 @@ class _Sharding(Generic[C]):
             )
         )
 
-    def _scan_prefix(
-        self,
-        shard: int,
-        prefix: bytes | str,
-        page_size: int = 0,
-        page_token: str = "",
-        min_lsn: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> Plan[Page[Entry]]:
-        """A prefix scan of one shard (a scan across shards has no single key order)."""
+
+def _by_subject(
+    build: Callable[Concatenate[str, P], Rpc[T]],
+) -> Callable[Concatenate[_Sharding[Any], str, P], Plan[T]]:
+    """The plan of a read about one subject: the core's request, on the subject's shard."""
+
+    def plan(self: _Sharding[Any], subject: str, /, *args: P.args, **kwargs: P.kwargs) -> Plan[T]:
         return (
-            yield from self._ask(
-                shard, core.scan_prefix(prefix, page_size, page_token, min_lsn, timeout=timeout)
-            )
+            yield from self._ask(self.shard_for_subject(subject), build(subject, *args, **kwargs))
         )
+
+    plan.__doc__ = build.__doc__
+    return plan
+
+
+def _subject_pages(
+    build: Callable[Concatenate[str, P], Pages[T]],
+) -> Callable[Concatenate[_Sharding[Any], str, P], tuple[int, Pages[T]]]:
+    """A listing about one subject: the core's pages, on the subject's shard."""
+
+    def pages(
+        self: _Sharding[Any], subject: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[int, Pages[T]]:
+        return self.shard_for_subject(subject), build(subject, *args, **kwargs)
+
+    pages.__doc__ = build.__doc__
+    return pages
+
+
+def _on_shard(
+    build: Callable[P, Rpc[T]],
+) -> Callable[Concatenate[_Sharding[Any], int, P], Plan[T]]:
+    """A read of one named shard (a scan across shards has no single key order)."""
+
+    def plan(self: _Sharding[Any], shard: int, /, *args: P.args, **kwargs: P.kwargs) -> Plan[T]:
+        return (yield from self._ask(shard, build(*args, **kwargs)))
+
+    plan.__doc__ = build.__doc__
+    return plan
+
+
+_list_assertions_by_subject = _by_subject(core.list_assertions_by_subject)
+_iter_assertions_by_subject = _subject_pages(core.iter_assertions_by_subject)
+_scan_prefix = _on_shard(core.scan_prefix)
 
 
 class ShardedClient(_Sharding[Client]):
@@ -343,10 +350,10 @@ class ShardedClient(_Sharding[Client]):
     append_batch = core.routed(_Sharding._append_batch)
     get = core.routed(_Sharding._get)
     get_assertion = core.routed(_Sharding._get_assertion)
-    list_assertions_by_subject = core.routed(_Sharding._list_assertions_by_subject)
+    list_assertions_by_subject = core.routed(_list_assertions_by_subject)
     list_votes = core.routed(_Sharding._list_votes)
-    scan_prefix = core.routed(_Sharding._scan_prefix)
-    iter_assertions_by_subject = core.routed_pages(_Sharding._iter_assertions_by_subject)
+    scan_prefix = core.routed(_scan_prefix)
+    iter_assertions_by_subject = core.routed_pages(_iter_assertions_by_subject)
 
 
 class AsyncShardedClient(_Sharding[AsyncClient]):
@@ -380,7 +387,7 @@ class AsyncShardedClient(_Sharding[AsyncClient]):
     append_batch = core.async_routed(_Sharding._append_batch)
     get = core.async_routed(_Sharding._get)
     get_assertion = core.async_routed(_Sharding._get_assertion)
-    list_assertions_by_subject = core.async_routed(_Sharding._list_assertions_by_subject)
+    list_assertions_by_subject = core.async_routed(_list_assertions_by_subject)
     list_votes = core.async_routed(_Sharding._list_votes)
-    scan_prefix = core.async_routed(_Sharding._scan_prefix)
-    iter_assertions_by_subject = core.async_routed_pages(_Sharding._iter_assertions_by_subject)
+    scan_prefix = core.async_routed(_scan_prefix)
+    iter_assertions_by_subject = core.async_routed_pages(_iter_assertions_by_subject)

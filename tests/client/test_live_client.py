@@ -154,9 +154,9 @@ def test_server_side_rejection_is_rpc_failed(stack: Stack) -> None:
             db.append_vote(pb.Vote(assertion_hash=b"\x01" * 32, agent_id=KEY.public_key))
 
 
-def test_tls_and_mutual_tls(tmp_path: Path) -> None:
-    from stemedb.client import TlsConfig
-    from tests.support import start_writer
+def _write_tls_files(folder: Path) -> None:
+    """A test CA (ca.pem), a server certificate for localhost (s.pem, s.key) and a client
+    certificate (c.pem, c.key), written into ``folder``."""
     from tests.writer.test_tls import _CA
 
     ca = _CA("stemedb test CA")
@@ -164,7 +164,14 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
     ckey, ccert = ca.issue("agent", server=False)
     files = {"ca.pem": ca.pem, "s.key": skey, "s.pem": scert, "c.key": ckey, "c.pem": ccert}
     for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
+        (folder / name).write_bytes(data)
+
+
+def test_tls_and_mutual_tls(tmp_path: Path) -> None:
+    from stemedb.client import TlsConfig
+    from tests.support import start_writer
+
+    _write_tls_files(tmp_path)
     writer = start_writer(
         tmp_path / "wal", "--tls-cert", str(tmp_path / "s.pem"), "--tls-key",
         str(tmp_path / "s.key"), "--tls-client-ca", str(tmp_path / "ca.pem"),
@@ -194,15 +201,9 @@ def test_tls_per_channel_writer_with_mtls_and_a_plaintext_store(tmp_path: Path) 
     from stemedb.client import AsyncShardedClient, ShardedClient, TlsConfig
     from tests.client.stack import cli_env, require_ingestor, run_cli
     from tests.support import start_ingestor, start_writer
-    from tests.writer.test_tls import _CA
 
     require_ingestor()
-    ca = _CA("stemedb test CA")
-    skey, scert = ca.issue("localhost", server=True)
-    ckey, ccert = ca.issue("agent", server=False)
-    files = {"ca.pem": ca.pem, "s.key": skey, "s.pem": scert, "c.key": ckey, "c.pem": ccert}
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
+    _write_tls_files(tmp_path)
     wal = tmp_path / "wal"
     writer = start_writer(
         wal, "--tls-cert", str(tmp_path / "s.pem"), "--tls-key", str(tmp_path / "s.key"),
