@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from stemedb.client import _core as core
 from stemedb.client._channel import aio_channel
-from stemedb.client._core import BaseClient, Pages, Rpc
+from stemedb.client._core import Concurrent, Operations, Pages, Rpc
 from stemedb.client._errors import translate
 from stemedb.client._retry import call_with_retry_async
 
@@ -23,7 +22,7 @@ __all__ = ["AsyncClient"]
 T = TypeVar("T")
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(Operations, Concurrent):
     """A writer and a store over grpc.aio. ``async with AsyncClient() as c: ...``"""
 
     _connect = staticmethod(aio_channel)
@@ -56,17 +55,3 @@ class AsyncClient(BaseClient):
             for item in page.items:
                 yield item
             rpc = pages.after(page)
-
-    append_assertion = core.async_operation(core.append_assertion)
-    append_vote = core.async_operation(core.append_vote)
-    append_epoch = core.async_operation(core.append_epoch)
-    append_record = core.async_operation(core.append_record)
-    append_batch = core.async_operation(core.append_batch)
-    get = core.async_operation(core.get)
-    get_assertion = core.async_operation(core.get_assertion)
-    scan_prefix = core.async_operation(core.scan_prefix)
-    list_assertions_by_subject = core.async_operation(core.list_assertions_by_subject)
-    list_votes = core.async_operation(core.list_votes)
-    iter_scan_prefix = core.async_paged(core.iter_scan_prefix)
-    iter_assertions_by_subject = core.async_paged(core.iter_assertions_by_subject)
-    iter_votes = core.async_paged(core.iter_votes)

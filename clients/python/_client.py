@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from stemedb.client import _core as core
 from stemedb.client._channel import sync_channel
-from stemedb.client._core import DEFAULT_TIMEOUT_SECONDS, BaseClient, Pages, Rpc
+from stemedb.client._core import DEFAULT_TIMEOUT_SECONDS, Blocking, Operations, Pages, Rpc
 from stemedb.client._errors import translate
 from stemedb.client._retry import call_with_retry
 
@@ -25,7 +24,7 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "Client"]
 T = TypeVar("T")
 
 
-class Client(BaseClient):
+class Client(Operations, Blocking):
     """A writer and a store, e.g. ``Client("127.0.0.1:50051", "127.0.0.1:50052")``.
 
     TLS: ``tls`` for both channels, or ``writer_tls`` / ``store_tls`` for one each. Use it as a
@@ -60,17 +59,3 @@ class Client(BaseClient):
             page = self._run(rpc)
             yield from page.items
             rpc = pages.after(page)
-
-    append_assertion = core.operation(core.append_assertion)
-    append_vote = core.operation(core.append_vote)
-    append_epoch = core.operation(core.append_epoch)
-    append_record = core.operation(core.append_record)
-    append_batch = core.operation(core.append_batch)
-    get = core.operation(core.get)
-    get_assertion = core.operation(core.get_assertion)
-    scan_prefix = core.operation(core.scan_prefix)
-    list_assertions_by_subject = core.operation(core.list_assertions_by_subject)
-    list_votes = core.operation(core.list_votes)
-    iter_scan_prefix = core.paged(core.iter_scan_prefix)
-    iter_assertions_by_subject = core.paged(core.iter_assertions_by_subject)
-    iter_votes = core.paged(core.iter_votes)

@@ -10,10 +10,11 @@ share it the way httpx's ``Client`` and ``AsyncClient`` share ``BaseClient``:
   the local hash.
 - **Paging** is :class:`Pages`: the next request of a listing from the page just read, so the
   "follow next_page_token" loop is one small driver per flavour (sync, asyncio).
-- **Operations** are declared once: :func:`operation` and :func:`paged` turn a builder into a
-  method of a client class; the method builds the Rpc and hands it to the class's runner
-  (``_run`` sends one with the retry policy, ``_iterate`` follows the pages). A sync class's
-  runner blocks, an asyncio class's runner is a coroutine; the builders are the same.
+- **Operations** are declared once (:class:`Operations`): :func:`operation` and :func:`paged`
+  turn a builder into a method; the method builds the Rpc and hands it to the class's runner
+  (``_run`` sends one with the retry policy, ``_iterate`` follows the pages). A
+  :class:`Blocking` class's runner blocks, a :class:`Concurrent` class's runner is a coroutine;
+  the type checker sees each method's result in the class's flavour.
 - :class:`BaseClient` holds the settings (targets, deadline, retry policy, TLS per channel).
 """
 
@@ -47,15 +48,16 @@ from stemedb.v1 import writer_pb2 as wpb
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "BaseClient",
+    "Blocking",
     "Channel",
+    "Concurrent",
+    "Listing",
+    "Operation",
+    "Operations",
     "Pages",
     "Plan",
     "Rpc",
     "Step",
-    "async_operation",
-    "async_paged",
-    "async_routed",
-    "async_routed_pages",
     "nfc",
     "operation",
     "paged",
@@ -263,10 +265,17 @@ def iter_votes(
 # --- operations: a builder becomes a method ----------------------------------------------------
 
 
-class _Operation(Generic[P, R]):
-    """A builder as a method: calling it builds the request and hands it to the client's runner
-    (``runner`` names the method, e.g. ``_run``). ``with_self`` builders are methods themselves
-    (the sharded clients' route by the client's state)."""
+class Blocking:
+    """Marks a client whose runners block (``_run`` returns the result)."""
+
+
+class Concurrent:
+    """Marks an asyncio client (``_run`` is a coroutine, ``_iterate`` an async iterator)."""
+
+
+class _Bound:
+    """What the operations share: the builder, the runner it is handed to, and whether the
+    builder is a method of the client itself (the sharded clients' plans route by its state)."""
 
     def __init__(self, build: Callable[..., Any], runner: str, with_self: bool) -> None:
         self._build = build
@@ -274,13 +283,7 @@ class _Operation(Generic[P, R]):
         self._with_self = with_self
         functools.update_wrapper(cast(Any, self), build)
 
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> _Operation[P, R]: ...
-    @overload
-    def __get__(self, obj: object, owner: type[Any] | None = None) -> Callable[P, R]: ...
-    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
+    def _bind(self, obj: object) -> Callable[..., Any]:
         run = getattr(obj, self._runner)
         build = functools.partial(self._build, obj) if self._with_self else self._build
 
@@ -291,24 +294,48 @@ class _Operation(Generic[P, R]):
         return call
 
 
-def operation(build: Callable[P, Rpc[T]]) -> _Operation[P, T]:
-    """A sync method that sends ``build(...)`` with the class's ``_run``."""
-    return _Operation(build, "_run", with_self=False)
+class Operation(_Bound, Generic[P, T]):
+    """A builder declared once as a method of both flavours: on a :class:`Blocking` client it
+    returns the result, on a :class:`Concurrent` one a coroutine of it."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Operation[P, T]: ...
+    @overload
+    def __get__(self, obj: Blocking, owner: type[Any] | None = None) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, obj: Concurrent, owner: type[Any] | None = None
+    ) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> Any:
+        return self if obj is None else self._bind(obj)
 
 
-def async_operation(build: Callable[P, Rpc[T]]) -> _Operation[P, Awaitable[T]]:
-    """A coroutine method that sends ``build(...)`` with the class's (async) ``_run``."""
-    return _Operation(build, "_run", with_self=False)
+class Listing(_Bound, Generic[P, T]):
+    """A listing declared once: an iterator on a :class:`Blocking` client, an async iterator on
+    a :class:`Concurrent` one, following next_page_token."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Listing[P, T]: ...
+    @overload
+    def __get__(
+        self, obj: Blocking, owner: type[Any] | None = None
+    ) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(
+        self, obj: Concurrent, owner: type[Any] | None = None
+    ) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, obj: object | None, owner: type[Any] | None = None) -> Any:
+        return self if obj is None else self._bind(obj)
 
 
-def paged(build: Callable[P, Pages[T]]) -> _Operation[P, Iterator[T]]:
-    """An iterator method that follows ``build(...)``'s pages with the class's ``_iterate``."""
-    return _Operation(build, "_iterate", with_self=False)
+def operation(build: Callable[P, Rpc[T]]) -> Operation[P, T]:
+    """A method that sends ``build(...)`` with the class's ``_run``."""
+    return Operation(build, "_run", with_self=False)
 
 
-def async_paged(build: Callable[P, Pages[T]]) -> _Operation[P, AsyncIterator[T]]:
-    """An async iterator method that follows the pages with the class's ``_iterate``."""
-    return _Operation(build, "_iterate", with_self=False)
+def paged(build: Callable[P, Pages[T]]) -> Listing[P, T]:
+    """A method that follows ``build(...)``'s pages with the class's ``_iterate``."""
+    return Listing(build, "_iterate", with_self=False)
 
 
 # A sharded client's operation is a plan: a generator that yields (shard index, Rpc), is sent
@@ -334,28 +361,14 @@ class Step(Generic[T]):
             self.result = done.value
 
 
-def routed(build: Callable[Concatenate[Any, P], Plan[T]]) -> _Operation[P, T]:
-    """A sync sharded method: ``build(self, ...)`` is a plan that the class's ``_drive`` runs."""
-    return _Operation(build, "_drive", with_self=True)
+def routed(build: Callable[Concatenate[Any, P], Plan[T]]) -> Operation[P, T]:
+    """A sharded method: ``build(self, ...)`` is a plan that the class's ``_drive`` runs."""
+    return Operation(build, "_drive", with_self=True)
 
 
-def async_routed(build: Callable[Concatenate[Any, P], Plan[T]]) -> _Operation[P, Awaitable[T]]:
-    """The asyncio twin of :func:`routed`."""
-    return _Operation(build, "_drive", with_self=True)
-
-
-def routed_pages(
-    build: Callable[Concatenate[Any, P], tuple[int, Pages[T]]],
-) -> _Operation[P, Iterator[T]]:
-    """A sync sharded listing: ``build(self, ...)`` names the shard and its pages."""
-    return _Operation(build, "_iterate_on", with_self=True)
-
-
-def async_routed_pages(
-    build: Callable[Concatenate[Any, P], tuple[int, Pages[T]]],
-) -> _Operation[P, AsyncIterator[T]]:
-    """The asyncio twin of :func:`routed_pages`."""
-    return _Operation(build, "_iterate_on", with_self=True)
+def routed_pages(build: Callable[Concatenate[Any, P], tuple[int, Pages[T]]]) -> Listing[P, T]:
+    """A sharded listing: ``build(self, ...)`` names the shard and its pages."""
+    return Listing(build, "_iterate_on", with_self=True)
 
 
 # --- settings ----------------------------------------------------------------------------------
@@ -403,3 +416,21 @@ class BaseClient:
 
     def _deadline(self, rpc: Rpc[Any]) -> float:
         return self.timeout_seconds if rpc.timeout is None else rpc.timeout
+
+
+class Operations(BaseClient):
+    """Every operation of a (writer, store) client, declared once for both flavours."""
+
+    append_assertion = operation(append_assertion)
+    append_vote = operation(append_vote)
+    append_epoch = operation(append_epoch)
+    append_record = operation(append_record)
+    append_batch = operation(append_batch)
+    get = operation(get)
+    get_assertion = operation(get_assertion)
+    scan_prefix = operation(scan_prefix)
+    list_assertions_by_subject = operation(list_assertions_by_subject)
+    list_votes = operation(list_votes)
+    iter_scan_prefix = paged(iter_scan_prefix)
+    iter_assertions_by_subject = paged(iter_assertions_by_subject)
+    iter_votes = paged(iter_votes)

@@ -45,7 +45,7 @@ from stemedb.client import _core as core
 from stemedb.client import _protocol as proto
 from stemedb.client._aio import AsyncClient
 from stemedb.client._client import Client
-from stemedb.client._core import BaseClient, Pages, Plan, Rpc, Step
+from stemedb.client._core import BaseClient, Blocking, Concurrent, Pages, Plan, Rpc, Step
 from stemedb.client._errors import ShardLookupError
 from stemedb.client._records import GetResult, Page, Receipt, prepare
 from stemedb.v1 import records_pb2 as pb
@@ -144,6 +144,26 @@ class _Sharding(Generic[C]):
         result: T = yield shard, rpc
         return result
 
+    def _one_or_every(
+        self,
+        shard: int | None,
+        min_lsn: int,
+        build: Callable[[int], Rpc[T]],
+        found: Callable[[T], bool],
+    ) -> Plan[T]:
+        """A read on ``shard`` when known (read-your-writes: ``min_lsn``); else on every shard
+        in turn until ``found`` (without ``min_lsn``, which names no shard). The last shard's
+        answer stands when none has it."""
+        if shard is not None:
+            return (yield from self._ask(shard, build(min_lsn)))
+        if min_lsn:
+            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
+        for i in range(len(self.shards) - 1):
+            result = yield from self._ask(i, build(0))
+            if found(result):
+                return result
+        return (yield from self._ask(len(self.shards) - 1, build(0)))
+
     def _on(self, shard: int, rpc: Rpc[Receipt]) -> Plan[ShardReceipt]:
         r = yield from self._ask(shard, rpc)
         return ShardReceipt(r.hash, r.lsn, shard)
@@ -216,15 +236,11 @@ class _Sharding(Generic[C]):
         if shard is None and k.startswith(b"S:") and b"\x00" in k:
             subject = k[2 : k.index(b"\x00")].decode("utf-8", errors="replace")
             shard = self.shard_for_subject(subject)
-        if shard is not None:
-            return (yield from self._ask(shard, core.get(k, min_lsn, timeout=timeout)))
-        if min_lsn:
-            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
-        for i in range(len(self.shards)):
-            result = yield from self._ask(i, core.get(k, timeout=timeout))
-            if result.found or i == len(self.shards) - 1:
-                return result
-        raise AssertionError("unreachable: a sharded client has at least one shard")
+        return (
+            yield from self._one_or_every(
+                shard, min_lsn, lambda lsn: core.get(k, lsn, timeout=timeout), lambda r: r.found
+            )
+        )
 
     def _get_assertion(
         self,
@@ -238,15 +254,12 @@ class _Sharding(Generic[C]):
         h = proto.as_hash(assertion_hash, "assertion_hash")
         if shard is None:
             shard = self._located.get(h)
-        if shard is not None:
-            return (yield from self._ask(shard, core.get_assertion(h, min_lsn, timeout=timeout)))
-        if min_lsn:
-            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
-        for i in range(len(self.shards)):
-            found = yield from self._ask(i, core.get_assertion(h, timeout=timeout))
-            if found is not None:
-                return found
-        return None
+        return (
+            yield from self._one_or_every(
+                shard, min_lsn, lambda lsn: core.get_assertion(h, lsn, timeout=timeout),
+                lambda a: a is not None,
+            )
+        )  # fmt: skip
 
     def _locate_assertion(self, assertion_hash: proto.HashLike) -> Plan[int]:
         """The shard whose store holds the assertion (asks each in turn; cached)."""
@@ -319,7 +332,23 @@ _iter_assertions_by_subject = _subject_pages(core.iter_assertions_by_subject)
 _scan_prefix = _on_shard(core.scan_prefix)
 
 
-class ShardedClient(_Sharding[Client]):
+class _ShardOperations(_Sharding[C]):
+    """Every operation of a sharded client, declared once for both flavours."""
+
+    locate_assertion = core.routed(_Sharding._locate_assertion)
+    append_assertion = core.routed(_Sharding._append_assertion)
+    append_vote = core.routed(_Sharding._append_vote)
+    append_epoch = core.routed(_Sharding._append_epoch)
+    append_batch = core.routed(_Sharding._append_batch)
+    get = core.routed(_Sharding._get)
+    get_assertion = core.routed(_Sharding._get_assertion)
+    list_assertions_by_subject = core.routed(_list_assertions_by_subject)
+    list_votes = core.routed(_Sharding._list_votes)
+    scan_prefix = core.routed(_scan_prefix)
+    iter_assertions_by_subject = core.routed_pages(_iter_assertions_by_subject)
+
+
+class ShardedClient(_ShardOperations[Client], Blocking):
     """Several (writer, store) pairs, e.g. ``ShardedClient([("w0:50051", "s0:50052"), ...])``."""
 
     _client_type = Client
@@ -343,20 +372,8 @@ class ShardedClient(_Sharding[Client]):
     def _iterate_on(self, target: tuple[int, Pages[T]]) -> Iterator[T]:
         return self.shards[target[0]]._iterate(target[1])
 
-    locate_assertion = core.routed(_Sharding._locate_assertion)
-    append_assertion = core.routed(_Sharding._append_assertion)
-    append_vote = core.routed(_Sharding._append_vote)
-    append_epoch = core.routed(_Sharding._append_epoch)
-    append_batch = core.routed(_Sharding._append_batch)
-    get = core.routed(_Sharding._get)
-    get_assertion = core.routed(_Sharding._get_assertion)
-    list_assertions_by_subject = core.routed(_list_assertions_by_subject)
-    list_votes = core.routed(_Sharding._list_votes)
-    scan_prefix = core.routed(_scan_prefix)
-    iter_assertions_by_subject = core.routed_pages(_iter_assertions_by_subject)
 
-
-class AsyncShardedClient(_Sharding[AsyncClient]):
+class AsyncShardedClient(_ShardOperations[AsyncClient], Concurrent):
     """The asyncio twin of :class:`ShardedClient` (same rules, coroutine methods)."""
 
     _client_type = AsyncClient
@@ -379,15 +396,3 @@ class AsyncShardedClient(_Sharding[AsyncClient]):
 
     def _iterate_on(self, target: tuple[int, Pages[T]]) -> AsyncIterator[T]:
         return self.shards[target[0]]._iterate(target[1])
-
-    locate_assertion = core.async_routed(_Sharding._locate_assertion)
-    append_assertion = core.async_routed(_Sharding._append_assertion)
-    append_vote = core.async_routed(_Sharding._append_vote)
-    append_epoch = core.async_routed(_Sharding._append_epoch)
-    append_batch = core.async_routed(_Sharding._append_batch)
-    get = core.async_routed(_Sharding._get)
-    get_assertion = core.async_routed(_Sharding._get_assertion)
-    list_assertions_by_subject = core.async_routed(_list_assertions_by_subject)
-    list_votes = core.async_routed(_Sharding._list_votes)
-    scan_prefix = core.async_routed(_scan_prefix)
-    iter_assertions_by_subject = core.async_routed_pages(_iter_assertions_by_subject)
