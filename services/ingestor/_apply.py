@@ -34,7 +34,6 @@ from stemedb.ingestor._keys import (
     vote_index_key,
 )
 from stemedb.ingestor._unknown import unknown_field_path
-
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload

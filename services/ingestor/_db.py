@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import cast
 
 import rocksdict
+
 from stemedb.ingestor._errors import SchemaMismatch
 from stemedb.ingestor._keys import (
     CHECKPOINT_KEY,

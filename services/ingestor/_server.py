@@ -18,6 +18,7 @@ from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
+
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._loop import ApplyLoop
@@ -26,7 +27,6 @@ from stemedb.ingestor._servicer import StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._waiter import AppliedLsnWaiter
-
 from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
 from stemedb.v1 import store_pb2
 

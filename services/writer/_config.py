@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemedb.writer._verify import usable_cpus
-
 from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
+from stemedb.writer._verify import usable_cpus
 
 __all__ = ["WriterConfig", "build_parser", "config_from_args", "load_trusted_keys"]
 

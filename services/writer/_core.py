@@ -13,9 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from stemedb.writer._admission import Admitted
-from stemedb.writer._verify import SignatureVerifier
-
 from stemedb.errors import InvalidSignature
 from stemedb.runtime import log_event
 from stemedb.wal import Wal, WalClosed, WalDiskFull, WalError, WalOverloaded
@@ -26,6 +23,8 @@ from stemedb.walrecord import (
     encode_payload,
     encode_payload_with_job,
 )
+from stemedb.writer._admission import Admitted
+from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["Receipt", "WalFatalListener", "Writer"]
 

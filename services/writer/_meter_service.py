@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from stemedb.writer._meter import Meter
 
 from stemedb.v1 import meter_pb2
+from stemedb.writer._meter import Meter
 
 __all__ = ["METER_SERVICE_NAME", "MeterServicer"]
 

@@ -13,6 +13,11 @@ import signal
 import time
 
 from prometheus_client import CollectorRegistry
+
+from stemedb import validation
+from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
+from stemedb.v1 import meter_pb2, writer_pb2
+from stemedb.wal import SyncMode, Wal, WalConfig
 from stemedb.writer._admission import AdmissionBounds, SignaturePolicy
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
@@ -21,11 +26,6 @@ from stemedb.writer._meter_service import MeterServicer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
 from stemedb.writer._verify import SignatureVerifier
-
-from stemedb import validation
-from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
-from stemedb.v1 import meter_pb2, writer_pb2
-from stemedb.wal import SyncMode, Wal, WalConfig
 
 __all__ = ["WriterServer", "serve"]
 

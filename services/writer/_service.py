@@ -20,6 +20,13 @@ import grpc.aio
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from stemedb import validation
+from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
+from stemedb.runtime import StatusTable, bytes_generic_handler, log_event
+from stemedb.v1 import records_pb2 as pb
+from stemedb.v1 import writer_pb2 as wpb
+from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 from stemedb.writer._admission import (
     ASSERTION,
     BATCH,
@@ -46,13 +53,6 @@ from stemedb.writer._meter import (
     charge_request,
 )
 from stemedb.writer._metrics import WriterMetrics
-
-from stemedb import validation
-from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
-from stemedb.runtime import StatusTable, bytes_generic_handler, log_event
-from stemedb.v1 import records_pb2 as pb
-from stemedb.v1 import writer_pb2 as wpb
-from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 
 __all__ = ["SERVICE_NAME", "WriterServicer", "status_of"]
 
