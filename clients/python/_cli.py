@@ -230,7 +230,10 @@ def _describe(exc: RpcFailed) -> str:
         return f"cannot reach the {what} at {exc.target} ({exc.details})"
     if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{exc.method} at {exc.target}: no answer within the deadline (--timeout)"
-    return f"{exc.method} rejected by the {what} at {exc.target}: {exc.code.name}: {exc.details}"
+    said = f"{exc.method} rejected by the {what} at {exc.target}: {exc.code.name}: {exc.details}"
+    if exc.retry_after_seconds is not None:
+        said += f" (nothing was written; retry in {exc.retry_after_seconds:.3f} s)"
+    return said
 
 
 def run(args: argparse.Namespace) -> int:
