@@ -283,3 +283,46 @@ def test_one_flooding_agent_does_not_slow_another(tmp_path: Path) -> None:
     finally:
         stop.set()
         svc.kill()
+
+
+def test_mtls_identities_are_budgeted_separately(tmp_path: Path) -> None:
+    from tests.runtime.tlslib import ThrowawayCA, write_server_files
+
+    ca = ThrowawayCA("stemedb test CA")
+    cert, key = write_server_files(ca, tmp_path)
+    (tmp_path / "ca.crt").write_bytes(ca.pem)
+    # An unsigned assertion costs 2 units: each identity's burst holds one.
+    cfg = _config(tmp_path / "meter.json", rate=0.001, burst=2.0)
+    svc = start_writer(tmp_path / "wal", "--tls-cert", str(cert), "--tls-key", str(key),
+                       "--tls-client-ca", str(tmp_path / "ca.crt"),
+                       "--meter-config", str(cfg))  # fmt: skip
+
+    def creds(cn: str) -> grpc.ChannelCredentials:
+        client_key, client_cert = ca.issue(cn, server=False)
+        return grpc.ssl_channel_credentials(
+            root_certificates=ca.pem, private_key=client_key, certificate_chain=client_cert
+        )
+
+    unsigned = pb.Assertion(
+        subject="Q2", predicate="p", object=pb.Value(text="x"), confidence=0.5,
+        source_hash=b"\x07" * 32,
+    )  # fmt: skip
+    alice, bob = creds("agent-alice"), creds("agent-bob")
+    try:
+        svc.wait_ready(credentials=alice)
+        with grpc.secure_channel(svc.listen, alice) as ch:
+            _append(Stub(ch), unsigned)
+            with pytest.raises(grpc.RpcError) as err:
+                _append(Stub(ch), unsigned)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "agent-alice" in (err.value.details() or "")
+            spent = meter_pb2_grpc.MeterServiceStub(ch).GetBudget(
+                meter_pb2.GetBudgetRequest(agent="agent-alice"), timeout=5
+            )
+            assert spent.tokens < 2.0
+        with grpc.secure_channel(svc.listen, bob) as ch:
+            _append(Stub(ch), unsigned)  # bob's own bucket is full
+        decoded = [decode_payload(r.record_type, r.payload) for r in dump_wal(_wal_dir(svc))]
+        assert [d.job.agent for d in decoded if d.job] == ["agent-alice", "agent-bob"]
+    finally:
+        svc.kill()
