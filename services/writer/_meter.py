@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stemedb.errors import InvalidRecord, StemeError
 from stemedb.v1 import records_pb2 as pb
@@ -169,8 +169,9 @@ class Outcome(Enum):
     OVER_BURST = "over_burst"  # costs more than the bucket can ever hold: RESOURCE_EXHAUSTED
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """What the meter decided for one request (a tuple: built once per metered request)."""
+
     outcome: Outcome
     agent: str
     cost: float
@@ -244,8 +245,7 @@ def check_job(job: Any, field: str = "job") -> None:
             raise InvalidRecord(f"{field}.{name}", f"must be >= 0 (and not -0.0), got {number}")
 
 
-@dataclass(frozen=True)
-class Charge:
+class Charge(NamedTuple):
     """An admitted request's charge: what to refund if its append fails, what the WAL keeps."""
 
     decision: Decision
