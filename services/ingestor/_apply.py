@@ -34,7 +34,7 @@ from stemedb.ingestor._keys import (
     vote_index_key,
 )
 from stemedb.ingestor._unknown import unknown_field_path
-
+from stemedb.ingestor._usage import UsageBatch
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload
@@ -134,17 +134,23 @@ class ApplyEngine:
         outcome = ApplyOutcome(checkpoint=None, failure=failure)
         if not decoded:
             return outcome
-        puts = self._build(decoded, outcome)
+        usage = UsageBatch(self._db)
+        puts = self._build(decoded, outcome, usage)
+        usage_puts, deletes = usage.changes()
+        puts.update(usage_puts)
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
-        self._db.write(puts.items(), checkpoint)
+        self._db.write(puts.items(), checkpoint, deletes)
         outcome.checkpoint = checkpoint
         outcome.last_timestamp_ns = last.timestamp_ns
         outcome.keys_written = len(puts)
         return outcome
 
     def _build(
-        self, decoded: list[tuple[WalRecord, DecodedPayload]], outcome: ApplyOutcome
+        self,
+        decoded: list[tuple[WalRecord, DecodedPayload]],
+        outcome: ApplyOutcome,
+        usage: UsageBatch,
     ) -> dict[bytes, bytes]:
         keys = [record_key(_PREFIX[p.kind], p.content_hash) for _rec, p in decoded]
         unique = list(dict.fromkeys(keys))
@@ -153,6 +159,8 @@ class ApplyEngine:
         signatures = _SignatureMerge(self._db)
         for key, (_rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
+            if p.job is not None:
+                usage.add(p.job)  # every event counts, even a re-append of a stored record
             current = overlay.get(key, stored[key])
             if current is None:
                 if p.kind == "assertion" and (

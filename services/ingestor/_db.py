@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import cast
 
 import rocksdict
+
 from stemedb.ingestor._errors import SchemaMismatch
 from stemedb.ingestor._keys import (
     CHECKPOINT_KEY,
@@ -148,9 +149,16 @@ class StoreDb:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def write(self, puts: Iterable[tuple[bytes, bytes]], checkpoint: Checkpoint) -> None:
-        """Write ``puts`` and the new checkpoint in one atomic WriteBatch."""
+    def write(
+        self,
+        puts: Iterable[tuple[bytes, bytes]],
+        checkpoint: Checkpoint,
+        deletes: Iterable[bytes] = (),
+    ) -> None:
+        """Write ``deletes``, then ``puts``, and the new checkpoint in one atomic WriteBatch."""
         batch = rocksdict.WriteBatch(raw_mode=True)
+        for key in deletes:
+            batch.delete(key)
         for key, value in puts:
             batch.put(key, value)
         batch.put(CHECKPOINT_KEY, checkpoint.encode(), self._internal_handle)

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemedb.writer._verify import usable_cpus
-
 from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
+from stemedb.writer._verify import usable_cpus
 
 __all__ = ["WriterConfig", "build_parser", "config_from_args", "load_trusted_keys"]
 
@@ -73,6 +72,11 @@ class WriterConfig(ServerSettings):
         help="retention ignores a consumer checkpoint behind the log and not updated for this "
         "long (default: never)",
     )
+    meter_config: Path | None = setting(
+        None, parse=optional_path,
+        help="JSON file of the meter's costs and per-agent budgets (DESIGN 12; reloaded on "
+        "SIGHUP); without it nothing is metered",
+    )  # fmt: skip
     fsync_warn_seconds: float = setting(0.5, help="log a warning when one fsync takes longer")
     shutdown_grace_seconds: float = setting(
         10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
