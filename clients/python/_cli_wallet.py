@@ -1,8 +1,9 @@
 """``stemedb wallet create | list | pubkey | default | retire``: manage a stemedb-wallet's keys.
 
 The commands talk to the wallet's ``WalletService`` at ``--wallet`` (env ``STEMEDB_WALLET``,
-default ``unix:./data/wallet.sock``, the wallet's own default); the global ``--tls*`` options
-apply when the wallet serves loopback TCP with TLS or mutual TLS. They never see private keys:
+default ``unix:./data/wallet.sock``, the wallet's own default). The wallet stands where the
+writer would, so the writer's TLS options (``--writer-tls-*``, or ``--tls-*`` for both channels)
+apply when it serves loopback TCP with TLS or mutual TLS. They never see private keys:
 the wallet answers with names and public keys only.
 
 Exit codes are the CLI's: 0 done, 1 no such key, 2 a refused name or request (INVALID_ARGUMENT,
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+
 from stemedb.client._channel import sync_channel
 from stemedb.client._cli import (
     EXIT_NOT_FOUND,
@@ -29,7 +31,6 @@ from stemedb.client._cli import (
     out,
     tls_from_args,
 )
-
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc
 
@@ -87,7 +88,9 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
 def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
     if args.timeout <= 0:
         raise CliError("--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds")
-    with sync_channel(args.wallet, tls_from_args(args)) as channel:
+    # The wallet stands where the writer would (its proxy is the agent's writer): the writer's
+    # TLS settings (--writer-tls-*, or --tls-* for both channels) are the wallet's.
+    with sync_channel(args.wallet, tls_from_args(args, "writer")) as channel:
         stub = wallet_pb2_grpc.WalletServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
             return getattr(stub, method)(request, timeout=args.timeout)

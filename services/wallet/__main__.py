@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from stemedb.runtime import run_service
 from stemedb.wallet._config import config_from_args
 from stemedb.wallet._errors import KeystoreError
 from stemedb.wallet._server import serve
-
-from stemedb.runtime import run_service
 
 _log = logging.getLogger("stemedb.wallet")
 

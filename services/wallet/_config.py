@@ -11,14 +11,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import nacl.pwhash.argon2id
-from stemedb.wallet._errors import KeystoreError
-from stemedb.wallet._format import (
-    DEFAULT_KDF,
-    KDF_MEMLIMIT_BYTES_MAX,
-    KDF_OPSLIMIT_MAX,
-    KdfParams,
-)
-from stemedb.wallet._keystore import KeystoreLimits
 
 from stemedb.runtime import (
     EnvArgumentParser,
@@ -31,6 +23,14 @@ from stemedb.runtime import (
 )
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
+from stemedb.wallet._errors import KeystoreError
+from stemedb.wallet._format import (
+    DEFAULT_KDF,
+    KDF_MEMLIMIT_BYTES_MAX,
+    KDF_OPSLIMIT_MAX,
+    KdfParams,
+)
+from stemedb.wallet._keystore import KeystoreLimits
 
 __all__ = [
     "PASSPHRASE_ENV",

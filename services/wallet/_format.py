@@ -22,6 +22,7 @@ import nacl.exceptions
 import nacl.pwhash.argon2id
 import nacl.secret
 import nacl.utils
+
 from stemedb.wallet._errors import KeystoreCorrupt, KeystoreVersion
 
 __all__ = [

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import nacl.signing
 import nacl.utils
+
+from stemedb import fsio
+from stemedb.signing import public_key_of
 from stemedb.wallet import _format as fmt
 from stemedb.wallet._errors import (
     KeyExists,
@@ -41,9 +44,6 @@ from stemedb.wallet._errors import (
     TooManyKeys,
     WrongPassphrase,
 )
-
-from stemedb import fsio
-from stemedb.signing import public_key_of
 
 __all__ = ["SEQUENCE_MAX", "KeyInfo", "Keystore", "KeystoreLimits"]
 

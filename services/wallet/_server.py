@@ -15,15 +15,15 @@ from typing import Any
 
 import grpc.aio
 from prometheus_client import CollectorRegistry
+
+from stemedb import validation
+from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
+from stemedb.v1 import wallet_pb2, writer_pb2
 from stemedb.wallet._config import WalletConfig, read_passphrase
 from stemedb.wallet._keystore import Keystore
 from stemedb.wallet._metrics import WalletMetrics
 from stemedb.wallet._service import WalletServicer, WriterProxyServicer
 from stemedb.wallet._signer import Signer
-
-from stemedb import validation
-from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
-from stemedb.v1 import wallet_pb2, writer_pb2
 
 __all__ = ["WalletServer", "open_keystore", "serve"]
 

@@ -18,11 +18,6 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
-from stemedb.wallet._errors import BadRequest, WalletError, grpc_code_of
-from stemedb.wallet._format import check_name
-from stemedb.wallet._keystore import KeyInfo, Keystore
-from stemedb.wallet._metrics import WalletMetrics
-from stemedb.wallet._signer import Signer, is_unsigned
 
 from stemedb import validation
 from stemedb.errors import InvalidRecord
@@ -30,6 +25,11 @@ from stemedb.runtime import log_event
 from stemedb.runtime._grpc_metrics import code_name
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import writer_pb2, writer_pb2_grpc
+from stemedb.wallet._errors import BadRequest, WalletError, grpc_code_of
+from stemedb.wallet._format import check_name
+from stemedb.wallet._keystore import KeyInfo, Keystore
+from stemedb.wallet._metrics import WalletMetrics
+from stemedb.wallet._signer import Signer, is_unsigned
 
 __all__ = [
     "KEY_METADATA",

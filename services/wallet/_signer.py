@@ -14,15 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import nacl.signing
-from stemedb.wallet._errors import BadRequest
-from stemedb.wallet._keystore import KeyInfo, Keystore
-from stemedb.wallet._metrics import WalletMetrics
 
 from stemedb import canonical, validation
 from stemedb.errors import InvalidRecord
 from stemedb.runtime import log_event
 from stemedb.signing import public_key_of, sign_hash
 from stemedb.v1 import records_pb2 as pb
+from stemedb.wallet._errors import BadRequest
+from stemedb.wallet._keystore import KeyInfo, Keystore
+from stemedb.wallet._metrics import WalletMetrics
 
 __all__ = ["Signed", "Signer", "is_unsigned", "needs_signature"]
 

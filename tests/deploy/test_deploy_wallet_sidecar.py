@@ -17,11 +17,11 @@ import pytest
 import yaml
 from deploy_catalog import DEPLOY, K8S_VERSIONS
 from kustomize_lite import render
-from stemedb.wallet._config import WalletConfig
 from test_deploy_manifests import container, container_env, find, kubectl_kustomize_v5, pod_spec
 
 from stemedb.runtime import build_parser, unix_socket_path
 from stemedb.runtime._config import env_name
+from stemedb.wallet._config import WalletConfig
 from tests.support import BIN, SERVING, Service, free_port, health_status
 
 Obj = dict[str, Any]

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from stemedb.wallet import Keystore
-
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE
 
 

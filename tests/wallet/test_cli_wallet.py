@@ -9,10 +9,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
-from stemedb.wallet import Keystore
 
-from tests.support import BIN, Service, start_ingestor, start_writer
+from stemedb.wallet import Keystore
+from tests.runtime.tlslib import ThrowawayCA, write_server_files
+from tests.support import BIN, Service, free_port, start_ingestor, start_writer
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE, leaks, secrets_of, start_wallet
 
 
@@ -119,3 +121,29 @@ def test_an_unsigned_cli_assertion_is_signed_by_the_wallet(tmp_path: Path, sock_
     finally:
         for svc in (wallet, ingestor, writer):
             svc.kill()
+
+
+def test_the_cli_reaches_a_wallet_on_mutual_tls(tmp_path: Path, sock_dir: Path) -> None:
+    ca = ThrowawayCA("wallet CA")
+    cert, key = write_server_files(ca, tmp_path)
+    (tmp_path / "ca.crt").write_bytes(ca.pem)
+    client_key, client_cert = ca.issue("agent", server=False)
+    (tmp_path / "agent.key").write_bytes(client_key)
+    (tmp_path / "agent.crt").write_bytes(client_cert)
+    port = free_port()
+    svc = start_wallet(
+        tmp_path / "ks", sock_dir, "--listen", f"127.0.0.1:{port}", "--tls-cert", str(cert),
+        "--tls-key", str(key), "--tls-client-ca", str(tmp_path / "ca.crt"),
+    )  # fmt: skip
+    svc.listen = f"127.0.0.1:{port}"
+    tls = ["--writer-tls-ca", str(tmp_path / "ca.crt")]
+    mtls = [*tls, "--writer-tls-cert", str(tmp_path / "agent.crt"),
+            "--writer-tls-key", str(tmp_path / "agent.key")]  # fmt: skip
+    try:
+        svc.wait_ready(credentials=grpc.ssl_channel_credentials(ca.pem, client_key, client_cert))
+        r = stemedb(*mtls, "wallet", "--wallet", svc.listen, "create", "agent")
+        assert r.returncode == 0, r.stderr
+        r = stemedb(*tls, "wallet", "--wallet", svc.listen, "list")
+        assert r.returncode == 3 and "cannot reach the wallet" in r.stderr, "no client cert"
+    finally:
+        svc.kill()

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from stemedb.wallet import (
     DEFAULT_KDF,
     KeyExists,
@@ -21,7 +22,6 @@ from stemedb.wallet import (
 )
 from stemedb.wallet import Keystore as _Keystore
 from stemedb.wallet._keystore import SEQUENCE_MAX
-
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE, leaks, secrets_of
 
 

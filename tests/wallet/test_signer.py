@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from stemedb.wallet import BadRequest, Keystore, KeystoreLimits, KeyUnusable
-from stemedb.wallet._metrics import WalletMetrics
-from stemedb.wallet._signer import Signer
 
 from stemedb import canonical, signing
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
+from stemedb.wallet import BadRequest, Keystore, KeystoreLimits, KeyUnusable
+from stemedb.wallet._metrics import WalletMetrics
+from stemedb.wallet._signer import Signer
 from tests.wallet.wallet_testlib import FAST_KDF, PASSPHRASE, leaks, secrets_of
 
 ASSERTION_HASH = b"\x11" * 32

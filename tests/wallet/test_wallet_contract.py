@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import grpc
+
 import stemedb.wallet
+from stemedb.errors import StemeError
+from stemedb.runtime import StatusTable
+from stemedb.v1 import wallet_pb2
 from stemedb.wallet import KeyNotFound, KeystoreLocked
 from stemedb.wallet._config import DEFAULT_KEYSTORE, DEFAULT_LISTEN, DEFAULT_WRITER, build_parser
 from stemedb.wallet._errors import STATUS_TABLE, grpc_code_of
 from stemedb.wallet._service import KEY_METADATA
-
-from stemedb.errors import StemeError
-from stemedb.runtime import StatusTable
-from stemedb.v1 import wallet_pb2
 
 
 def test_wallet_service_methods() -> None:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from stemedb.wallet import Keystore
-from stemedb.wallet._config import config_from_args, read_passphrase
 
 from stemedb import canonical, signing
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc
+from stemedb.wallet import Keystore
+from stemedb.wallet._config import config_from_args, read_passphrase
 from tests.support import ROOT, SERVING, Service, free_port, health_status, wait_until
 from tests.wallet.wallet_testlib import (
     FAST_KDF,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from stemedb.wallet._config import WalletConfig, config_from_args
 
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import wallet_pb2 as wpb
 from stemedb.v1 import wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
+from stemedb.wallet._config import WalletConfig, config_from_args
 from tests.runtime.tlslib import ThrowawayCA, write_server_files
 from tests.support import (
     SERVING,

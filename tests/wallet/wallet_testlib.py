@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import nacl.pwhash.argon2id
-from stemedb.wallet import KdfParams, Keystore
 
+from stemedb.wallet import KdfParams, Keystore
 from tests.support import BIN, Service, free_port
 
 PASSPHRASE = b"correct horse battery staple"
