@@ -397,16 +397,7 @@ class LatticeBatch:
     ) -> None:
         slot = slot_key(a.subject, a.predicate)
         if previous is None:
-            state = CandidateState(lsn, lsn, bytes(a.epoch))
-            endorsed = {s.public_key: a.confidence for s in a.signatures}
-            votes = 0
-            for key, value in self.scan(_counted_prefix(h)):
-                agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
-                endorsed[agent] = _Counted.decode(value).weight
-                votes += 1
-            for agent in sorted(endorsed):
-                state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
-            state = replace(state, votes=votes)
+            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)))
             if a.epoch:
                 members = _members_prefix(a.epoch)
                 self._put(members + _hex(h), slot, members)
@@ -427,6 +418,37 @@ class LatticeBatch:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
         if self._save(h, slot, state):
             self._refresh(slot, lsn)
+
+    def _fresh_tally(
+        self, h: bytes, a: records_pb2.Assertion, state: CandidateState
+    ) -> CandidateState:
+        """``state`` with the tally computed from scratch: signers, then counted votes."""
+        endorsed = {s.public_key: a.confidence for s in a.signatures}
+        votes = 0
+        for key, value in self.scan(_counted_prefix(h)):
+            agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+            endorsed[agent] = _Counted.decode(value).weight
+            votes += 1
+        state = replace(state, support=0, dispute=0, supporters=0, disputers=0, votes=votes)
+        for agent in sorted(endorsed):
+            state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
+        return state
+
+    # -- re-derivation under a new policy (``_rederive.py``) ------------------------------------
+
+    def rederive_tally(self, h: bytes, stored: bytes) -> bytes:
+        """Recompute one assertion's tally under this batch's policy; return its slot."""
+        a = self._assertion(h)
+        slot = slot_key(a.subject, a.predicate)
+        state = self._fresh_tally(h, a, CandidateState.decode(stored))
+        value = state.encode()
+        self._put(TALLY_PREFIX + _hex(h), value)
+        self._put(_slot_candidates_prefix(slot) + _hex(h), value)
+        return slot
+
+    def rederive_view(self, slot: bytes, lsn: int) -> None:
+        """Rebuild a slot's view from its (re-derived) candidates; a change is history at lsn."""
+        self._refresh(slot, lsn)
 
     def _on_vote(self, lsn: int, v: records_pb2.Vote) -> None:
         x, agent = v.assertion_hash, v.agent_id
