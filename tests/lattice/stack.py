@@ -79,6 +79,7 @@ class Lab:
     ingestor: Service
     wal_dir: Path
     channels: list[grpc.Channel] = field(default_factory=list)
+    last_lsn: int = 0  # the highest LSN this lab appended
 
     def _channel(self, target: str) -> grpc.Channel:
         channel = grpc.insecure_channel(target)
@@ -97,7 +98,9 @@ class Lab:
         reply = self.writer_stub.AppendBatch(
             writer_pb2.AppendBatchRequest(records=list(records)), timeout=RPC_SECONDS
         )
-        return [r.lsn for r in reply.receipts]
+        lsns = [r.lsn for r in reply.receipts]
+        self.last_lsn = max(self.last_lsn, *lsns)
+        return lsns
 
     def resolve(
         self, subject: str, predicate: str, lens: str = "", min_lsn: int = 0, as_of_lsn: int = 0
