@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 from stemedb.ingestor import ApplyEngine, StoreDb
 from stemedb.ingestor._lattice import HISTORY_PREFIX, TALLY_PREFIX, VIEW_PREFIX, CandidateState
 from stemedb.ingestor._oracle import replay
+from stemedb.ingestor._query import ViewsState
+from stemedb.ingestor._rederive import rederive_if_needed
 
-from tests.lattice.lattice_testlib import random_stream, wal_records
+from stemedb.v1.query_pb2 import SlotView
+from tests.lattice.lattice_testlib import random_policy, random_stream, wal_records
 
 
 def _under(db: StoreDb, prefix: bytes) -> dict[bytes, bytes]:
@@ -53,3 +56,43 @@ def test_engine_equals_oracle_and_batches_do_not_matter(tmp_path: Path, seed: in
     finally:
         one.close()
         many.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_rederiving_for_a_new_policy_equals_building_under_it(tmp_path: Path, seed: int) -> None:
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    stream = random_stream(rng, rng.randrange(1, 120))
+    other = random_policy(rng)
+    records = wal_records(stream.records)
+    root = tmp_path / str(seed)
+    changed = StoreDb(root / "changed")
+    fresh = StoreDb(root / "fresh")
+    try:
+        ApplyEngine(changed, stream.policy).apply(records)
+        views = ViewsState(ready=False)
+        ratios: list[float] = []
+        ran = rederive_if_needed(changed, other, views, ratios.append)
+        assert views.ready and ratios[-1] == 1.0
+        assert ran == (other.canonical() != stream.policy.canonical())
+        ApplyEngine(fresh, other).apply(records)
+        for prefix in (TALLY_PREFIX, b"SC:", b"CV:", b"ES:", b"EA:", b"LP:"):
+            assert _under(changed, prefix) == _under(fresh, prefix), prefix
+        got, want = _under(changed, VIEW_PREFIX), _under(fresh, VIEW_PREFIX)
+        assert got.keys() == want.keys()
+        for key, value in got.items():
+            a, b = SlotView.FromString(value), SlotView.FromString(want[key])
+            a.lsn = b.lsn = 0  # a re-derived view changed at the checkpoint's LSN
+            assert a == b
+        # Applying more records afterwards goes on exactly as in the fresh database.
+        more = wal_records(random_stream(rng, 30).records, first_lsn=len(records) + 1)
+        ApplyEngine(changed, other).apply(more)
+        ApplyEngine(fresh, other).apply(more)
+        assert _under(changed, TALLY_PREFIX) == _under(fresh, TALLY_PREFIX)
+        assert rederive_if_needed(changed, other, views) is False
+    finally:
+        changed.close()
+        fresh.close()
