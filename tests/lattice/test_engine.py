@@ -7,10 +7,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from stemedb.ingestor import ApplyEngine, StoreDb
+from stemedb.ingestor import ApplyEngine, ApplyState, StoreDb
 from stemedb.ingestor._lattice import HISTORY_PREFIX, TALLY_PREFIX, VIEW_PREFIX, CandidateState
-from stemedb.ingestor._oracle import replay
-from stemedb.ingestor._query import ViewsState
+from stemedb.ingestor._oracle import Oracle, replay
+from stemedb.ingestor._query import Query, ViewsState
 from stemedb.ingestor._rederive import rederive_if_needed
 
 from stemedb.v1.query_pb2 import SlotView
@@ -47,6 +47,20 @@ def test_engine_equals_oracle_and_batches_do_not_matter(tmp_path: Path, seed: in
         assert _under(one, VIEW_PREFIX) == run.views
         assert _under(one, HISTORY_PREFIX) == run.history
         oracle = run.oracle
+        # Resolve, now and as of earlier LSNs, answers what the oracle says of that prefix.
+        query = Query(one, ApplyState(len(records), b""), stream.policy, ViewsState())
+        checked = sorted(
+            {len(records), *rng.sample(range(1, len(records) + 1), min(4, len(records)))}
+        )
+        for lsn in checked:
+            prefix = Oracle.of(log[:lsn], stream.policy)
+            for subject, predicate in oracle.slots():
+                for lens in ("consensus", "skeptic", "recent"):
+                    want = prefix.resolve(subject, predicate, lens)
+                    want.as_of_lsn = lsn
+                    as_of = 0 if lsn == len(records) else lsn
+                    got = query.resolve(subject, predicate, lens, as_of).resolution
+                    assert got == want, (subject, predicate, lens, lsn)
         for h in oracle.assertions:
             raw = one.get(TALLY_PREFIX + h.hex().encode())
             assert raw is not None
