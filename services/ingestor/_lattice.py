@@ -35,6 +35,7 @@ from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
 from stemedb.ingestor._lenses import CandidateFigures
 from stemedb.ingestor._policy import TrustPolicy
 from stemedb.ingestor._slots import SlotCache, SlotIndex
+from stemedb.ingestor._wire import field_message, field_varint
 
 from stemedb.v1 import query_pb2, records_pb2
 from stemedb.walrecord import DecodedPayload
@@ -75,6 +76,10 @@ _FRACTION_HEAD = struct.Struct(">HH")
 _REVOLUTION = records_pb2.SUPERSESSION_TYPE_REVOLUTION
 _REFINEMENT = records_pb2.SUPERSESSION_TYPE_REFINEMENT
 _NO_EPOCH = b""
+_VIEW_LSN_FIELD = query_pb2.SlotView.DESCRIPTOR.fields_by_name["lsn"].number
+_ENTRY_LSN_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["lsn"].number
+_ENTRY_VIEW_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["view"].number
+_ENTRY_CHANGED_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["changed_lenses"].number
 
 
 class LatticeCorrupt(Exception):
@@ -347,6 +352,10 @@ class LatticeBatch:
             raise LatticeCorrupt(f"candidate {assertion_hash.hex()} has no H: record")
         return records_pb2.Record.FromString(raw).assertion
 
+    def _assertion_bytes(self, assertion_hash: bytes) -> bytes:
+        """The assertion's deterministic encoding (as the view embeds it)."""
+        return self._assertion(assertion_hash).SerializeToString(deterministic=True)
+
     def _index(self, slot: bytes) -> SlotIndex:
         """The slot's ranked index, loaded from its SC: keys on first use."""
         index = self._slots.get(slot)
@@ -519,21 +528,20 @@ class LatticeBatch:
         """Rebuild the slot's view; on a change, write it and append it to the history."""
         index = self._index(slot)
         subject, predicate = split_slot(slot)
-        view = index.build_view(subject, predicate, self._assertion)
-        old = index.view
-        if old is not None:
-            view.lsn = index.view_lsn
-            if view.SerializeToString(deterministic=True) == old:
-                return
-        view.lsn = lsn
-        data = view.SerializeToString(deterministic=True)
+        content, verdicts = index.encode_view(subject, predicate, self._assertion_bytes)
+        if content == index.view_content:  # the view without its lsn (field 4) is unchanged
+            return
+        # Deterministic serialization writes fields in number order, so the stored view is the
+        # content followed by its lsn, and the history entry wraps those bytes: one encoding.
+        data = content + field_varint(_VIEW_LSN_FIELD, lsn)
         self._put(view_key(slot), data)
-        verdicts = {r.lens: _verdict(r) for r in view.resolutions}
         changed = [lens for lens, v in verdicts.items() if index.verdicts.get(lens) != v]
-        index.view, index.view_lsn, index.verdicts = data, lsn, verdicts
-        entry = query_pb2.SlotHistoryEntry(lsn=lsn, view=view, changed_lenses=changed)
-        self._put(history_key(slot, lsn), entry.SerializeToString(deterministic=True))
-
-
-def _verdict(res: query_pb2.Resolution) -> tuple[int, bytes]:
-    return res.status, res.winner.hash
+        index.view, index.view_content, index.verdicts = data, content, verdicts
+        entry = b"".join(
+            (
+                field_varint(_ENTRY_LSN_FIELD, lsn),
+                field_message(_ENTRY_VIEW_FIELD, data),
+                *(field_message(_ENTRY_CHANGED_FIELD, lens.encode()) for lens in changed),
+            )
+        )
+        self._put(history_key(slot, lsn), entry)

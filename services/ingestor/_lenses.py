@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
+from stemedb.ingestor._policy import TrustPolicy
 
 from stemedb.v1 import query_pb2, records_pb2, store_pb2
 
@@ -32,12 +32,13 @@ __all__ = [
     "build",
     "candidate_message",
     "empty_resolution",
+    "lens_score",
     "qualifies",
     "rank_key",
     "resolve",
     "retired_key",
     "skeptic_score",
-    "slot_view",
+    "verdict",
 ]
 
 SKEPTIC_Z = 1.645  # one-sided 95% quantile of the normal distribution
@@ -72,6 +73,11 @@ def skeptic_score(support: float, dispute: float) -> float:
     beta = 1.0 + dispute
     n = alpha + beta
     return alpha / n - SKEPTIC_Z * math.sqrt(alpha * beta / (n * n * (n + 1.0)))
+
+
+def lens_score(lens: str, c: CandidateFigures) -> float:
+    """The candidate's score under ``lens``."""
+    return _score(lens, c)
 
 
 def _score(lens: str, c: CandidateFigures) -> float:
@@ -154,32 +160,33 @@ def build(
     total: int,
     policy: TrustPolicy,
     assertion_of: Callable[[bytes], records_pb2.Assertion],
-    message_of: Callable[[str, CandidateFigures], query_pb2.Candidate] | None = None,
 ) -> query_pb2.Resolution:
     """The resolution from the best non-retired candidates in rank order and the first retired
     ones: at least ``max(candidates_max, 2)`` of the former (when there are that many) and
-    ``candidates_max`` of the latter are enough. ``message_of`` may serve cached Candidate
-    messages (it must return what ``candidate_message`` would)."""
-    if message_of is None:
-
-        def message_of(lens: str, c: CandidateFigures) -> query_pb2.Candidate:
-            return candidate_message(lens, c, policy)
-
+    ``candidates_max`` of the latter are enough. (The engine encodes the same message by hand:
+    ``_slots.SlotIndex.encode_view``.)"""
     res = empty_resolution(subject, predicate, lens, policy)
     res.candidates_total = total
     shown = list(ranked[: policy.candidates_max])
     shown += list(retired[: policy.candidates_max - len(shown)])
-    res.candidates.extend(message_of(lens, c) for c in shown)
-    if not ranked:
-        return res  # EMPTY
-    best = ranked[0]
-    res.score = _score(lens, best)
-    res.status = _status(lens, ranked, policy)
-    if res.status in (query_pb2.STATUS_RESOLVED, query_pb2.STATUS_CONTESTED):
-        res.winner.CopyFrom(
-            store_pb2.HashedAssertion(hash=best.hash, assertion=assertion_of(best.hash))
-        )
+    res.candidates.extend(candidate_message(lens, c, policy) for c in shown)
+    status, score, winner = verdict(lens, ranked, policy)
+    res.status, res.score = status, score
+    if winner is not None:
+        res.winner.CopyFrom(store_pb2.HashedAssertion(hash=winner, assertion=assertion_of(winner)))
     return res
+
+
+def verdict(
+    lens: str, ranked: Sequence[CandidateFigures], policy: TrustPolicy
+) -> tuple[query_pb2.Status, float, bytes | None]:
+    """Status, score and winner (None unless RESOLVED or CONTESTED) of the ranked candidates."""
+    if not ranked:
+        return query_pb2.STATUS_EMPTY, 0.0, None
+    best = ranked[0]
+    status = _status(lens, ranked, policy)
+    wins = status in (query_pb2.STATUS_RESOLVED, query_pb2.STATUS_CONTESTED)
+    return status, _score(lens, best), best.hash if wins else None
 
 
 def _status(lens: str, ranked: Sequence[CandidateFigures], policy: TrustPolicy) -> query_pb2.Status:
@@ -197,21 +204,3 @@ def _status(lens: str, ranked: Sequence[CandidateFigures], policy: TrustPolicy) 
             return query_pb2.STATUS_RESOLVED
         return query_pb2.STATUS_UNCERTAIN
     return query_pb2.STATUS_RESOLVED
-
-
-def slot_view(
-    subject: str,
-    predicate: str,
-    candidates: Sequence[CandidateFigures],
-    policy: TrustPolicy,
-    assertion_of: Callable[[bytes], records_pb2.Assertion],
-) -> query_pb2.SlotView:
-    """The MV: value: the slot under every built-in lens, in LENS_NAMES order."""
-    return query_pb2.SlotView(
-        subject=subject,
-        predicate=predicate,
-        resolutions=[
-            resolve(subject, predicate, lens, candidates, policy, assertion_of)
-            for lens in LENS_NAMES
-        ],
-    )

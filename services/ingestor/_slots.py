@@ -20,14 +20,21 @@ from collections.abc import Callable, Iterable
 
 from stemedb.ingestor._lenses import (
     CandidateFigures,
-    build,
-    candidate_message,
+    lens_score,
+    qualifies,
     rank_key,
     retired_key,
+    verdict,
 )
 from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
+from stemedb.ingestor._wire import (
+    candidate_bytes,
+    field_bytes,
+    field_message,
+    resolution_bytes,
+)
 
-from stemedb.v1 import query_pb2, records_pb2
+from stemedb.v1 import query_pb2
 
 __all__ = ["SlotCache", "SlotIndex"]
 
@@ -48,13 +55,16 @@ class SlotIndex:
         self._visible = max(policy.candidates_max, 2)
         self.retired_epochs = retired_epochs
         self.view = view  # the slot's MV: value as written
-        self.view_lsn = 0 if view is None else query_pb2.SlotView.FromString(view).lsn
+        self.view_content: bytes | None = None  # the same without its lsn
         self.verdicts: dict[str, tuple[int, bytes]] = {}
         if view is not None:
-            for r in query_pb2.SlotView.FromString(view).resolutions:
+            parsed = query_pb2.SlotView.FromString(view)
+            for r in parsed.resolutions:
                 self.verdicts[r.lens] = (r.status, r.winner.hash)
-        self._messages: dict[tuple[str, bytes], query_pb2.Candidate] = {}
-        self._assertions: dict[bytes, records_pb2.Assertion] = {}
+            parsed.ClearField("lsn")
+            self.view_content = parsed.SerializeToString(deterministic=True)
+        self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
+        self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._figures: dict[bytes, CandidateFigures] = {}
         self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
         self._retired: list[tuple[int, bytes]] = []
@@ -121,8 +131,8 @@ class SlotIndex:
             self._insert(f)
             return True  # candidates_total changed
         for lens in LENS_NAMES:
-            self._messages.pop((lens, f.hash), None)
-        self._assertions.pop(f.hash, None)  # a re-append may have merged co-signers
+            self._encoded.pop((lens, f.hash), None)
+        self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
         was_shown = self._shown(old)
         self._remove(old)
         self._figures[f.hash] = f
@@ -139,7 +149,7 @@ class SlotIndex:
             if retired != f.retired:
                 self._figures[h] = CandidateFigures(**{**f.__dict__, "retired": retired})
                 for lens in LENS_NAMES:
-                    self._messages.pop((lens, h), None)
+                    self._encoded.pop((lens, h), None)
         self._rebuild()
         return True
 
@@ -147,44 +157,59 @@ class SlotIndex:
         # The last element of every rank key is the candidate's hash.
         return [self._figures[k[-1]] for k in self._ranked[lens][: self._visible]]  # type: ignore[index]
 
-    def _message(self, lens: str, f: CandidateFigures) -> query_pb2.Candidate:
-        message = self._messages.get((lens, f.hash))
-        if message is None:
-            message = candidate_message(lens, f, self._policy)
-            self._messages[(lens, f.hash)] = message
-        return message
+    def _candidate(self, lens: str, f: CandidateFigures) -> bytes:
+        data = self._encoded.get((lens, f.hash))
+        if data is None:
+            data = candidate_bytes(
+                f.hash,
+                lens_score(lens, f),
+                f.support,
+                f.dispute,
+                f.supporters,
+                f.disputers,
+                f.retired,
+                f.votes,
+                f.first_lsn,
+                f.last_lsn,
+                not f.retired and (lens != "skeptic" or qualifies(f, self._policy)),
+            )
+            self._encoded[(lens, f.hash)] = data
+        return data
 
-    def build_view(
-        self,
-        subject: str,
-        predicate: str,
-        assertion_of: Callable[[bytes], records_pb2.Assertion],
-    ) -> query_pb2.SlotView:
-        def cached_assertion(h: bytes) -> records_pb2.Assertion:
-            found = self._assertions.get(h)
-            if found is None:
-                found = self._assertions[h] = assertion_of(h)
-            return found
-
-        retired = [self._figures[h] for _lsn, h in self._retired[: self._policy.candidates_max]]
-        return query_pb2.SlotView(
-            subject=subject,
-            predicate=predicate,
-            resolutions=[
-                build(
-                    subject,
-                    predicate,
-                    lens,
-                    self._top(lens),
-                    retired,
-                    self.size,
-                    self._policy,
-                    cached_assertion,
-                    self._message,
-                )
-                for lens in LENS_NAMES
-            ],
-        )
+    def encode_view(
+        self, subject: str, predicate: str, assertion_of: Callable[[bytes], bytes]
+    ) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
+        """The SlotView's deterministic encoding without its lsn, and each lens' verdict
+        (status, winner hash); ``assertion_of`` gives an assertion's encoded message."""
+        policy = self._policy
+        head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
+        retired = [self._figures[h] for _lsn, h in self._retired[: policy.candidates_max]]
+        parts = [head]
+        verdicts = {}
+        for lens in LENS_NAMES:
+            ranked = self._top(lens)
+            shown = ranked[: policy.candidates_max]
+            shown += retired[: policy.candidates_max - len(shown)]
+            status, score, winner = verdict(lens, ranked, policy)
+            winner_bytes = b""
+            if winner is not None:
+                found = self._winners.get(winner)
+                if found is None:
+                    found = field_bytes(1, winner) + field_message(2, assertion_of(winner))
+                    self._winners[winner] = found
+                winner_bytes = found
+            verdicts[lens] = (int(status), winner or b"")
+            resolution = resolution_bytes(
+                head + field_bytes(3, lens.encode()),
+                status,
+                winner_bytes,
+                score,
+                [self._candidate(lens, c) for c in shown],
+                policy.policy_hash,
+                self.size,
+            )
+            parts.append(field_message(3, resolution))
+        return b"".join(parts), verdicts
 
 
 class SlotCache:
