@@ -130,6 +130,8 @@ class ApplyEngine:
                     overlay[key] = merged
             if lattice is not None:
                 lattice.record(rec.lsn, p, current)
+        if lattice is not None:
+            lattice.finish()
         return overlay
 
 

@@ -15,6 +15,7 @@ Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; do
     ES:<superseded epoch>:<epoch>      supersession edge: u8 SupersessionType
     EA:<epoch>:<assertion>             assertion of an epoch: the slot (subject\\x00predicate)
     LP:policy                          the effective policy (JCS) the views were built with
+    LS:stats                           u64 slots, u64 contested slots, u64 changes per lens
     MV:<subject>\\x00<predicate>        SlotView (query.proto)
     MH:<subject>\\x00<predicate>\\x00<20-digit LSN>  SlotHistoryEntry
 
@@ -28,12 +29,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
 from stemedb.ingestor._lenses import CandidateFigures
-from stemedb.ingestor._policy import TrustPolicy
+from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
 from stemedb.ingestor._slots import SlotCache, SlotIndex
 from stemedb.ingestor._wire import field_message, field_varint
 
@@ -45,12 +46,14 @@ __all__ = [
     "HISTORY_PREFIX",
     "POLICY_KEY",
     "SLOT_CANDIDATE_PREFIX",
+    "STATS_KEY",
     "TALLY_PREFIX",
     "VIEW_PREFIX",
     "CandidateState",
     "Lattice",
     "LatticeBatch",
     "LatticeCorrupt",
+    "LatticeStats",
     "history_key",
     "history_prefix",
     "slot_key",
@@ -64,6 +67,7 @@ SLOT_CANDIDATE_PREFIX = b"SC:"
 SUPERSEDED_BY_PREFIX = b"ES:"
 EPOCH_MEMBER_PREFIX = b"EA:"
 POLICY_KEY = b"LP:policy"
+STATS_KEY = b"LS:stats"
 VIEW_PREFIX = b"MV:"
 HISTORY_PREFIX = b"MH:"
 
@@ -265,6 +269,53 @@ class _Counted:
         return cls(*_COUNTED.unpack(data))
 
 
+_STATS = struct.Struct(">QQ" + "Q" * len(LENS_NAMES))
+_CONTESTED = int(query_pb2.STATUS_CONTESTED)
+
+
+@dataclass
+class LatticeStats:
+    """Counts kept in ``LS:stats`` (deterministic, so replicas and rebuilds agree): slots with a
+    view, slots CONTESTED under consensus, and changes of winner or status per lens."""
+
+    slots: int = 0
+    contested: int = 0
+    changes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LENS_NAMES, 0))
+
+    def count(
+        self,
+        new_slot: bool,
+        old_consensus: tuple[int, bytes] | None,
+        verdicts: dict[str, tuple[int, bytes]],
+        changed: list[str],
+    ) -> None:
+        self.slots += 1 if new_slot else 0
+        self.contested -= 1 if old_consensus is not None and old_consensus[0] == _CONTESTED else 0
+        self.contested += 1 if verdicts["consensus"][0] == _CONTESTED else 0
+        for lens in changed:
+            self.changes[lens] += 1
+
+    def is_zero(self) -> bool:
+        return not (self.slots or self.contested or any(self.changes.values()))
+
+    def plus(self, other: LatticeStats) -> LatticeStats:
+        return LatticeStats(
+            self.slots + other.slots,
+            self.contested + other.contested,
+            {lens: self.changes[lens] + other.changes[lens] for lens in LENS_NAMES},
+        )
+
+    def encode(self) -> bytes:
+        return _STATS.pack(self.slots, self.contested, *(self.changes[n] for n in LENS_NAMES))
+
+    @classmethod
+    def decode(cls, data: bytes) -> LatticeStats:
+        if len(data) != _STATS.size:
+            raise LatticeCorrupt(f"LS:stats is {len(data)} bytes, expected {_STATS.size}")
+        slots, contested, *changes = _STATS.unpack(data)
+        return cls(slots, contested, dict(zip(LENS_NAMES, changes, strict=True)))
+
+
 # -- the engine ----------------------------------------------------------------------------------
 
 
@@ -307,6 +358,7 @@ class LatticeBatch:
         self._applied_lsn = applied_lsn  # records at or below it are already folded in
         self._read: dict[bytes, bytes | None] = {}
         self._added: dict[bytes, set[bytes]] = {}  # scan prefix -> keys this batch created
+        self._stats = LatticeStats()  # this batch's changes to LS:stats
         if lattice.db.get(POLICY_KEY) is None and POLICY_KEY not in overlay:
             overlay[POLICY_KEY] = lattice.policy.canonical()
 
@@ -386,6 +438,15 @@ class LatticeBatch:
             changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
         return index.put(figures, state.epoch) or changed
+
+    def finish(self) -> None:
+        """Fold this batch's counts into ``LS:stats`` (call once, before the batch is written)."""
+        if self._stats.is_zero():
+            return
+        raw = self.get(STATS_KEY)
+        total = self._stats if raw is None else LatticeStats.decode(raw).plus(self._stats)
+        self._put(STATS_KEY, total.encode())
+        self._stats = LatticeStats()
 
     # -- records --------------------------------------------------------------------------------
 
@@ -536,6 +597,7 @@ class LatticeBatch:
         data = content + field_varint(_VIEW_LSN_FIELD, lsn)
         self._put(view_key(slot), data)
         changed = [lens for lens, v in verdicts.items() if index.verdicts.get(lens) != v]
+        self._stats.count(index.view is None, index.verdicts.get("consensus"), verdicts, changed)
         index.view, index.view_content, index.verdicts = data, content, verdicts
         entry = b"".join(
             (

@@ -114,6 +114,7 @@ def rederive_if_needed(
                     batch.rederive_tally(bytes.fromhex(key[len(prefix) :].decode()), value)
                 else:
                     batch.rederive_view(key[len(prefix) :], checkpoint.lsn)
+            batch.finish()
             db.write(overlay.items(), checkpoint)
             lattice.committed()
             done += len(page.entries)

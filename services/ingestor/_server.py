@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
+from stemedb.ingestor._lattice_metrics import LatticeCollector
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
 from stemedb.ingestor._query import Query, ViewsState
@@ -111,6 +112,7 @@ async def serve(cfg: IngestorConfig) -> int:
     metrics.progress(state)
     grpc_metrics = GrpcMetrics(registry)
     metrics_rederive = lattice_progress_gauge(registry)
+    registry.register(LatticeCollector(db))
     methods = store_pb2.DESCRIPTOR.services_by_name["StoreService"].methods
     grpc_metrics.initialize(f"/{SERVICE_NAME}/{m.name}" for m in methods)
 

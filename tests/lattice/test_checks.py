@@ -261,3 +261,28 @@ def test_malformed_policy_is_refused_at_start(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "agents.abc" in proc.stderr
     assert not (tmp_path / "db").exists()
+
+
+def test_metrics_are_exported_and_promtool_clean(lab: Lab) -> None:
+    import os
+    import shutil
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{lab.ingestor.metrics}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    lines = {
+        line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line[:1] != "#"
+    }
+    assert float(lines["stemedb_lattice_slots"]) >= 1
+    assert 'stemedb_lattice_resolution_changes_total{lens="consensus"}' in lines
+    assert "stemedb_lattice_contested_slots" in lines
+    assert lines["stemedb_lattice_rederive_progress_ratio"] == "1.0"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing (make promtool)")
+        pytest.skip("promtool is not installed (make promtool)")
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -34,7 +34,7 @@ from tests.lattice.stack import (
 )
 from tests.support import Service, scan_all, start_ingestor, start_writer
 
-LATTICE_PREFIXES = (b"MV:", b"MH:", b"TA:", b"SC:", b"CV:", b"ES:", b"EA:", b"LP:")
+LATTICE_PREFIXES = (b"MV:", b"MH:", b"TA:", b"SC:", b"CV:", b"ES:", b"EA:", b"LP:", b"LS:")
 KILLS = int(os.environ.get("STEMEDB_LATTICE_KILLS", "8"))
 
 

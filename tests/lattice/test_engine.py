@@ -8,12 +8,19 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stemedb.ingestor import ApplyEngine, ApplyState, StoreDb
-from stemedb.ingestor._lattice import HISTORY_PREFIX, TALLY_PREFIX, VIEW_PREFIX, CandidateState
+from stemedb.ingestor._lattice import (
+    HISTORY_PREFIX,
+    STATS_KEY,
+    TALLY_PREFIX,
+    VIEW_PREFIX,
+    CandidateState,
+    LatticeStats,
+)
 from stemedb.ingestor._oracle import Oracle, replay
 from stemedb.ingestor._query import Query, ViewsState
 from stemedb.ingestor._rederive import rederive_if_needed
 
-from stemedb.v1.query_pb2 import SlotView
+from stemedb.v1.query_pb2 import STATUS_CONTESTED, SlotHistoryEntry, SlotView
 from tests.lattice.lattice_testlib import random_policy, random_stream, wal_records
 
 
@@ -47,6 +54,13 @@ def test_engine_equals_oracle_and_batches_do_not_matter(tmp_path: Path, seed: in
         assert _under(one, VIEW_PREFIX) == run.views
         assert _under(one, HISTORY_PREFIX) == run.history
         oracle = run.oracle
+        stats = LatticeStats.decode(one.get(STATS_KEY) or b"")
+        views = [SlotView.FromString(v) for v in run.views.values()]
+        entries = [SlotHistoryEntry.FromString(v) for v in run.history.values()]
+        assert stats.slots == len(views)
+        assert stats.contested == sum(v.resolutions[0].status == STATUS_CONTESTED for v in views)
+        for lens in ("consensus", "skeptic", "recent"):
+            assert stats.changes[lens] == sum(lens in e.changed_lenses for e in entries)
         # Resolve, now and as of earlier LSNs, answers what the oracle says of that prefix.
         query = Query(one, ApplyState(len(records), b""), stream.policy, ViewsState())
         checked = sorted(
