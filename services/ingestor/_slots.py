@@ -31,6 +31,7 @@ from stemedb.ingestor._wire import (
     candidate_bytes,
     field_bytes,
     field_message,
+    framed_candidate,
     resolution_bytes,
 )
 
@@ -65,6 +66,7 @@ class SlotIndex:
             self.view_content = parsed.SerializeToString(deterministic=True)
         self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
         self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
+        self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
         self._figures: dict[bytes, CandidateFigures] = {}
         self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
         self._retired: list[tuple[int, bytes]] = []
@@ -158,6 +160,7 @@ class SlotIndex:
         return [self._figures[k[-1]] for k in self._ranked[lens][: self._visible]]  # type: ignore[index]
 
     def _candidate(self, lens: str, f: CandidateFigures) -> bytes:
+        """The candidate's Candidate message under ``lens``, framed as Resolution field 7."""
         data = self._encoded.get((lens, f.hash))
         if data is None:
             data = candidate_bytes(
@@ -173,6 +176,7 @@ class SlotIndex:
                 f.last_lsn,
                 not f.retired and (lens != "skeptic" or qualifies(f, self._policy)),
             )
+            data = framed_candidate(data)
             self._encoded[(lens, f.hash)] = data
         return data
 
@@ -182,7 +186,10 @@ class SlotIndex:
         """The SlotView's deterministic encoding without its lsn, and each lens' verdict
         (status, winner hash); ``assertion_of`` gives an assertion's encoded message."""
         policy = self._policy
-        head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
+        if self._heads is None:
+            head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
+            self._heads = (head, {n: head + field_bytes(3, n.encode()) for n in LENS_NAMES})
+        head, lens_heads = self._heads
         retired = [self._figures[h] for _lsn, h in self._retired[: policy.candidates_max]]
         parts = [head]
         verdicts = {}
@@ -200,7 +207,7 @@ class SlotIndex:
                 winner_bytes = found
             verdicts[lens] = (int(status), winner or b"")
             resolution = resolution_bytes(
-                head + field_bytes(3, lens.encode()),
+                lens_heads[lens],
                 status,
                 winner_bytes,
                 score,

@@ -20,6 +20,7 @@ __all__ = [
     "field_double",
     "field_message",
     "field_varint",
+    "framed_candidate",
     "resolution_bytes",
     "varint",
 ]
@@ -109,6 +110,11 @@ def candidate_bytes(
     )
 
 
+def framed_candidate(candidate: bytes) -> bytes:
+    """An encoded Candidate framed as one element of Resolution.candidates."""
+    return field_message(_R["candidates"], candidate)
+
+
 def resolution_bytes(
     head: bytes,
     status: int,
@@ -119,14 +125,15 @@ def resolution_bytes(
     total: int,
 ) -> bytes:
     """The deterministic encoding of a Resolution; ``head`` holds its subject, predicate and
-    lens fields, ``winner`` the encoded HashedAssertion (empty when there is none)."""
+    lens fields, ``winner`` the encoded HashedAssertion (empty when there is none), and
+    ``candidates`` the candidates already framed as field 7 (``framed_candidate``)."""
     return b"".join(
         (
             head,
             field_varint(_R["status"], status),
             field_message(_R["winner"], winner) if winner else b"",
             field_double(_R["score"], score),
-            *(field_message(_R["candidates"], c) for c in candidates),
+            *candidates,
             field_bytes(_R["policy_hash"], policy_hash),
             field_varint(_R["candidates_total"], total),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stemedb.ingestor._wire import candidate_bytes, resolution_bytes, varint
+from stemedb.ingestor._wire import candidate_bytes, framed_candidate, resolution_bytes, varint
 
 from stemedb.v1 import query_pb2
 
@@ -37,7 +37,7 @@ def test_resolution_bytes_equal_protobuf() -> None:
         query_pb2.STATUS_CONTESTED,
         expected.winner.SerializeToString(deterministic=True),
         -0.0,
-        [candidate.SerializeToString(deterministic=True)] * 2,
+        [framed_candidate(candidate.SerializeToString(deterministic=True))] * 2,
         b"\x09" * 32,
         100_000,
     )
