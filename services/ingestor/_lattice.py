@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._errors import StoreInconsistent
 from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
 from stemedb.ingestor._lenses import CandidateFigures
 from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
@@ -86,8 +87,9 @@ _ENTRY_VIEW_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["view"]
 _ENTRY_CHANGED_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["changed_lenses"].number
 
 
-class LatticeCorrupt(Exception):
-    """A working key that does not decode: the database breaks its own invariants."""
+class LatticeCorrupt(StoreInconsistent):
+    """A working key that does not decode: the database breaks its own invariants (INTERNAL
+    to a reader; the apply loop halts on it)."""
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -192,7 +194,8 @@ class CandidateState:
         return head + epoch + _encode_units(self.support) + _encode_units(self.dispute)
 
     @classmethod
-    def decode(cls, data: bytes) -> CandidateState:
+    def decode(cls, data: bytes, key: bytes = b"") -> CandidateState:
+        """Decode a TA:/SC: value; LatticeCorrupt names ``key`` when it does not decode."""
         try:
             first, last, supporters, disputers, votes = _STATE_HEAD.unpack_from(data, 0)
             offset = _STATE_HEAD.size
@@ -205,9 +208,13 @@ class CandidateState:
             support, offset = _decode_units(data, offset)
             dispute, offset = _decode_units(data, offset)
         except (struct.error, IndexError) as exc:
-            raise LatticeCorrupt(f"candidate state does not decode: {exc}") from None
+            raise LatticeCorrupt(f"key {key!r}: candidate state does not decode: {exc}") from None
+        except LatticeCorrupt as exc:
+            raise LatticeCorrupt(f"key {key!r}: {exc}") from None
         if offset != len(data):
-            raise LatticeCorrupt(f"candidate state has {len(data) - offset} trailing bytes")
+            raise LatticeCorrupt(
+                f"key {key!r}: candidate state has {len(data) - offset} trailing bytes"
+            )
         return cls(first, last, epoch, support, dispute, supporters, disputers, votes)
 
     def endorse(self, weight: float, e: float, sign: int) -> CandidateState:
@@ -263,9 +270,11 @@ class _Counted:
         return _COUNTED.pack(self.sequence, self.lsn, self.weight)
 
     @classmethod
-    def decode(cls, data: bytes) -> _Counted:
+    def decode(cls, data: bytes, key: bytes = b"") -> _Counted:
         if len(data) != _COUNTED.size:
-            raise LatticeCorrupt(f"counted vote is {len(data)} bytes, expected {_COUNTED.size}")
+            raise LatticeCorrupt(
+                f"key {key!r}: counted vote is {len(data)} bytes, expected {_COUNTED.size}"
+            )
         return cls(*_COUNTED.unpack(data))
 
 
@@ -395,8 +404,9 @@ class LatticeBatch:
                 yield key, value
 
     def _state(self, assertion_hash: bytes) -> CandidateState | None:
-        raw = self.get(TALLY_PREFIX + _hex(assertion_hash))
-        return None if raw is None else CandidateState.decode(raw)
+        key = TALLY_PREFIX + _hex(assertion_hash)
+        raw = self.get(key)
+        return None if raw is None else CandidateState.decode(raw, key)
 
     def _assertion(self, assertion_hash: bytes) -> records_pb2.Assertion:
         raw = self.get(record_key(ASSERTION_PREFIX, assertion_hash))
@@ -419,7 +429,7 @@ class LatticeBatch:
             if len(key) != len(prefix) + _HEX_DIGITS:
                 continue  # a longer predicate that happens to share this prefix
             h = bytes.fromhex(key[len(prefix) :].decode())
-            states.append((h, CandidateState.decode(value)))
+            states.append((h, CandidateState.decode(value, key)))
         retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch})
         candidates = [(s.figures(h, s.epoch in retired), s.epoch) for h, s in states]
         index = SlotIndex(self._policy, candidates, retired, self.get(view_key(slot)))
@@ -497,7 +507,7 @@ class LatticeBatch:
         votes = 0
         for key, value in self.scan(_counted_prefix(h)):
             agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
-            endorsed[agent] = _Counted.decode(value).weight
+            endorsed[agent] = _Counted.decode(value, key).weight
             votes += 1
         state = replace(state, support=0, dispute=0, supporters=0, disputers=0, votes=votes)
         for agent in sorted(endorsed):
@@ -510,7 +520,7 @@ class LatticeBatch:
         """Recompute one assertion's tally under this batch's policy; return its slot."""
         a = self._assertion(h)
         slot = slot_key(a.subject, a.predicate)
-        state = self._fresh_tally(h, a, CandidateState.decode(stored))
+        state = self._fresh_tally(h, a, CandidateState.decode(stored, TALLY_PREFIX + _hex(h)))
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(h), value)
         self._put(_slot_candidates_prefix(slot) + _hex(h), value)
@@ -524,7 +534,7 @@ class LatticeBatch:
         x, agent = v.assertion_hash, v.agent_id
         key = _counted_prefix(x) + _hex(agent)
         raw = self.get(key)
-        current = None if raw is None else _Counted.decode(raw)
+        current = None if raw is None else _Counted.decode(raw, key)
         if current is not None and v.sequence <= current.sequence:
             return  # a replay, or an older change of mind: the counted vote stands
         self._put(key, _Counted(v.sequence, lsn, v.weight).encode(), _counted_prefix(x))

@@ -181,13 +181,14 @@ class Query:
                 f"assertion_hash must be {_HASH_BYTES} bytes, got {len(assertion_hash)}"
             )
         applied = self._ready()
-        raw = self._db.get(TALLY_PREFIX + assertion_hash.hex().encode())
+        key = TALLY_PREFIX + assertion_hash.hex().encode()
+        raw = self._db.get(key)
         response = query_pb2.GetTallyResponse(
             applied_lsn=applied, policy_hash=self._policy.policy_hash
         )
         if raw is not None:
             response.found = True
-            response.tally.CopyFrom(CandidateState.decode(raw).tally(assertion_hash))
+            response.tally.CopyFrom(CandidateState.decode(raw, key).tally(assertion_hash))
         return response
 
     def list_history(

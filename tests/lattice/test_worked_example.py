@@ -94,3 +94,22 @@ def test_the_oracle_agrees() -> None:
     assert tally is not None and (tally.support, tally.dispute, tally.score) == (1.3, 0.5, 0.8)
     assert oracle.retired(HX) and not oracle.retired(HY)
     assert oracle.resolve("Pluto", "classification", "consensus").winner.hash == HY
+
+
+def test_a_damaged_working_key_is_reported_with_its_key(tmp_path: Path) -> None:
+    from stemedb.ingestor._errors import StoreInconsistent
+    from stemedb.ingestor._keys import Checkpoint
+
+    db = StoreDb(tmp_path / "db")
+    try:
+        ApplyEngine(db, POLICY).apply(wal_records(LOG))
+        key = b"TA:" + HX.hex().encode()
+        db.write([(key, b"\x00\x01")], Checkpoint(7, (7).to_bytes(16, "little")))
+        query = Query(db, ApplyState(7, b""), POLICY, ViewsState())
+        with pytest.raises(StoreInconsistent, match=key.decode()):
+            query.get_tally(HX)
+        with pytest.raises(StoreInconsistent, match=key.decode()):
+            ApplyEngine(db, POLICY).apply(wal_records([make_vote(HX, E, -1.0, 2)], first_lsn=8))
+        assert db.read_checkpoint().lsn == 7  # nothing of the failed batch was written
+    finally:
+        db.close()
