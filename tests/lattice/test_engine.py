@@ -54,7 +54,8 @@ def test_engine_equals_oracle_and_batches_do_not_matter(tmp_path: Path, seed: in
         assert _under(one, VIEW_PREFIX) == run.views
         assert _under(one, HISTORY_PREFIX) == run.history
         oracle = run.oracle
-        stats = LatticeStats.decode(one.get(STATS_KEY) or b"")
+        raw_stats = one.get(STATS_KEY)
+        stats = LatticeStats() if raw_stats is None else LatticeStats.decode(raw_stats)
         views = [SlotView.FromString(v) for v in run.views.values()]
         entries = [SlotHistoryEntry.FromString(v) for v in run.history.values()]
         assert stats.slots == len(views)
