@@ -24,7 +24,6 @@ from stemedb.ingestor._rederive import rederive_if_needed
 from stemedb.v1.query_pb2 import STATUS_CONTESTED, SlotHistoryEntry, SlotView
 from tests.lattice.lattice_testlib import random_policy, random_stream, wal_records
 
-
 # Every run also tries this seed first: set STEMEDB_TEST_SEED to replay a printed one.
 REPLAY_SEED = int(os.environ.get("STEMEDB_TEST_SEED", "765"))
 
