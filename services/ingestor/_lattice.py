@@ -82,6 +82,7 @@ _REVOLUTION = records_pb2.SUPERSESSION_TYPE_REVOLUTION
 _REFINEMENT = records_pb2.SUPERSESSION_TYPE_REFINEMENT
 _NO_EPOCH = b""
 _VIEW_LSN_FIELD = query_pb2.SlotView.DESCRIPTOR.fields_by_name["lsn"].number
+_VIEW_TOTAL_FIELD = query_pb2.SlotView.DESCRIPTOR.fields_by_name["candidates_total"].number
 _ENTRY_LSN_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["lsn"].number
 _ENTRY_VIEW_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["view"].number
 _ENTRY_CHANGED_FIELD = query_pb2.SlotHistoryEntry.DESCRIPTOR.fields_by_name["changed_lenses"].number
@@ -599,12 +600,14 @@ class LatticeBatch:
         """Rebuild the slot's view; on a change, write it and append it to the history."""
         index = self._index(slot)
         subject, predicate = split_slot(slot)
-        content, verdicts = index.encode_view(subject, predicate, self._assertion_bytes)
+        body, verdicts = index.encode_view(subject, predicate, self._assertion_bytes)
+        total = field_varint(_VIEW_TOTAL_FIELD, index.size)
+        content = body + total
         if content == index.view_content:  # the view without its lsn (field 4) is unchanged
             return
-        # Deterministic serialization writes fields in number order, so the stored view is the
-        # content followed by its lsn, and the history entry wraps those bytes: one encoding.
-        data = content + field_varint(_VIEW_LSN_FIELD, lsn)
+        # Deterministic serialization writes fields in number order: the stored view is fields
+        # 1-3, its lsn (4), candidates_total (5); the history entry wraps those bytes.
+        data = body + field_varint(_VIEW_LSN_FIELD, lsn) + total
         self._put(view_key(slot), data)
         changed = [lens for lens, v in verdicts.items() if index.verdicts.get(lens) != v]
         self._stats.count(index.view is None, index.verdicts.get("consensus"), verdicts, changed)

@@ -222,11 +222,15 @@ class Oracle:
 
     def view(self, subject: str, predicate: str) -> query_pb2.SlotView:
         """The slot under every lens (``lsn`` left 0: only a replay knows when it changed)."""
-        return query_pb2.SlotView(
+        view = query_pb2.SlotView(
             subject=subject,
             predicate=predicate,
             resolutions=[self.resolve(subject, predicate, lens) for lens in LENS_NAMES],
         )
+        view.candidates_total = view.resolutions[0].candidates_total
+        for res in view.resolutions:
+            res.candidates_total = 0  # a stored view holds it once
+        return view
 
 
 @dataclass

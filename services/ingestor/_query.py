@@ -77,6 +77,13 @@ def lens_index(lens: str) -> int:
     return LENS_NAMES.index(name)
 
 
+def _answer(view: query_pb2.SlotView, lens: int) -> query_pb2.Resolution:
+    """A stored view's resolution under one lens, as answered (candidates_total filled in)."""
+    res = view.resolutions[lens]
+    res.candidates_total = view.candidates_total
+    return res
+
+
 class Query:
     def __init__(
         self, db: StoreDb, state: ApplyState, policy: TrustPolicy, views: ViewsState
@@ -99,8 +106,7 @@ class Query:
         prefix = history_prefix(slot)
         found = self._db.last_before(prefix, history_key(slot, lsn))
         if found is not None and len(found[0]) == len(prefix) + _LSN_DIGITS:
-            entry = query_pb2.SlotHistoryEntry.FromString(found[1])
-            return entry.view.resolutions[lens]
+            return _answer(query_pb2.SlotHistoryEntry.FromString(found[1]).view, lens)
         if found is None:
             return None
         # A longer predicate sharing this prefix sorted in between: look at every entry.
@@ -116,7 +122,7 @@ class Query:
             start = page.next_key
         if best is None:
             return None
-        return query_pb2.SlotHistoryEntry.FromString(best).view.resolutions[lens]
+        return _answer(query_pb2.SlotHistoryEntry.FromString(best).view, lens)
 
     def _resolution(
         self, subject: str, predicate: str, lens: int, raw_view: bytes | None, applied: int
@@ -125,7 +131,7 @@ class Query:
         if raw_view is not None:
             view = query_pb2.SlotView.FromString(raw_view)
             if view.lsn <= applied:
-                res = view.resolutions[lens]
+                res = _answer(view, lens)
             else:
                 res = self._from_history(slot_key(subject, predicate), lens, applied)
         if res is None:

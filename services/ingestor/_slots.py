@@ -67,6 +67,10 @@ class SlotIndex:
         self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
         self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
+        # Each lens' encoded Resolution and verdict, rebuilt only when a change reaches it.
+        self._lens_bytes: dict[str, bytes] = {}
+        self._lens_verdicts: dict[str, tuple[int, bytes]] = {}
+        self._dirty: set[str] = set(LENS_NAMES)
         self._figures: dict[bytes, CandidateFigures] = {}
         self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
         self._retired: list[tuple[int, bytes]] = []
@@ -89,15 +93,18 @@ class SlotIndex:
             self._ranked[lens] = sorted(rank_key(lens, f, self._policy) for f in live)
         self._retired = sorted(retired_key(f) for f in self._figures.values() if f.retired)
 
-    def _shown(self, f: CandidateFigures) -> bool:
-        """Whether ``f`` (as indexed now) is among what some lens' view looks at."""
+    def _shown_in(self, f: CandidateFigures) -> set[str]:
+        """The lenses whose view looks at ``f`` (as indexed now)."""
         if f.retired:
             key = retired_key(f)
-            return bisect.bisect_left(self._retired, key) < self._policy.candidates_max
-        return any(
-            bisect.bisect_left(self._ranked[lens], rank_key(lens, f, self._policy)) < self._visible
+            shown = bisect.bisect_left(self._retired, key) < self._policy.candidates_max
+            return set(LENS_NAMES) if shown else set()
+        return {
+            lens
             for lens in LENS_NAMES
-        )
+            if bisect.bisect_left(self._ranked[lens], rank_key(lens, f, self._policy))
+            < self._visible
+        }
 
     def _remove(self, f: CandidateFigures) -> None:
         if f.retired:
@@ -131,15 +138,18 @@ class SlotIndex:
                 self.epochs[epoch] += 1
             self._figures[f.hash] = f
             self._insert(f)
+            self._dirty |= self._shown_in(f)
             return True  # candidates_total changed
         for lens in LENS_NAMES:
             self._encoded.pop((lens, f.hash), None)
         self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
-        was_shown = self._shown(old)
+        dirty = self._shown_in(old)
         self._remove(old)
         self._figures[f.hash] = f
         self._insert(f)
-        return was_shown or self._shown(f)
+        dirty |= self._shown_in(f)
+        self._dirty |= dirty
+        return bool(dirty)
 
     def retire(self, retired_epochs: frozenset[bytes]) -> bool:
         """Apply a new set of retired epochs; False when it is the same set."""
@@ -153,6 +163,7 @@ class SlotIndex:
                 for lens in LENS_NAMES:
                     self._encoded.pop((lens, h), None)
         self._rebuild()
+        self._dirty = set(LENS_NAMES)
         return True
 
     def _top(self, lens: str) -> list[CandidateFigures]:
@@ -183,17 +194,18 @@ class SlotIndex:
     def encode_view(
         self, subject: str, predicate: str, assertion_of: Callable[[bytes], bytes]
     ) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
-        """The SlotView's deterministic encoding without its lsn, and each lens' verdict
-        (status, winner hash); ``assertion_of`` gives an assertion's encoded message."""
+        """The SlotView's fields 1 to 3 (subject, predicate, resolutions) encoded
+        deterministically, and each lens' verdict (status, winner hash); ``assertion_of``
+        gives an assertion's encoded message."""
         policy = self._policy
         if self._heads is None:
             head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
             self._heads = (head, {n: head + field_bytes(3, n.encode()) for n in LENS_NAMES})
         head, lens_heads = self._heads
         retired = [self._figures[h] for _lsn, h in self._retired[: policy.candidates_max]]
-        parts = [head]
-        verdicts = {}
         for lens in LENS_NAMES:
+            if lens not in self._dirty:
+                continue
             ranked = self._top(lens)
             shown = ranked[: policy.candidates_max]
             shown += retired[: policy.candidates_max - len(shown)]
@@ -205,7 +217,7 @@ class SlotIndex:
                     found = field_bytes(1, winner) + field_message(2, assertion_of(winner))
                     self._winners[winner] = found
                 winner_bytes = found
-            verdicts[lens] = (int(status), winner or b"")
+            self._lens_verdicts[lens] = (int(status), winner or b"")
             resolution = resolution_bytes(
                 lens_heads[lens],
                 status,
@@ -213,10 +225,11 @@ class SlotIndex:
                 score,
                 [self._candidate(lens, c) for c in shown],
                 policy.policy_hash,
-                self.size,
             )
-            parts.append(field_message(3, resolution))
-        return b"".join(parts), verdicts
+            self._lens_bytes[lens] = field_message(3, resolution)
+        self._dirty = set()
+        body = head + b"".join(self._lens_bytes[lens] for lens in LENS_NAMES)
+        return body, dict(self._lens_verdicts)
 
 
 class SlotCache:

@@ -122,11 +122,11 @@ def resolution_bytes(
     score: float,
     candidates: list[bytes],
     policy_hash: bytes,
-    total: int,
 ) -> bytes:
     """The deterministic encoding of a Resolution; ``head`` holds its subject, predicate and
     lens fields, ``winner`` the encoded HashedAssertion (empty when there is none), and
-    ``candidates`` the candidates already framed as field 7 (``framed_candidate``)."""
+    ``candidates`` the candidates already framed as field 7 (``framed_candidate``). Stored
+    resolutions leave candidates_total at 0 (the view holds it once)."""
     return b"".join(
         (
             head,
@@ -135,6 +135,5 @@ def resolution_bytes(
             field_double(_R["score"], score),
             *candidates,
             field_bytes(_R["policy_hash"], policy_hash),
-            field_varint(_R["candidates_total"], total),
         )
     )

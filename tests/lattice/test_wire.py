@@ -27,7 +27,6 @@ def test_resolution_bytes_equal_protobuf() -> None:
     expected = query_pb2.Resolution(
         subject="s", predicate="p\x00q", lens="consensus", status=query_pb2.STATUS_CONTESTED,
         score=-0.0, candidates=[candidate, candidate], policy_hash=b"\x09" * 32,
-        candidates_total=100_000,
     )  # fmt: skip
     expected.winner.hash = b"\x03" * 32
     expected.winner.assertion.subject = "s"
@@ -39,7 +38,6 @@ def test_resolution_bytes_equal_protobuf() -> None:
         -0.0,
         [framed_candidate(candidate.SerializeToString(deterministic=True))] * 2,
         b"\x09" * 32,
-        100_000,
     )
     assert got == expected.SerializeToString(deterministic=True)
 
