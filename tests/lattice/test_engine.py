@@ -6,6 +6,7 @@ import os
 import random
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from stemedb.ingestor import ApplyEngine, ApplyState, StoreDb
@@ -130,4 +131,27 @@ def test_rederiving_for_a_new_policy_equals_building_under_it(tmp_path: Path, se
         assert rederive_if_needed(changed, other, views) is False
     finally:
         changed.close()
+        fresh.close()
+
+
+def test_a_database_built_without_views_is_refused(tmp_path: Path) -> None:
+    from stemedb.ingestor import SchemaMismatch
+    from stemedb.ingestor._policy import DEFAULT_POLICY
+
+    from tests.lattice.lattice_testlib import AGENTS, make_assertion
+
+    db = StoreDb(tmp_path / "db")
+    try:
+        ApplyEngine(db, policy=None).apply(
+            wal_records([make_assertion("s", "p", "v", 1.0, AGENTS[:1])])
+        )
+        views = ViewsState()
+        with pytest.raises(SchemaMismatch, match="rebuild this database from the WAL"):
+            rederive_if_needed(db, DEFAULT_POLICY, views)
+    finally:
+        db.close()
+    fresh = StoreDb(tmp_path / "fresh")  # an empty database simply starts with views
+    try:
+        assert rederive_if_needed(fresh, DEFAULT_POLICY, ViewsState()) is False
+    finally:
         fresh.close()
