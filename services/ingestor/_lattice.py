@@ -439,11 +439,13 @@ class LatticeBatch:
 
     def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
         """Write a candidate's state; True when the slot's view may have changed."""
+        # The index first: loaded now it holds the state before this change, which is what
+        # put() compares with (loaded after the write it would already hold the new state).
+        index = self._index(slot)
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(assertion_hash), value)
         prefix = _slot_candidates_prefix(slot)
         self._put(prefix + _hex(assertion_hash), value, prefix)
-        index = self._index(slot)
         changed = False
         if state.epoch and state.epoch not in index.epochs:
             changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))
@@ -559,12 +561,13 @@ class LatticeBatch:
         if not e.supersedes:
             return
         edges = _superseded_prefix(e.supersedes)
+        retires = e.supersession_type in (_REVOLUTION, _REFINEMENT) and self._epoch_in_force(h)
+        slots = sorted({v for _k, v in self.scan(_members_prefix(e.supersedes))}) if retires else []
+        # Load the slots' indexes before the edge exists: an index loaded after it would
+        # already count the retirement, and retire() below would see no change.
+        indexes = [(slot, self._index(slot)) for slot in slots]
         self._put(edges + _hex(h), bytes((e.supersession_type,)), edges)
-        if e.supersession_type not in (_REVOLUTION, _REFINEMENT) or not self._epoch_in_force(h):
-            return
-        slots = {value for _key, value in self.scan(_members_prefix(e.supersedes))}
-        for slot in sorted(slots):
-            index = self._index(slot)
+        for slot, index in indexes:
             if index.retire(self._retired_epochs(set(index.epochs))):
                 self._refresh(slot, lsn)
 
