@@ -33,6 +33,8 @@ from stemedb.ingestor._keys import (
     subject_index_key,
     vote_index_key,
 )
+from stemedb.ingestor._lattice import Lattice
+from stemedb.ingestor._policy import DEFAULT_POLICY, TrustPolicy
 from stemedb.ingestor._unknown import unknown_field_path
 from stemedb.ingestor._usage import UsageBatch
 from stemedb.v1 import records_pb2 as pb
@@ -68,20 +70,25 @@ class ApplyOutcome:
 
 
 class _SignatureMerge:
-    """The co-signature merges of one batch: parsed H: records and new HS: keys.
+    """The co-signature merges of one batch, written into the batch's overlay as they happen.
 
     Invariant: an assertion has HS: keys only once its H: record holds SIGNATURES_INLINE_MAX
-    signatures, so a signer is known iff it is inline or has an HS: key.
+    signatures, so a signer is known iff it is inline or has an HS: key. The overlay holds the
+    merged H: record (at most SIGNATURES_INLINE_MAX signatures: a bounded re-encoding) and the
+    new HS: keys at once, so every later record of the batch, and the Lattice, see them exactly
+    as they would after a batch boundary.
     """
 
-    def __init__(self, db: StoreDb) -> None:
+    def __init__(self, db: StoreDb, overlay: dict[bytes, bytes]) -> None:
         self._db = db
+        self._overlay = overlay
         self._records: dict[bytes, tuple[pb.Record, set[bytes]]] = {}  # H: key -> parsed
-        self._changed: dict[bytes, None] = {}  # H: keys whose record grew, in order
-        self._overflow: dict[bytes, bytes] = {}  # new HS: key -> signature
 
-    def merge(self, key: bytes, current: bytes, content_hash: bytes, incoming: pb.Record) -> None:
-        """Add the signers of ``incoming`` that ``key`` (stored as ``current``) lacks."""
+    def merge(
+        self, key: bytes, current: bytes, content_hash: bytes, incoming: pb.Record
+    ) -> list[bytes]:
+        """Add the signers of ``incoming`` that ``key`` (stored as ``current``) lacks; return
+        their public keys, in the order added (the Lattice endorses exactly these)."""
         parsed = self._records.get(key)
         if parsed is None:
             record = pb.Record.FromString(current)
@@ -89,32 +96,42 @@ class _SignatureMerge:
             self._records[key] = parsed
         record, inline_keys = parsed
         inline = record.assertion.signatures
-        outside: dict[bytes, bytes] = {}  # HS: key -> signature, incoming order, deduped
+        added: list[bytes] = []
+        outside: dict[bytes, tuple[bytes, bytes]] = {}  # HS: key -> (public key, signature)
         for entry in incoming.assertion.signatures:
             if entry.public_key in inline_keys:
                 continue
             if len(inline) < SIGNATURES_INLINE_MAX:
                 inline.append(entry)
                 inline_keys.add(entry.public_key)
-                self._changed[key] = None
+                added.append(entry.public_key)
             else:
-                outside.setdefault(signer_key(content_hash, entry.public_key), entry.signature)
-        fresh = [k for k in outside if k not in self._overflow]
+                outside.setdefault(
+                    signer_key(content_hash, entry.public_key),
+                    (entry.public_key, entry.signature),
+                )
+        if added:
+            self._overlay[key] = record.SerializeToString()
+        fresh = [k for k in outside if k not in self._overlay]
         for hs_key, stored in zip(fresh, self._db.multi_get(fresh), strict=True):
             if stored is None:
-                self._overflow[hs_key] = outside[hs_key]
-
-    def puts(self) -> dict[bytes, bytes]:
-        out = {key: self._records[key][0].SerializeToString() for key in self._changed}
-        out.update(self._overflow)
-        return out
+                public_key, signature = outside[hs_key]
+                self._overlay[hs_key] = signature
+                added.append(public_key)
+        return added
 
 
 class ApplyEngine:
-    """Builds and writes batches for a StoreDb. Used by one thread at a time."""
+    """Builds and writes batches for a StoreDb. Used by one thread at a time.
 
-    def __init__(self, db: StoreDb) -> None:
+    With a trust policy (the default policy unless told otherwise) the Lattice's tallies,
+    views and history are folded into the same batch (docs/lattice.md); ``policy=None`` turns
+    them off (benchmarks compare the two).
+    """
+
+    def __init__(self, db: StoreDb, policy: TrustPolicy | None = DEFAULT_POLICY) -> None:
         self._db = db
+        self._lattice = None if policy is None else Lattice(db, policy)
 
     def apply(self, records: Sequence[WalRecord]) -> ApplyOutcome:
         """Apply consecutive records in one atomic WriteBatch with the new checkpoint."""
@@ -141,6 +158,8 @@ class ApplyEngine:
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
         self._db.write(puts.items(), checkpoint, deletes)
+        if self._lattice is not None:
+            self._lattice.committed()
         outcome.checkpoint = checkpoint
         outcome.last_timestamp_ns = last.timestamp_ns
         outcome.keys_written = len(puts)
@@ -156,12 +175,14 @@ class ApplyEngine:
         unique = list(dict.fromkeys(keys))
         stored = dict(zip(unique, self._db.multi_get(unique), strict=True))
         overlay: dict[bytes, bytes] = {}  # what this batch writes, in first-write order
-        signatures = _SignatureMerge(self._db)
-        for key, (_rec, p) in zip(keys, decoded, strict=True):
+        lattice = None if self._lattice is None else self._lattice.batch(overlay)
+        signatures = _SignatureMerge(self._db, overlay)
+        for key, (rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
             if p.job is not None:
                 usage.add(p.job)  # every event counts, even a re-append of a stored record
             current = overlay.get(key, stored[key])
+            new_signers: list[bytes] = []
             if current is None:
                 if p.kind == "assertion" and (
                     len(p.record.assertion.signatures) > SIGNATURES_INLINE_MAX
@@ -177,8 +198,11 @@ class ApplyEngine:
                     overlay[key] = p.record_bytes
                 _index(overlay, p)
             elif p.kind == "assertion" and current != p.record_bytes:
-                signatures.merge(key, current, p.content_hash, p.record)
-        overlay.update(signatures.puts())
+                new_signers = signatures.merge(key, current, p.content_hash, p.record)
+            if lattice is not None:
+                lattice.record(rec.lsn, p, current, new_signers)
+        if lattice is not None:
+            lattice.finish()
         return overlay
 
 

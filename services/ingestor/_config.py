@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from stemedb.ingestor._policy import TrustPolicy, load_policy
 from stemedb.runtime import EnvArgumentParser, ServerSettings, bounds_of, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
@@ -74,7 +76,7 @@ class IngestorConfig(ServerSettings):
     # Keys and values of one ScanPrefix or list page; a page ends early (next_page_token set)
     # rather than pass it. The first entry of a page is always served.
     read_page_bytes_max: int = setting(
-        4 * _MIB, bounds=(64 * 1024, 32 * _MIB),
+        3 * _MIB, bounds=(64 * 1024, 32 * _MIB),
         help="bytes of keys and values per ScanPrefix or list page; a page ends early beyond",
     )  # fmt: skip
     read_threads: int = setting(
@@ -89,6 +91,10 @@ class IngestorConfig(ServerSettings):
     shutdown_grace_seconds: float = setting(
         5.0, bounds=(0.0, 300.0), help="in-flight RPCs get this long on SIGTERM"
     )
+    # The trust policy JSON file of DESIGN 9.2 (docs/lattice.md); empty: every agent weighs 1.0.
+    trust_policy: str = setting(
+        "", help="trust policy JSON file (docs/lattice.md); empty: every agent weighs 1.0"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wal_dir", Path(self.wal_dir))
@@ -96,6 +102,12 @@ class IngestorConfig(ServerSettings):
         super().__post_init__()
         if not _NAME_RE.match(self.name):
             raise ValueError(f"invalid consumer name {self.name!r}: use [A-Za-z0-9_.-], max 128")
+        _ = self.policy  # a malformed policy is refused at start (PolicyError names the key)
+
+    @cached_property
+    def policy(self) -> TrustPolicy:
+        """The effective trust policy, read once from ``trust_policy``."""
+        return load_policy(self.trust_policy)
 
 
 # name -> (lower bound, upper bound), inclusive, for every numeric tuning field.

@@ -21,15 +21,19 @@ from prometheus_client import CollectorRegistry
 
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
+from stemedb.ingestor._lattice_metrics import LatticeCollector
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
+from stemedb.ingestor._query import Query, ViewsState
+from stemedb.ingestor._query_servicer import QueryServicer
+from stemedb.ingestor._rederive import lattice_progress_gauge, rederive_if_needed
 from stemedb.ingestor._servicer import StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._usage import UsageReader, UsageServicer
 from stemedb.ingestor._waiter import AppliedLsnWaiter
 from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
-from stemedb.v1 import meter_pb2, store_pb2
+from stemedb.v1 import meter_pb2, query_pb2, store_pb2
 
 __all__ = ["INGEST_HEALTH_NAME", "READY_HEALTH_NAME", "IngestorServer", "serve"]
 
@@ -42,6 +46,7 @@ _USAGE = meter_pb2.DESCRIPTOR.services_by_name["UsageService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _log = logging.getLogger("stemedb.ingestor")
+QUERY_SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"]
 
 
 class _LoopBridge:
@@ -126,6 +131,12 @@ class IngestorServer:
         self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, self._servicer))
         usage = UsageServicer(UsageReader(db, self.state), self.waiter)
         self.shell.add_service(_USAGE, decoding_generic_handler(_USAGE, usage))
+        # The Lattice (docs/lattice.md): QueryService answers UNAVAILABLE until views are ready.
+        self.rederive_progress = lattice_progress_gauge(self.registry)
+        self.registry.register(LatticeCollector(db))
+        self.views = ViewsState(ready=False, message="starting")
+        query = QueryServicer(Query(db, self.state, cfg.policy, self.views), self.waiter)
+        self.shell.add_service(QUERY_SERVICE, decoding_generic_handler(QUERY_SERVICE, query))
         self._bridge: _LoopBridge | None = None
         self._apply: ApplyLoop | None = None
 
@@ -135,6 +146,10 @@ class IngestorServer:
         await self.shell.set_health(READY_HEALTH_NAME, False)
         await self.shell.start()
         loop = asyncio.get_running_loop()
+        # Views of another policy are re-derived from stored records before applying goes on.
+        await loop.run_in_executor(
+            None, rederive_if_needed, self.db, self.cfg.policy, self.views, self.rederive_progress
+        )
         self._bridge = _LoopBridge(loop, self.waiter, self.shell.health, self.state)
         self._apply = ApplyLoop(self.cfg, self.db, self.state, self.metrics, self._bridge)
         self._apply.start()

@@ -26,7 +26,7 @@ from stemedb.v1 import records_pb2, store_pb2
 __all__ = ["KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]
 
 KEY_BYTES_MAX = 4096  # longer than any key the scheme produces
-PAGE_BYTES_MAX_DEFAULT = 4 * 1024 * 1024  # keys and values of one page, before the last entry
+PAGE_BYTES_MAX_DEFAULT = 3 * 1024 * 1024  # keys and values of one page, before the last entry
 _FETCH_CHUNK_RECORDS = 32  # records fetched at a time by the typed list reads
 _HASH_BYTES = 32
 _SUBJECT_BYTES_MAX = 1024

@@ -61,7 +61,8 @@ def test_every_key_family_is_written(db: StoreDb) -> None:
     hv = record_hash(v)
     e = epoch(3)
     he = record_hash(e)
-    outcome = ApplyEngine(db).apply(wal_records([a, v, e]))
+    # Views off (policy=None): this test pins the record key families; tests/lattice has the rest.
+    outcome = ApplyEngine(db, policy=None).apply(wal_records([a, v, e]))
     assert outcome.failure is None
     assert outcome.checkpoint == Checkpoint(3, (3).to_bytes(16, "little"))
     assert dict(outcome.records_by_kind) == {"assertion": 1, "vote": 1, "epoch": 1}
@@ -111,7 +112,8 @@ def test_batch_boundaries_do_not_change_the_result(tmp_path: Path, seed: int) ->
 
 
 def test_cosignatures_merge_across_and_within_batches(db: StoreDb) -> None:
-    engine = ApplyEngine(db)
+    # Views off: with them on, a re-append moves the `recent` lens (docs/lattice.md).
+    engine = ApplyEngine(db, policy=None)
     first = assertion(5, signers=[1])
     key = b"H:" + record_hash(first).hex().encode()
     engine.apply(wal_records([first]))
@@ -136,7 +138,7 @@ def test_undecodable_record_applies_the_records_before_it(db: StoreDb) -> None:
     records[1] = WalRecord(
         bad.lsn, 1, bad.timestamp_ns, b"\x01" * 40, bad.checksum, bad.segment, bad.offset
     )
-    outcome = ApplyEngine(db).apply(records)
+    outcome = ApplyEngine(db, policy=None).apply(records)
     assert outcome.failure is not None
     assert outcome.failure.lsn == 2
     assert "decode" in outcome.failure.reason
@@ -241,7 +243,7 @@ def test_cosigners_beyond_the_inline_bound_get_their_own_keys(db: StoreDb) -> No
 
     from stemedb.ingestor._keys import SIGNATURES_INLINE_MAX, signer_prefix
 
-    engine = ApplyEngine(db)
+    engine = ApplyEngine(db, policy=None)  # the store's keys only (the Lattice: tests/lattice)
     base = cosigned(1)
     content_hash = record_hash(base)
     key = b"H:" + content_hash.hex().encode()
@@ -409,7 +411,7 @@ def test_unknown_fields_are_undecodable(db: StoreDb, path: str) -> None:
         Path("x.wal"),
         64,
     )
-    outcome = ApplyEngine(db).apply([*good, bad])
+    outcome = ApplyEngine(db, policy=None).apply([*good, bad])
     assert outcome.failure is not None and outcome.failure.lsn == 2
     assert outcome.failure.reason == f"{path}: unknown field 99"
     assert db.read_checkpoint().lsn == 1

@@ -1,0 +1,259 @@
+"""Ranked slot indexes: an in-memory mirror of a slot's candidates, kept sorted per lens.
+
+Recomputing a slot's view from all its candidates costs O(candidates) per vote, which a slot of
+10,000 candidates cannot afford. A ``SlotIndex`` keeps each lens' ranking as a sorted list of
+keys (``_lenses.rank_key``), so a changed candidate moves in O(log n) and the view is built from
+the first ``max(candidates_max, 2)`` entries. A change that stays outside every lens' visible
+top leaves the view as it was, and the engine skips rebuilding it.
+
+The index is derived state: built from the slot's ``SC:`` keys when first needed, updated with
+every change the engine writes, and dropped whenever a batch fails to commit, so it always
+equals what a fresh load would give. ``SlotCache`` bounds the memory by the number of
+candidates held (least recently used slots are dropped first).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
+
+from stemedb.ingestor._lenses import (
+    CandidateFigures,
+    lens_score,
+    qualifies,
+    rank_key,
+    retired_key,
+    verdict,
+)
+from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
+from stemedb.ingestor._wire import (
+    candidate_bytes,
+    field_bytes,
+    field_message,
+    framed_candidate,
+    resolution_bytes,
+)
+from stemedb.v1 import query_pb2
+
+__all__ = ["SlotCache", "SlotIndex"]
+
+_Key = tuple[object, ...]
+
+
+class SlotIndex:
+    """One slot's candidates, ranked under every lens."""
+
+    def __init__(
+        self,
+        policy: TrustPolicy,
+        candidates: Iterable[tuple[CandidateFigures, bytes]],
+        retired_epochs: frozenset[bytes],
+        view: bytes | None,
+    ) -> None:
+        self._policy = policy
+        self._visible = max(policy.candidates_max, 2)
+        self.retired_epochs = retired_epochs
+        self.view = view  # the slot's MV: value as written
+        self.view_content: bytes | None = None  # the same without its lsn
+        self.verdicts: dict[str, tuple[int, bytes]] = {}
+        if view is not None:
+            parsed = query_pb2.SlotView.FromString(view)
+            for r in parsed.resolutions:
+                self.verdicts[r.lens] = (r.status, r.winner.hash)
+            parsed.ClearField("lsn")
+            self.view_content = parsed.SerializeToString(deterministic=True)
+        self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
+        self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
+        self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
+        # Each lens' encoded Resolution and verdict, rebuilt only when a change reaches it.
+        self._lens_bytes: dict[str, bytes] = {}
+        self._lens_verdicts: dict[str, tuple[int, bytes]] = {}
+        self._dirty: set[str] = set(LENS_NAMES)
+        self._figures: dict[bytes, CandidateFigures] = {}
+        self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
+        self._retired: list[tuple[int, bytes]] = []
+        self._epoch: dict[bytes, bytes] = {}  # candidate -> its epoch (b"" for none)
+        self.epochs: Counter[bytes] = Counter()  # the slot's epochs, with their candidates
+        for f, epoch in candidates:
+            self._figures[f.hash] = f
+            self._epoch[f.hash] = epoch
+            if epoch:
+                self.epochs[epoch] += 1
+        self._rebuild()
+
+    @property
+    def size(self) -> int:
+        return len(self._figures)
+
+    def _rebuild(self) -> None:
+        live = [f for f in self._figures.values() if not f.retired]
+        for lens in LENS_NAMES:
+            self._ranked[lens] = sorted(rank_key(lens, f, self._policy) for f in live)
+        self._retired = sorted(retired_key(f) for f in self._figures.values() if f.retired)
+
+    def _shown_in(self, f: CandidateFigures) -> set[str]:
+        """The lenses whose view looks at ``f`` (as indexed now)."""
+        if f.retired:
+            key = retired_key(f)
+            shown = bisect.bisect_left(self._retired, key) < self._policy.candidates_max
+            return set(LENS_NAMES) if shown else set()
+        return {
+            lens
+            for lens in LENS_NAMES
+            if bisect.bisect_left(self._ranked[lens], rank_key(lens, f, self._policy))
+            < self._visible
+        }
+
+    def _remove(self, f: CandidateFigures) -> None:
+        if f.retired:
+            key = retired_key(f)
+            i = bisect.bisect_left(self._retired, key)
+            if i == len(self._retired) or self._retired[i] != key:
+                raise ValueError("slot index lost a retired candidate")
+            del self._retired[i]
+            return
+        for lens in LENS_NAMES:
+            ranked = self._ranked[lens]
+            rkey = rank_key(lens, f, self._policy)
+            i = bisect.bisect_left(ranked, rkey)
+            if i == len(ranked) or ranked[i] != rkey:
+                raise ValueError("slot index lost a candidate")
+            del ranked[i]
+
+    def _insert(self, f: CandidateFigures) -> None:
+        if f.retired:
+            bisect.insort(self._retired, retired_key(f))
+            return
+        for lens in LENS_NAMES:
+            bisect.insort(self._ranked[lens], rank_key(lens, f, self._policy))
+
+    def put(self, f: CandidateFigures, epoch: bytes) -> bool:
+        """Add or update a candidate; False when no lens' view can have changed."""
+        old = self._figures.get(f.hash)
+        if old is None:
+            self._epoch[f.hash] = epoch
+            if epoch:
+                self.epochs[epoch] += 1
+            self._figures[f.hash] = f
+            self._insert(f)
+            self._dirty |= self._shown_in(f)
+            return True  # candidates_total changed
+        for lens in LENS_NAMES:
+            self._encoded.pop((lens, f.hash), None)
+        self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
+        dirty = self._shown_in(old)
+        self._remove(old)
+        self._figures[f.hash] = f
+        self._insert(f)
+        dirty |= self._shown_in(f)
+        self._dirty |= dirty
+        return bool(dirty)
+
+    def retire(self, retired_epochs: frozenset[bytes]) -> bool:
+        """Apply a new set of retired epochs; False when it is the same set."""
+        if retired_epochs == self.retired_epochs:
+            return False
+        self.retired_epochs = retired_epochs
+        for h, f in list(self._figures.items()):
+            retired = self._epoch[h] in retired_epochs
+            if retired != f.retired:
+                self._figures[h] = CandidateFigures(**{**f.__dict__, "retired": retired})
+                for lens in LENS_NAMES:
+                    self._encoded.pop((lens, h), None)
+        self._rebuild()
+        self._dirty = set(LENS_NAMES)
+        return True
+
+    def _top(self, lens: str) -> list[CandidateFigures]:
+        # The last element of every rank key is the candidate's hash.
+        return [self._figures[k[-1]] for k in self._ranked[lens][: self._visible]]  # type: ignore[index]
+
+    def _candidate(self, lens: str, f: CandidateFigures) -> bytes:
+        """The candidate's Candidate message under ``lens``, framed as Resolution field 7."""
+        data = self._encoded.get((lens, f.hash))
+        if data is None:
+            data = candidate_bytes(
+                f.hash,
+                lens_score(lens, f),
+                f.support,
+                f.dispute,
+                f.supporters,
+                f.disputers,
+                f.retired,
+                f.votes,
+                f.first_lsn,
+                f.last_lsn,
+                not f.retired and (lens != "skeptic" or qualifies(f, self._policy)),
+            )
+            data = framed_candidate(data)
+            self._encoded[(lens, f.hash)] = data
+        return data
+
+    def encode_view(
+        self, subject: str, predicate: str, assertion_of: Callable[[bytes], bytes]
+    ) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
+        """The SlotView's fields 1 to 3 (subject, predicate, resolutions) encoded
+        deterministically, and each lens' verdict (status, winner hash); ``assertion_of``
+        gives an assertion's encoded message."""
+        policy = self._policy
+        if self._heads is None:
+            head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
+            self._heads = (head, {n: head + field_bytes(3, n.encode()) for n in LENS_NAMES})
+        head, lens_heads = self._heads
+        retired = [self._figures[h] for _lsn, h in self._retired[: policy.candidates_max]]
+        for lens in LENS_NAMES:
+            if lens not in self._dirty:
+                continue
+            ranked = self._top(lens)
+            shown = ranked[: policy.candidates_max]
+            shown += retired[: policy.candidates_max - len(shown)]
+            status, score, winner = verdict(lens, ranked, policy)
+            winner_bytes = b""
+            if winner is not None:
+                found = self._winners.get(winner)
+                if found is None:
+                    found = field_bytes(1, winner) + field_message(2, assertion_of(winner))
+                    self._winners[winner] = found
+                winner_bytes = found
+            self._lens_verdicts[lens] = (int(status), winner or b"")
+            resolution = resolution_bytes(
+                lens_heads[lens],
+                status,
+                winner_bytes,
+                score,
+                [self._candidate(lens, c) for c in shown],
+                policy.policy_hash,
+            )
+            self._lens_bytes[lens] = field_message(3, resolution)
+        self._dirty = set()
+        body = head + b"".join(self._lens_bytes[lens] for lens in LENS_NAMES)
+        return body, dict(self._lens_verdicts)
+
+
+class SlotCache:
+    """Slot indexes by slot key, least recently used dropped beyond ``candidates_max``."""
+
+    def __init__(self, candidates_max: int) -> None:
+        self._candidates_max = candidates_max
+        self._slots: OrderedDict[bytes, SlotIndex] = OrderedDict()
+
+    def get(self, slot: bytes) -> SlotIndex | None:
+        index = self._slots.get(slot)
+        if index is not None:
+            self._slots.move_to_end(slot)
+        return index
+
+    def put(self, slot: bytes, index: SlotIndex) -> None:
+        self._slots[slot] = index
+        self._slots.move_to_end(slot)
+
+    def trim(self) -> None:
+        """Drop least recently used slots until the candidates held fit the bound."""
+        held = sum(i.size for i in self._slots.values())
+        while held > self._candidates_max and len(self._slots) > 1:
+            _slot, index = self._slots.popitem(last=False)
+            held -= index.size
+
+    def clear(self) -> None:
+        self._slots.clear()
