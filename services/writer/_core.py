@@ -37,6 +37,7 @@ WalFatalListener = Callable[[str], Awaitable[None]]
 class Receipt:
     content_hash: bytes
     lsn: int
+    tree_size: int  # the durable log size when acknowledged, >= lsn (the verifiable log's)
 
 
 class Writer:
@@ -83,7 +84,12 @@ class Writer:
             if not isinstance(exc, _TRANSIENT_WAL_ERRORS):
                 await self._wal_failed(str(exc))
             raise
-        return [Receipt(a.content_hash, lsn) for a, lsn in zip(admitted, lsns, strict=True)]
+        # Every LSN up to durable_lsn is durable, so the tree of this size holds the records
+        # (the log tree extends to it right after the group commit, docs/verifiable-log.md).
+        tree_size = self._wal.durable_lsn
+        return [
+            Receipt(a.content_hash, lsn, tree_size) for a, lsn in zip(admitted, lsns, strict=True)
+        ]
 
     async def _wal_failed(self, reason: str) -> None:
         if self.wal_failure is not None:

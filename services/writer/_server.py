@@ -17,6 +17,7 @@ from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
+from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
 from stemedb import validation
@@ -41,6 +42,7 @@ class WriterServer:
         self._stopped = asyncio.Event()
         self._wal: Wal | None = None
         self._verifier: SignatureVerifier | None = None
+        self._tree: LogTree | None = None
         self.shell = ServiceShell(
             cfg, self.registry, _log,
             options=[
@@ -57,6 +59,7 @@ class WriterServer:
         """Open (and recover) the WAL, then serve; health is SERVING only once appends work."""
         started = time.monotonic()
         wal = await self._open_wal()
+        await self._open_tree(wal)
         self.shell.add_service(_DESCRIPTOR, self._servicer(wal).generic_handler())
         await self.shell.start()
         self._log_started(wal, time.monotonic() - started)
@@ -79,6 +82,28 @@ class WriterServer:
         self._wal = wal
         self.metrics.bind_lsns(lambda: wal.last_lsn, lambda: wal.durable_lsn)
         return wal
+
+    async def _open_tree(self, wal: Wal) -> None:
+        """Load the log key, check CHECKPOINT and TREE against the log, start checkpointing.
+        On a mismatch the WAL is closed again and the start fails with both files named."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        sync = cfg.sync_mode == SyncMode.FDATASYNC.value
+        try:
+            tree = await loop.run_in_executor(
+                None, LogTree.open, cfg.wal_dir, cfg.log_key_path, cfg.log_origin, sync,
+                wal.durable_lsn,
+            )  # fmt: skip
+        except BaseException:
+            await loop.run_in_executor(None, wal.close)
+            raise
+        self._tree = tree
+        self.metrics.bind_log_tree(tree)
+        tree.start()
+        log_event(
+            _log, logging.INFO, "log verifier key", verifier_key=tree.verifier_key,
+            log_key=str(cfg.log_key_path), tree_size=tree.status.tree_size,
+        )  # fmt: skip
 
     def _servicer(self, wal: Wal) -> WriterServicer:
         cfg = self.cfg
@@ -117,6 +142,8 @@ class WriterServer:
         loop = asyncio.get_running_loop()
         if self._wal is not None:
             await loop.run_in_executor(None, self._wal.close)
+        if self._tree is not None:
+            await loop.run_in_executor(None, self._tree.close)
         if self._verifier is not None:
             await loop.run_in_executor(None, self._verifier.close)
         durable = self._wal.durable_lsn if self._wal is not None else 0
