@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._keys import (
@@ -33,6 +34,7 @@ from stemedb.ingestor._keys import (
     subject_index_key,
     vote_index_key,
 )
+from stemedb.ingestor._log import LogApplier
 from stemedb.ingestor._unknown import unknown_field_path
 
 from stemedb.v1 import records_pb2 as pb
@@ -74,8 +76,10 @@ class _SignatureMerge:
     signatures, so a signer is known iff it is inline or has an HS: key.
     """
 
-    def __init__(self, db: StoreDb) -> None:
+    def __init__(self, db: StoreDb, wal_dir: Path | None = None) -> None:
         self._db = db
+        # The verifiable log's tree of that WAL (its LSNs are contiguous): nodes, checkpoint.
+        self._log = LogApplier(db, wal_dir) if wal_dir is not None else None
         self._records: dict[bytes, tuple[pb.Record, set[bytes]]] = {}  # H: key -> parsed
         self._changed: dict[bytes, None] = {}  # H: keys whose record grew, in order
         self._overflow: dict[bytes, bytes] = {}  # new HS: key -> signature
@@ -113,8 +117,10 @@ class _SignatureMerge:
 class ApplyEngine:
     """Builds and writes batches for a StoreDb. Used by one thread at a time."""
 
-    def __init__(self, db: StoreDb) -> None:
+    def __init__(self, db: StoreDb, wal_dir: Path | None = None) -> None:
         self._db = db
+        # The verifiable log's tree of that WAL (its LSNs are contiguous): nodes, checkpoint.
+        self._log = LogApplier(db, wal_dir) if wal_dir is not None else None
 
     def apply(self, records: Sequence[WalRecord]) -> ApplyOutcome:
         """Apply consecutive records in one atomic WriteBatch with the new checkpoint."""
@@ -137,7 +143,10 @@ class ApplyEngine:
         puts = self._build(decoded, outcome)
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
-        self._db.write(puts.items(), checkpoint)
+        log_batch = self._log.extend(decoded) if self._log is not None else None
+        self._db.write(puts.items(), checkpoint, log_batch.puts.items() if log_batch else ())
+        if self._log is not None and log_batch is not None:
+            self._log.committed(log_batch)
         outcome.checkpoint = checkpoint
         outcome.last_timestamp_ns = last.timestamp_ns
         outcome.keys_written = len(puts)

@@ -142,17 +142,45 @@ class StoreDb:
             entries.append((key, value))
         return ScanResult(entries, None)
 
+    def internal_multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values of internal keys (the verifiable log's, services/ingestor/_log.py)."""
+        if not keys:
+            return []
+        values = cast(list[bytes | None], self._internal.get(list(keys)))
+        return [None if v is None else bytes(v) for v in values]
+
+    def internal_keys(self, start: bytes, prefix: bytes, limit: int) -> list[bytes]:
+        """Up to ``limit`` internal keys under ``prefix`` from ``start`` (inclusive), in order."""
+        read_opts = rocksdict.ReadOptions()
+        bound = prefix_upper_bound(prefix)
+        if bound is not None:
+            read_opts.set_iterate_upper_bound(bound)
+        out: list[bytes] = []
+        for raw_key in self._internal.keys(from_key=start, read_opt=read_opts):
+            key = cast(bytes, raw_key)
+            if not key.startswith(prefix) or len(out) == limit:
+                break
+            out.append(key)
+        return out
+
     def read_checkpoint(self) -> Checkpoint:
         raw = self._internal.get(CHECKPOINT_KEY)
         return Checkpoint(0, b"") if raw is None else Checkpoint.decode(raw)
 
     # -- writes --------------------------------------------------------------------------------
 
-    def write(self, puts: Iterable[tuple[bytes, bytes]], checkpoint: Checkpoint) -> None:
-        """Write ``puts`` and the new checkpoint in one atomic WriteBatch."""
+    def write(
+        self,
+        puts: Iterable[tuple[bytes, bytes]],
+        checkpoint: Checkpoint,
+        internal_puts: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Write ``puts``, ``internal_puts`` and the new checkpoint in one atomic WriteBatch."""
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in puts:
             batch.put(key, value)
+        for key, value in internal_puts:
+            batch.put(key, value, self._internal_handle)
         batch.put(CHECKPOINT_KEY, checkpoint.encode(), self._internal_handle)
         self._db.write(batch)
 

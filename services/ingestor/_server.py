@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
+from stemedb.ingestor._log_service import LOG_SERVICE_DESCRIPTOR, LogServicer
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
 from stemedb.ingestor._servicer import StoreServicer
@@ -122,6 +123,10 @@ class IngestorServer:
             Store(db, self.state, cfg.read_page_bytes_max), self.waiter, cfg.read_threads
         )
         self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, self._servicer))
+        log_servicer = LogServicer(db, self.state, self.waiter, cfg.wal_dir)
+        self.shell.add_service(
+            LOG_SERVICE_DESCRIPTOR, decoding_generic_handler(LOG_SERVICE_DESCRIPTOR, log_servicer)
+        )
         self._bridge: _LoopBridge | None = None
         self._apply: ApplyLoop | None = None
 
