@@ -103,9 +103,11 @@ class LogServicer:
         self, request: log_pb2.GetCheckpointRequest, context: _Context
     ) -> log_pb2.GetCheckpointResponse:
         try:
-            served, applied = self._served()
+            applied = self._state.applied_lsn
+            self._checkpoints.served(applied)  # reads CHECKPOINT, notes a mismatch
             if self._checkpoints.mismatch is not None:
                 raise _LogMismatch(self._checkpoints.mismatch)
+            served, applied = self._served()
         except StemeError as exc:
             await _abort(context, exc)
         return log_pb2.GetCheckpointResponse(
