@@ -4,8 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '*/node_modules/*' 2>/dev/null)
+PY_SOURCES := $(shell find src services clients/python -name '*.py' -not -path '*/node_modules/*' 2>/dev/null | LC_ALL=C sort)
 STAMP := $(VENV)/.installed
+# The list of Python files, rewritten only when a file is added or removed (see $(STAMP)).
+PY_LIST := $(VENV)/.python-files
+$(shell mkdir -p $(VENV) && printf '%s\n' $(PY_SOURCES) > $(PY_LIST).tmp && \
+  { cmp -s $(PY_LIST).tmp $(PY_LIST) && rm -f $(PY_LIST).tmp || mv -f $(PY_LIST).tmp $(PY_LIST); })
 
 
 .PHONY: help venv install protos vectors nodetest sysdeps promtool fuse etcd lint typecheck buflint test test-fast bench torture fuzz run clean
@@ -22,8 +26,10 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip setuptools wheel
 
 # The editable install is "strict" (a tree of symlinks under build/) so that mypy sees the
-# package exactly as installed; it is redone whenever a Python file is added or changed.
-$(STAMP): $(PY) pyproject.toml $(PY_SOURCES)
+# package exactly as installed. An edited file is already installed (its link points at it), so
+# the install is redone when the LIST of Python files changes (one added or removed: a link to
+# make or drop) or pyproject.toml does, never because a file's time changed.
+$(STAMP): $(PY) pyproject.toml $(PY_LIST)
 	flock $(VENV)/.install.lock $(PIP) install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $(STAMP)
 

@@ -157,22 +157,36 @@ def start_ingestor(
     return Service(argv, listen, metrics, log, env)
 
 
-def scan_all(target: str, prefix: bytes, min_lsn: int = 0) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) under ``prefix`` from a store, following next_page_token."""
-    from stemedb.v1 import store_pb2, store_pb2_grpc
+def scan_all(
+    store: str | Any, prefix: bytes = b"", min_lsn: int = 0, *, page_size: int = 1000
+) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) under ``prefix`` from a store, following next_page_token.
+
+    ``store`` is a target ("127.0.0.1:port") or a StoreServiceStub already connected."""
+    from stemedb.v1 import store_pb2_grpc
+
+    if not isinstance(store, str):
+        return _scan_pages(store, prefix, min_lsn, page_size)
+    with grpc.insecure_channel(store) as channel:
+        stub = store_pb2_grpc.StoreServiceStub(channel)  # type: ignore[no-untyped-call]
+        return _scan_pages(stub, prefix, min_lsn, page_size)
+
+
+def _scan_pages(
+    stub: Any, prefix: bytes, min_lsn: int, page_size: int
+) -> list[tuple[bytes, bytes]]:
+    from stemedb.v1 import store_pb2
 
     out: list[tuple[bytes, bytes]] = []
-    with grpc.insecure_channel(target) as channel:
-        stub = store_pb2_grpc.StoreServiceStub(channel)
-        token = ""
-        while True:
-            resp = stub.ScanPrefix(
-                store_pb2.ScanPrefixRequest(
-                    prefix=prefix, page_size=1000, page_token=token, min_lsn=min_lsn
-                ),
-                timeout=60,
-            )
-            out.extend((e.key, e.value) for e in resp.entries)
-            token = resp.next_page_token
-            if not token:
-                return out
+    token = ""
+    while True:
+        resp = stub.ScanPrefix(
+            store_pb2.ScanPrefixRequest(
+                prefix=prefix, page_size=page_size, page_token=token, min_lsn=min_lsn
+            ),
+            timeout=60,
+        )
+        out.extend((e.key, e.value) for e in resp.entries)
+        token = resp.next_page_token
+        if not token:
+            return out

@@ -47,3 +47,28 @@ def test_create_exclusive_ignores_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "pub").stat().st_mode) == 0o644
+
+
+def test_threads_racing_create_exclusive_leave_one_whole_file(tmp_path: Path) -> None:
+    import threading
+
+    target = tmp_path / "key"
+    barrier = threading.Barrier(8)
+    won: list[bytes] = []
+
+    def create(i: int) -> None:
+        data = bytes([i]) * 4096
+        barrier.wait()
+        try:
+            fsio.create_exclusive(target, data)
+            won.append(data)
+        except FileExistsError:
+            pass
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and target.read_bytes() == won[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key"]

@@ -10,6 +10,8 @@ import gen_vectors
 import pytest
 
 from stemedb import canonical, jsonrecord, signing, validation
+from stemedb.errors import InvalidRecord
+from stemedb.v1 import records_pb2 as pb
 
 VECTORS = Path(__file__).parent / "vectors" / "canonical.json"
 CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text(encoding="utf-8"))
@@ -42,7 +44,12 @@ def test_vectors_cover_the_space() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_vector(case: dict[str, Any]) -> None:
     record = jsonrecord.record_from_json(case["record"])
-    validation.validate_record(record)
+    if "refused_field" in case:
+        with pytest.raises(InvalidRecord) as refused:
+            validation.validate_record(record)
+        assert case["refused_field"] in refused.value.field
+    else:
+        validation.validate_record(record)
     assert canonical.record_bytes(record).hex() == case["canonical_hex"]
     h = canonical.record_hash(record)
     assert h.hex() == case["hash_hex"]
@@ -54,3 +61,44 @@ def test_vector(case: dict[str, Any]) -> None:
         assert signing.verify(pub, bytes.fromhex(sig["signature_hex"]), h)
     assert signing.check_record_signatures(record, h) == len(case["signatures"])
     assert jsonrecord.record_to_json(record) == case["record"]
+
+
+NFC_CASES = [c for c in CASES if "input" in c]
+
+
+def test_vectors_cover_nfc_normalization() -> None:
+    assert {c["kind"] for c in NFC_CASES} == {"assertion", "epoch"}
+
+
+@pytest.mark.parametrize("case", NFC_CASES, ids=[c["name"] for c in NFC_CASES])
+def test_client_normalizes_nfd_input_to_the_vector(case: dict[str, Any]) -> None:
+    from stemedb.client import AgentKey
+    from stemedb.client import _core as core
+
+    given = jsonrecord.record_from_json(case["input"])
+    # the input really is another text: hashed as given, it would be another record
+    assert canonical.record_bytes(given).hex() != case["canonical_hex"]
+    kind = case["kind"]
+    # appending: the request carries NFC text, and the hash checked against the receipt is the
+    # vector's
+    build = core.append_assertion if kind == "assertion" else core.append_epoch
+    rpc = build(getattr(given, kind))
+    assert [d.hex() for d in rpc.digests] == [case["hash_hex"]]
+    sent = pb.Record(**{kind: getattr(rpc.request, kind)})
+    assert canonical.record_bytes(sent).hex() == case["canonical_hex"]
+    assert canonical.record_bytes(given).hex() != case["canonical_hex"]  # caller's copy untouched
+    # in a batch too
+    batch = core.append_batch([given])
+    assert [d.hex() for d in batch.digests] == [case["hash_hex"]]
+    assert canonical.record_bytes(batch.request.records[0]).hex() == case["canonical_hex"]
+    # signing normalizes first, so the signatures are the vector's
+    for sig in case["signatures"]:
+        signer = AgentKey.from_seed(bytes.fromhex(sig["seed_hex"]))
+        signed = signer.sign_assertion if kind == "assertion" else signer.sign_epoch
+        signed(getattr(given, kind))
+    assert jsonrecord.record_to_json(given) == case["record"]
+    # a record signed over NFD text cannot be normalized without breaking its signatures
+    tampered = jsonrecord.record_from_json(case["input"])
+    getattr(tampered, kind).signatures.add(public_key=b"\x01" * 32, signature=b"\x02" * 64)
+    with pytest.raises(InvalidRecord, match="not Unicode NFC"):
+        build(getattr(tampered, kind))

@@ -3,12 +3,18 @@
 Each case holds a record in the JSON form of stemedb.jsonrecord, its canonical bytes, its BLAKE3
 hash and the signatures of fixed test keys (ed25519 is deterministic). tests/test_vectors.py
 regenerates the file in memory and fails when the committed one differs.
+
+A case with an ``input`` is a normalization case: ``input`` is what a caller hands a client (an
+assertion's subject and predicate or an epoch's name in NFD, unsigned), ``record`` is what the
+client must make of it (the same text in NFC, then signed), and the bytes and hash are of
+``record``: canonical bytes are defined over NFC text only (docs/canonical-encoding.md).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -149,9 +155,40 @@ def _cases() -> list[tuple[str, pb.Record, list[int]]]:
     ]
 
 
+def _nfc_cases() -> list[tuple[str, pb.Record, list[int]]]:
+    """(name, record as a caller gives it, in NFD, signers) for the normalization cases."""
+
+    def nfd(text: str) -> str:
+        return unicodedata.normalize("NFD", text)
+
+    return [
+        (
+            "assertion-nfd-input",
+            pb.Record(
+                assertion=_assertion(subject=nfd("Café 한국어"), predicate=nfd("Ångström-länge"))
+            ),
+            [0],
+        ),
+        ("epoch-nfd-input", pb.Record(epoch=pb.Epoch(name=nfd("Ère quantique"))), [1]),
+    ]
+
+
+def _nfc(record: pb.Record) -> pb.Record:
+    out = pb.Record()
+    out.CopyFrom(record)
+    if out.HasField("assertion"):
+        out.assertion.subject = unicodedata.normalize("NFC", out.assertion.subject)
+        out.assertion.predicate = unicodedata.normalize("NFC", out.assertion.predicate)
+    if out.HasField("epoch"):
+        out.epoch.name = unicodedata.normalize("NFC", out.epoch.name)
+    return out
+
+
 def build() -> list[dict[str, Any]]:
     out = []
-    for name, record, signer_idx in _cases():
+    cases = [(name, None, record, signers) for name, record, signers in _cases()]
+    cases += [(name, given, _nfc(given), signers) for name, given, signers in _nfc_cases()]
+    for name, given, record, signer_idx in cases:
         h = canonical.record_hash(record)
         kind = record.WhichOneof("kind")
         sigs = []
@@ -170,10 +207,15 @@ def build() -> list[dict[str, Any]]:
                 record.assertion.signatures.append(entry)
             else:
                 record.epoch.signatures.append(entry)
+        case: dict[str, Any] = {"name": name, "kind": kind}
+        if given is not None:
+            case["input"] = jsonrecord.record_to_json(given)
+        if name in REFUSED_BY_WRITERS:
+            # The encoding is defined (so clients can tell the two apart), but writers refuse it.
+            case["refused_field"] = REFUSED_BY_WRITERS[name]
         out.append(
             {
-                "name": name,
-                "kind": kind,
+                **case,
                 "record": jsonrecord.record_to_json(record),
                 "canonical_hex": canonical.record_bytes(record).hex(),
                 "hash_hex": h.hex(),
@@ -181,6 +223,11 @@ def build() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# Cases whose bytes are defined but that a writer refuses, naming this field (docs/writer.md):
+# -0.0 hashes differently from 0.0, so the same fact would have two hashes.
+REFUSED_BY_WRITERS = {"assertion-number-negative-zero": "assertion.object.number"}
 
 
 def render() -> str:

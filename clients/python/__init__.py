@@ -13,8 +13,11 @@ Quick start::
 
 Every append validates and hashes the record locally first (InvalidRecord, naming the field,
 before any network call) and checks the receipt's hash; UNAVAILABLE is retried with backoff;
-every call has a deadline. ``ShardedClient`` routes by subject hash across several
-(writer, store) pairs; its module documents the rule. The CLI is :mod:`stemedb.client.cli`.
+every call has a deadline. ``ShardedClient`` (and ``AsyncShardedClient``) route by subject
+hash across several (writer, store) pairs; its module documents the rule. TLS is set per channel
+(``writer_tls``, ``store_tls``) or for both (``tls``). All four clients share one I/O-free core
+(requests, checks, paging, routing plans: ``stemedb.client._core``). The CLI is
+:mod:`stemedb.client.cli`.
 """
 
 from __future__ import annotations
@@ -44,8 +47,13 @@ from stemedb.client._records import (
     to_value,
 )
 from stemedb.client._retry import RetryPolicy
-from stemedb.client._shard import ShardedClient, ShardReceipt, shard_of_hash, shard_of_subject
-
+from stemedb.client._shard import (
+    AsyncShardedClient,
+    ShardedClient,
+    ShardReceipt,
+    shard_of_hash,
+    shard_of_subject,
+)
 from stemedb.errors import InvalidRecord
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "KEY_FILE_MODE",
     "AgentKey",
     "AsyncClient",
+    "AsyncShardedClient",
     "Client",
     "ClientError",
     "Entry",
@@ -80,3 +89,12 @@ __all__ = [
     "source_hash_of",
     "to_value",
 ]
+
+# The public names are documented (and pickled, and shown in reprs) as stemedb.client's, not as
+# the private module's that happens to define them. InvalidRecord stays stemedb.errors's: it is
+# shared with the services.
+for _name in __all__:
+    _obj = globals()[_name]
+    if callable(_obj) and _obj.__module__.startswith("stemedb.client."):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+
 from stemedb.client._errors import ClientError
 
 __all__ = ["DEFAULT_STORE", "DEFAULT_WRITER", "TlsConfig", "aio_channel", "sync_channel"]

@@ -15,15 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 import grpc
+
 from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
 from stemedb.client._client import DEFAULT_TIMEOUT_SECONDS, Client
 from stemedb.client._errors import ClientError, KeyFileError, RpcFailed
-
 from stemedb.errors import InvalidRecord
 from stemedb.wal import add_wal_commands
 
@@ -35,7 +36,9 @@ __all__ = [
     "CliError",
     "build_parser",
     "client_from_args",
+    "escape_text",
     "main",
+    "unsafe_char",
 ]
 
 EXIT_OK = 0
@@ -63,12 +66,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# Bidirectional formatting characters (embeddings, overrides, isolates, marks): printed raw they
+# reorder what a terminal shows ("Trojan Source"), so a key or value could look like another.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unsafe_char(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc" or ch in _BIDI
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1) and bidi control escaped: ``\\xNN``
+    below U+0080, ``\\uNNNN`` above. Nothing a terminal would act on or reorder is printed raw."""
+    if not any(unsafe_char(ch) for ch in text):
+        return text
+    return "".join(
+        (f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}") if unsafe_char(ch) else ch
+        for ch in text
+    )
+
+
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 def fail(message: str) -> None:
-    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+    print(f"{PROG}: error: {escape_text(one_line(message))}", file=sys.stderr)
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -82,6 +105,16 @@ def _env_seconds(name: str, default: float) -> float:
     except ValueError:
         # A bad environment value must not crash the parser; --timeout reports it when used.
         return -1.0
+
+
+# The TLS settings of a channel; each is given for both channels (--tls-ca) or for one
+# (--writer-tls-ca, --store-tls-ca), the per-channel value winning.
+_TLS_FILES = (
+    ("ca", "PEM", "PEM CA bundle to trust; enables TLS"),
+    ("cert", "PEM", "client certificate (mutual TLS)"),
+    ("key", "PEM", "private key of the client certificate"),
+    ("server-name", "NAME", "the name to check the server certificate against"),
+)
 
 
 def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -108,49 +141,55 @@ def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
         default=d(_env_seconds("STEMEDB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
         help="deadline of each call (env STEMEDB_TIMEOUT, default 10)",
     )  # fmt: skip
-    g.add_argument(
-        "--tls", action="store_true", default=d(False),
-        help="use TLS, trusting the system's root certificates (implied by --tls-ca)",
-    )  # fmt: skip
-    g.add_argument(
-        "--tls-ca", metavar="PEM", default=d(_env("STEMEDB_TLS_CA")),
-        help="PEM CA bundle to trust; enables TLS (env STEMEDB_TLS_CA)",
-    )  # fmt: skip
-    g.add_argument(
-        "--tls-cert", metavar="PEM", default=d(_env("STEMEDB_TLS_CERT")),
-        help="client certificate for mutual TLS (env STEMEDB_TLS_CERT)",
-    )  # fmt: skip
-    g.add_argument(
-        "--tls-key", metavar="PEM", default=d(_env("STEMEDB_TLS_KEY")),
-        help="private key of --tls-cert (env STEMEDB_TLS_KEY)",
-    )  # fmt: skip
-    g.add_argument(
-        "--tls-server-name", metavar="NAME", default=d(None),
-        help="check the server certificate against NAME instead of the target host",
-    )  # fmt: skip
+    for scope, what in (("", "both channels"), ("writer-", "the writer"), ("store-", "the store")):
+        env = f"STEMEDB_{scope.upper().replace('-', '_')}TLS"
+        g.add_argument(
+            f"--{scope}tls", action="store_true", default=d(False),
+            help=f"TLS to {what}, trusting the system's root certificates (implied by the "
+            f"--{scope}tls-* options below)",
+        )  # fmt: skip
+        for name, metavar, text in _TLS_FILES:
+            g.add_argument(
+                f"--{scope}tls-{name}", metavar=metavar,
+                default=d(_env(f"{env}_{name.upper().replace('-', '_')}")),
+                help=f"{text} for {what} (env {env}_{name.upper().replace('-', '_')})",
+            )  # fmt: skip
     g.add_argument(
         "--json", action="store_true", default=d(False), help="machine-readable JSON output"
     )
 
 
-def tls_from_args(args: argparse.Namespace) -> TlsConfig | None:
-    cert, key = args.tls_cert, args.tls_key
+def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
+    """The TLS settings of ``channel`` ("writer" or "store"): its own options, else the ones
+    for both; None (plaintext) when neither asks for TLS."""
+
+    def value(name: str) -> str | None:
+        own: str | None = getattr(args, f"{channel}_tls_{name}")
+        return own or getattr(args, f"tls_{name}")
+
+    ca, cert, key = value("ca"), value("cert"), value("key")
     if bool(cert) != bool(key):
-        raise CliError("--tls-cert and --tls-key go together")
-    if not (args.tls or args.tls_ca or cert):
+        raise CliError(
+            f"the {channel}'s client certificate and key go together "
+            f"(--tls-cert and --tls-key, or --{channel}-tls-cert and --{channel}-tls-key)"
+        )
+    if not (args.tls or getattr(args, f"{channel}_tls") or ca or cert):
         return None
     return TlsConfig(
-        root_ca=Path(args.tls_ca) if args.tls_ca else None,
+        root_ca=Path(ca) if ca else None,
         client_cert=Path(cert) if cert else None,
         client_key=Path(key) if key else None,
-        server_name=args.tls_server_name,
+        server_name=value("server_name"),
     )
 
 
 def client_from_args(args: argparse.Namespace) -> Client:
     if args.timeout <= 0:
         raise CliError("--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds")
-    return Client(args.writer, args.store, timeout_seconds=args.timeout, tls=tls_from_args(args))
+    return Client(
+        args.writer, args.store, timeout_seconds=args.timeout,
+        writer_tls=tls_from_args(args, "writer"), store_tls=tls_from_args(args, "store"),
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +230,10 @@ def _describe(exc: RpcFailed) -> str:
         return f"cannot reach the {what} at {exc.target} ({exc.details})"
     if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{exc.method} at {exc.target}: no answer within the deadline (--timeout)"
-    return f"{exc.method} rejected by the {what} at {exc.target}: {exc.code.name}: {exc.details}"
+    said = f"{exc.method} rejected by the {what} at {exc.target}: {exc.code.name}: {exc.details}"
+    if exc.retry_after_seconds is not None:
+        said += f" (nothing was written; retry in {exc.retry_after_seconds:.3f} s)"
+    return said
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from stemedb import canonical
 from stemedb.client._cli import (
     EXIT_USAGE,
     CliError,
@@ -31,8 +32,7 @@ from stemedb.client._cli import (
 )
 from stemedb.client._client import Client
 from stemedb.client._errors import RpcFailed
-
-from stemedb import canonical
+from stemedb.client._records import normalize_record
 from stemedb.errors import InvalidRecord
 from stemedb.jsonrecord import record_from_json
 from stemedb.signing import check_record_signatures
@@ -131,13 +131,14 @@ def _count_lines(path: Path) -> int:
 
 
 def parse_line(number: int, line: str) -> pb.Record:
-    """One JSONL line as a validated record whose signatures verify; LineError otherwise."""
+    """One JSONL line as a validated record whose signatures verify (its subject, predicate or
+    epoch name NFC-normalized first); LineError otherwise."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise LineError(f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}") from exc
     try:
-        record = record_from_json(obj)
+        record = normalize_record(record_from_json(obj))
         validate_record(record)
         check_record_signatures(record, canonical.record_hash(record))
     except InvalidRecord as exc:

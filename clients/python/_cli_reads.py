@@ -20,15 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from stemedb.client._cli import EXIT_NOT_FOUND, CliError, client_from_args, fail, out
-from stemedb.client._records import Entry, GetResult
 
+from stemedb.client._cli import (
+    EXIT_NOT_FOUND,
+    CliError,
+    client_from_args,
+    escape_text,
+    fail,
+    out,
+    unsafe_char,
+)
+from stemedb.client._records import Entry, GetResult
 from stemedb.jsonrecord import record_to_json
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalError, WalReader
 from stemedb.walrecord import PayloadError, decode_payload
 
-__all__ = ["display_key", "register"]
+__all__ = ["display_key", "parse_key", "register"]
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _RECORD_PREFIXES = ("H:", "V:", "E:")
@@ -42,20 +50,17 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("--min-lsn", type=int, default=0, help="wait until this LSN is applied")
     p.set_defaults(func=get)
 
-    p = add("scan", "list the keys under a prefix (S:Q42 also matches subject Q420: see subject)")
-    p.add_argument("prefix", metavar="PREFIX")
-    _listing_options(p)
-    p.set_defaults(func=scan)
-
-    p = add("subject", "list the assertions about exactly SUBJECT")
-    p.add_argument("subject", metavar="SUBJECT")
-    _listing_options(p)
-    p.set_defaults(func=subject)
-
-    p = add("votes", "list the votes on an assertion")
-    p.add_argument("assertion_hash", metavar="ASSERTION_HASH")
-    _listing_options(p)
-    p.set_defaults(func=votes)
+    listings: list[tuple[str, str, str, Callable[[argparse.Namespace], int]]] = [
+        ("scan", "list the keys under a prefix (S:Q42 also matches subject Q420: see subject)",
+         "prefix", scan),
+        ("subject", "list the assertions about exactly SUBJECT", "subject", subject),
+        ("votes", "list the votes on an assertion", "assertion_hash", votes),
+    ]  # fmt: skip
+    for name, help_text, argument, func in listings:
+        p = add(name, help_text)
+        p.add_argument(argument, metavar=argument.upper())
+        _listing_options(p)
+        p.set_defaults(func=func)
 
     p = add("tail", "follow new records in LSN order, from the WAL directory")
     p.add_argument(
@@ -82,15 +87,43 @@ def _listing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lsn", type=int, default=0, help="wait until this LSN is applied")
 
 
+_ESCAPE = re.compile(r"\\(?:\\|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
+
+
 def display_key(key: bytes) -> str:
-    """A key for people: UTF-8, with the subject index's NUL separator shown as ``\\x00``."""
-    return key.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+    """A key for people: UTF-8 with a backslash shown as ``\\\\``, control and bidi characters
+    escaped (the subject index's NUL separator shows as ``\\x00``), and bytes that are not UTF-8
+    as ``\\xNN``. :func:`parse_key` reads it back to the same bytes."""
+    text = key.decode("utf-8", errors="surrogateescape")
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(escape_text(ch))
+    return "".join(out)
 
 
-def parse_key(text: str) -> str:
-    """A key typed by a person: ``\\x00`` stands for the NUL of the subject index (a shell
-    argument cannot hold a NUL), so a key printed by ``scan`` can be pasted into ``get``."""
-    return text.replace("\\x00", "\x00")
+def parse_key(text: str) -> bytes:
+    """A key typed by a person, as :func:`display_key` prints it: ``\\xNN`` is the byte NN,
+    ``\\uNNNN`` the character, ``\\\\`` a backslash (a shell argument cannot hold a NUL, so the
+    subject index's separator is typed ``\\x00``); a key printed by ``scan`` can be pasted into
+    ``get``. Any other backslash stands for itself."""
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        out += text[pos : m.start()].encode("utf-8", errors="surrogateescape")
+        if m.group(1) is not None:
+            out.append(int(m.group(1), 16))
+        elif m.group(2) is not None:
+            out += chr(int(m.group(2), 16)).encode("utf-8", errors="surrogatepass")
+        else:
+            out += b"\\"
+        pos = m.end()
+    out += text[pos:].encode("utf-8", errors="surrogateescape")
+    return bytes(out)
 
 
 def _decode(value: bytes) -> dict[str, Any] | None:
@@ -100,8 +133,14 @@ def _decode(value: bytes) -> dict[str, Any] | None:
         return None
 
 
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+def _dump(obj: Any, indent: int | None = None) -> str:
+    """JSON for people and scripts: non-ASCII text as is, but control and bidi characters as
+    ``\\uNNNN`` escapes (JSON's own, so the value parses back unchanged)."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
+    # json.dumps escapes C0 controls inside strings itself, so a raw newline is indentation.
+    if not any(unsafe_char(ch) and ch != "\n" for ch in text):
+        return text
+    return "".join(f"\\u{ord(ch):04x}" if unsafe_char(ch) and ch != "\n" else ch for ch in text)
 
 
 def _limited(items: Iterator[Any], limit: int | None) -> Iterator[Any]:
@@ -113,7 +152,9 @@ def _limited(items: Iterator[Any], limit: int | None) -> Iterator[Any]:
 def get(args: argparse.Namespace) -> int:
     text: str = args.key
     keys = (
-        [p + text.lower() for p in _RECORD_PREFIXES] if _HASH.fullmatch(text) else [parse_key(text)]
+        [(p + text.lower()).encode() for p in _RECORD_PREFIXES]
+        if _HASH.fullmatch(text)
+        else [parse_key(text)]
     )
     with client_from_args(args) as client:
         result: GetResult | None = None
@@ -123,11 +164,11 @@ def get(args: argparse.Namespace) -> int:
                 break
     if result is None or not result.found:
         if args.json:
-            out(_dump({"key": display_key(keys[0].encode()), "found": False}))
+            out(_dump({"key": display_key(keys[0]), "found": False}))
         what = (
             f"no record with hash {text.lower()} (H:, V:, E:)"
             if len(keys) > 1
-            else display_key(keys[0].encode())
+            else display_key(keys[0])
         )
         fail(f"not found: {what}")
         return EXIT_NOT_FOUND
@@ -141,7 +182,7 @@ def get(args: argparse.Namespace) -> int:
             body["value_hex"] = result.value.hex()
         out(_dump(body))
     elif record is not None:
-        out(json.dumps(record, indent=2, ensure_ascii=False))
+        out(_dump(record, indent=2))
     else:
         out(result.value.hex())
     return 0
@@ -171,28 +212,27 @@ def scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_hashed(args: argparse.Namespace, items: Iterator[Any], kind: str) -> int:
+    """Print ``subject`` or ``votes`` results: hash, then the record as JSON."""
+    for item in _limited(items, args.limit):
+        record = record_to_json(pb.Record(**{kind: getattr(item, kind)}))
+        if args.json:
+            out(_dump({"hash": item.hash.hex(), **record}))
+        else:
+            out(f"{item.hash.hex()}\t{_dump(record)}")
+    return 0
+
+
 def subject(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
         items = client.iter_assertions_by_subject(args.subject, args.page_size, args.min_lsn)
-        for item in _limited(items, args.limit):
-            record = record_to_json(pb.Record(assertion=item.assertion))
-            if args.json:
-                out(_dump({"hash": item.hash.hex(), **record}))
-            else:
-                out(f"{item.hash.hex()}\t{_dump(record)}")
-    return 0
+        return _print_hashed(args, items, "assertion")
 
 
 def votes(args: argparse.Namespace) -> int:
     with client_from_args(args) as client:
         items = client.iter_votes(args.assertion_hash, args.page_size, args.min_lsn)
-        for item in _limited(items, args.limit):
-            record = record_to_json(pb.Record(vote=item.vote))
-            if args.json:
-                out(_dump({"hash": item.hash.hex(), **record}))
-            else:
-                out(f"{item.hash.hex()}\t{_dump(record)}")
-    return 0
+        return _print_hashed(args, items, "vote")
 
 
 def _tail_line(args: argparse.Namespace, lsn: int, record_type: int, payload: bytes) -> str:
@@ -200,7 +240,7 @@ def _tail_line(args: argparse.Namespace, lsn: int, record_type: int, payload: by
         d = decode_payload(record_type, payload)
     except PayloadError as exc:
         body: dict[str, Any] = {"lsn": lsn, "error": str(exc)}
-        return _dump(body) if args.json else f"{lsn}\t?\t?\t{exc}"
+        return _dump(body) if args.json else f"{lsn}\t?\t?\t{escape_text(str(exc))}"
     record = record_to_json(d.record)
     if args.json:
         return _dump({"lsn": lsn, "kind": d.kind, "hash": d.content_hash.hex(), **record})

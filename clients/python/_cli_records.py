@@ -3,7 +3,9 @@
 Keys: ``--key FILE`` (repeatable: each key co-signs). Without ``--key``, the default key file is
 used when it exists: ``$STEMEDB_KEY`` if set, else ``~/.stemedb/key.json`` (where ``keygen``
 writes by default). ``--unsigned`` appends an assertion or epoch without any signature (a writer
-started with ``--require-signatures`` refuses it). A vote is always signed.
+started with ``--require-signatures`` refuses it). Without ``--unsigned`` and without any key, an
+assertion or epoch is still appended unsigned, but a warning on stderr says so and how to sign
+(stdout keeps only the receipt). A vote is always signed.
 
 Source hash of ``assert``: ``--source-hash HEX`` as given; else BLAKE3-256 of the ``--source``
 text (UTF-8); else BLAKE3-256 of the 3 bytes ``cli``, so a fact typed at the command line without
@@ -16,13 +18,13 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stemedb.client._cli import CliError, client_from_args, out
+from stemedb.client._cli import PROG, CliError, client_from_args, out
 from stemedb.client._keys import AgentKey
 from stemedb.client._records import Ref, make_assertion, make_epoch, source_hash_of
-
 from stemedb.errors import InvalidRecord
 from stemedb.phash import visual_hash
 from stemedb.v1 import records_pb2 as pb
@@ -108,6 +110,19 @@ def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
     return []
 
 
+def warn_if_unsigned(args: argparse.Namespace, keys: list[AgentKey]) -> None:
+    """After an append without any key (and without ``--unsigned``), say on stderr that the
+    record is UNSIGNED and how to sign. Said after the append so a failure stays one line."""
+    if keys or getattr(args, "unsigned", False):
+        return
+    print(
+        f"{PROG}: warning: wrote an UNSIGNED record: no --key given and no key file at "
+        f"{default_key_path()}. To sign, run `{PROG} keygen` once (or pass --key FILE); "
+        f"--unsigned appends unsigned without this warning.",
+        file=sys.stderr,
+    )
+
+
 def _hex(value: str, field: str, size: int | None = 32) -> bytes:
     try:
         data = bytes.fromhex(value)
@@ -171,11 +186,22 @@ def assert_(args: argparse.Namespace) -> int:
         source_hash=source_hash, confidence=args.confidence, visual_hash=vh,
         epoch=_hex(args.epoch, "assertion.epoch") if args.epoch else b"",
     )  # fmt: skip
-    for key in signing_keys(args, required=False):
-        key.sign_assertion(a)
+    return _sign_and_append(args, pb.Record(assertion=a))
+
+
+def _sign_and_append(args: argparse.Namespace, record: pb.Record) -> int:
+    """Sign an assertion or epoch with the keys of ``args`` (co-signing), append it, print the
+    receipt; warn when it went unsigned."""
+    keys = signing_keys(args, required=False)
+    for key in keys:
+        if record.HasField("assertion"):
+            key.sign_assertion(record.assertion)
+        else:
+            key.sign_epoch(record.epoch)
     with client_from_args(args) as client:
-        receipt = client.append_assertion(a)
-    _print_receipt(args, "assertion", receipt.hash, receipt.lsn)
+        receipt = client.append_record(record)
+    _print_receipt(args, str(record.WhichOneof("kind")), receipt.hash, receipt.lsn)
+    warn_if_unsigned(args, keys)
     return 0
 
 
@@ -198,9 +224,4 @@ def epoch(args: argparse.Namespace) -> int:
         supersedes=_hex(args.supersedes, "epoch.supersedes") if args.supersedes else b"",
         supersession_type=args.supersession_type or pb.SUPERSESSION_TYPE_UNSPECIFIED,
     )  # fmt: skip
-    for key in signing_keys(args, required=False):
-        key.sign_epoch(e)
-    with client_from_args(args) as client:
-        receipt = client.append_epoch(e)
-    _print_receipt(args, "epoch", receipt.hash, receipt.lsn)
-    return 0
+    return _sign_and_append(args, pb.Record(epoch=e))

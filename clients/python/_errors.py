@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import grpc
 
+from stemedb.client._retry import retry_delay_of
 from stemedb.errors import StemeError
 
 __all__ = [
@@ -57,12 +58,17 @@ class ShardLookupError(ClientError):
 class RpcFailed(ClientError):
     """A call failed with a gRPC status; ``code`` and ``details`` are the server's."""
 
-    def __init__(self, method: str, target: str, code: grpc.StatusCode, details: str) -> None:
+    def __init__(
+        self, method: str, target: str, code: grpc.StatusCode, details: str,
+        retry_after_seconds: float | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(f"{method} at {target} failed: {code.name}: {details}")
         self.method = method
         self.target = target
         self.code = code
         self.details = details
+        # Set when the server said when to come back (google.rpc.RetryInfo: the meter).
+        self.retry_after_seconds = retry_after_seconds
 
 
 class Unavailable(RpcFailed):
@@ -78,5 +84,6 @@ def translate(exc: grpc.RpcError, method: str, target: str) -> RpcFailed:
     details = details_of() if callable(details_of) else str(exc)
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
-    cls = Unavailable if code == grpc.StatusCode.UNAVAILABLE else RpcFailed
-    return cls(method, target, code, details or "")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(method, target, code, details or "")
+    return RpcFailed(method, target, code, details or "", retry_delay_of(exc))

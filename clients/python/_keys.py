@@ -6,8 +6,12 @@ Key file format (JSON, written with mode 0600, never group- or world-readable)::
 
 ``seed`` is the 32-byte ed25519 private seed; ``public_key`` is derived from it and stored so a
 person (or a trusted-keys list) can read the agent's identity without the library; loading checks
-that the two agree. The file is written to a temporary name in the same folder and renamed, so a
-crash never leaves half a key behind.
+that the two agree. The file is written with :func:`stemedb.fsio.create_exclusive`: a temporary
+file in the same folder, fsynced, then hard-linked to the key's name (``link`` fails when the name
+exists, dangling symlink included, so there is no window between a check and the write in which
+another process's key could be overwritten) and the folder fsynced. A crash leaves no key file
+or the whole one. ``overwrite=True`` replaces an existing key atomically
+(:func:`stemedb.fsio.atomic_replace`).
 """
 
 from __future__ import annotations
@@ -15,15 +19,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nacl.signing
-from stemedb.client._errors import KeyFileError
 
-from stemedb import canonical, signing, validation
+from stemedb import canonical, fsio, signing, validation
+from stemedb.client._errors import KeyFileError
+from stemedb.client._records import normalize_assertion, normalize_epoch
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 from stemedb.validation import validate_assertion, validate_epoch
@@ -73,27 +77,23 @@ class AgentKey:
         return {"type": "ed25519", "seed": self.seed.hex(), "public_key": self.public_key_hex}
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the key file (mode 0600), creating its folder (mode 0700) when missing."""
+        """Write the key file (mode 0600), creating its folder (mode 0700) when missing.
+
+        Never overwrites unless ``overwrite``: the name is taken atomically (``link``), so two
+        ``keygen`` runs racing for one path leave one key and one KeyFileError.
+        """
         target = Path(path).expanduser()
-        if target.exists() and not overwrite:
-            raise KeyFileError(f"{target}: already exists; refusing to overwrite a key")
+        data = (json.dumps(self.to_json(), indent=2) + "\n").encode()
         try:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".key-", dir=target.parent)
+            if overwrite:
+                fsio.atomic_replace(target, data, mode=KEY_FILE_MODE)
+            else:
+                fsio.create_exclusive(target, data, mode=KEY_FILE_MODE)
+        except FileExistsError as exc:
+            raise KeyFileError(f"{target}: already exists; refusing to overwrite a key") from exc
         except OSError as exc:
             raise KeyFileError(f"{target}: cannot write: {exc.strerror or exc}") from exc
-        try:
-            # mkstemp creates the file with mode 0600 already; chmod states it explicitly.
-            os.fchmod(fd, KEY_FILE_MODE)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return target
 
     @classmethod
@@ -134,16 +134,20 @@ class AgentKey:
     def sign_assertion(self, assertion: pb.Assertion) -> pb.Assertion:
         """Add (co-sign) this key's signature to ``assertion`` in place; return it.
 
-        Signing twice with the same key is a no-op: a record holds one entry per key. The
-        assertion is validated first, so a bad field is an InvalidRecord naming it.
+        Signing twice with the same key is a no-op: a record holds one entry per key. Subject
+        and predicate are normalized to NFC first (what is signed is what the writer accepts),
+        then the assertion is validated, so a bad field is an InvalidRecord naming it.
         """
+        normalize_assertion(assertion)
         validate_assertion(assertion)
         digest = canonical.content_hash(canonical.assertion_bytes(assertion))
         self._add_entry(assertion.signatures, digest)
         return assertion
 
     def sign_epoch(self, epoch: pb.Epoch) -> pb.Epoch:
-        """Add (co-sign) this key's signature to ``epoch`` in place; return it."""
+        """Add (co-sign) this key's signature to ``epoch`` in place (name NFC-normalized first);
+        return it."""
+        normalize_epoch(epoch)
         validate_epoch(epoch)
         digest = canonical.content_hash(canonical.epoch_bytes(epoch))
         self._add_entry(epoch.signatures, digest)

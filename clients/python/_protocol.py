@@ -1,21 +1,18 @@
-"""Requests and responses shared by the sync and asyncio clients (no I/O here).
+"""Argument and response helpers of the client core (no I/O here).
 
-Each append is validated and hashed before the request is built; each response is checked
-(receipts against the local hashes, records read back against their keys) before it is returned.
+Arguments are converted (a hash as bytes or hex, a key as bytes or text, any record kind as a
+Record); responses are checked (records read back against their keys and hashes) before they
+are returned. Requests are built in :mod:`stemedb.client._core`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from stemedb import canonical
 from stemedb.client._errors import ReadMismatch
-from stemedb.client._records import Entry, GetResult, Page, prepare_batch
-
-from stemedb import canonical, validation
+from stemedb.client._records import Entry, GetResult, Page
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
-from stemedb.v1 import writer_pb2 as wpb
 
 __all__ = [
     "AnyRecord",
@@ -23,15 +20,11 @@ __all__ = [
     "as_hash",
     "as_key",
     "as_record",
-    "assertion_request",
-    "batch_request",
     "check_assertion",
-    "epoch_request",
     "get_result",
     "page_of_assertions",
     "page_of_entries",
     "page_of_votes",
-    "vote_request",
 ]
 
 AnyRecord = pb.Record | pb.Assertion | pb.Vote | pb.Epoch
@@ -65,29 +58,6 @@ def as_hash(value: HashLike, field: str) -> bytes:
 
 def as_key(key: bytes | str) -> bytes:
     return key.encode("utf-8") if isinstance(key, str) else key
-
-
-# Single appends name fields as the writer does: from the request's field ("assertion.subject").
-
-
-def assertion_request(a: pb.Assertion) -> tuple[wpb.AppendAssertionRequest, bytes]:
-    validation.validate_assertion(a)
-    return wpb.AppendAssertionRequest(assertion=a), canonical.record_hash(pb.Record(assertion=a))
-
-
-def vote_request(v: pb.Vote) -> tuple[wpb.AppendVoteRequest, bytes]:
-    validation.validate_vote(v)
-    return wpb.AppendVoteRequest(vote=v), canonical.record_hash(pb.Record(vote=v))
-
-
-def epoch_request(e: pb.Epoch) -> tuple[wpb.AppendEpochRequest, bytes]:
-    validation.validate_epoch(e)
-    return wpb.AppendEpochRequest(epoch=e), canonical.record_hash(pb.Record(epoch=e))
-
-
-def batch_request(items: Sequence[AnyRecord]) -> tuple[wpb.AppendBatchRequest, list[bytes]]:
-    request = wpb.AppendBatchRequest(records=[as_record(r) for r in items])
-    return request, prepare_batch(request.records, request.ByteSize())
 
 
 def _check_record_key(key: bytes, record: pb.Record) -> None:

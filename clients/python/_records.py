@@ -4,21 +4,33 @@ Before any network call a record is validated (:mod:`stemedb.validation`, the sa
 writer) and hashed locally (:mod:`stemedb.canonical`); after the call the receipt must carry that
 same hash, else :class:`ReceiptMismatch`. A writer that hashed something else than what was sent
 (or a proxy that altered it) is caught here instead of being trusted.
+
+Text that names things (an assertion's subject and predicate, an epoch's name) is normalized to
+Unicode NFC before it is hashed or signed (:func:`normalize_record`): canonical bytes are defined
+over NFC text and the writer refuses anything else, so "Café" typed as ``e`` + combining accent
+and "Café" typed precomposed are one subject, with one hash.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 import blake3
-from stemedb.client._errors import ReceiptMismatch
 
 from stemedb import canonical
+from stemedb.client._errors import ReceiptMismatch
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
-from stemedb.validation import DEFAULT_LIMITS, validate_batch, validate_record
+from stemedb.validation import (
+    DEFAULT_LIMITS,
+    validate_assertion,
+    validate_batch,
+    validate_epoch,
+    validate_vote,
+)
 
 __all__ = [
     "Entry",
@@ -31,6 +43,9 @@ __all__ = [
     "check_receipt",
     "make_assertion",
     "make_epoch",
+    "normalize_assertion",
+    "normalize_epoch",
+    "normalize_record",
     "prepare",
     "prepare_batch",
     "source_hash_of",
@@ -91,6 +106,44 @@ class Page(Generic[T]):
     applied_lsn: int
 
 
+def _nfc(message: pb.Assertion | pb.Epoch, names: tuple[str, ...], field: str) -> None:
+    changed = []
+    for name in names:
+        text: str = getattr(message, name)
+        if not unicodedata.is_normalized("NFC", text):
+            setattr(message, name, unicodedata.normalize("NFC", text))
+            changed.append(name)
+    if changed and len(message.signatures):
+        raise InvalidRecord(
+            f"{field}.{changed[0]}",
+            "is not Unicode NFC, and the record is already signed over it: normalize the text "
+            "to NFC before signing (AgentKey does)",
+        )
+
+
+def normalize_assertion(a: pb.Assertion, field: str = "assertion") -> pb.Assertion:
+    """Normalize ``subject`` and ``predicate`` to NFC in place; return ``a``. A signed assertion
+    whose text would change is refused (InvalidRecord): its signatures cover the old bytes."""
+    _nfc(a, ("subject", "predicate"), field)
+    return a
+
+
+def normalize_epoch(e: pb.Epoch, field: str = "epoch") -> pb.Epoch:
+    """Normalize ``name`` to NFC in place; return ``e`` (a signed epoch as for assertions)."""
+    _nfc(e, ("name",), field)
+    return e
+
+
+def normalize_record(r: pb.Record, field: str = "record") -> pb.Record:
+    """NFC-normalize the record's naming text in place (votes have none); return ``r``."""
+    kind = r.WhichOneof("kind")
+    if kind == "assertion":
+        normalize_assertion(r.assertion, f"{field}.assertion")
+    elif kind == "epoch":
+        normalize_epoch(r.epoch, f"{field}.epoch")
+    return r
+
+
 def to_value(obj: ObjectValue) -> pb.Value:
     """The Value of a Python object: str text, bool flag, int/float number, bytes blob, Ref ref."""
     if isinstance(obj, pb.Value):
@@ -124,7 +177,8 @@ def make_assertion(
     visual_hash: int | None = None,
     epoch: bytes = b"",
 ) -> pb.Assertion:
-    """An unsigned assertion (sign it with ``AgentKey.sign_assertion``)."""
+    """An unsigned assertion (sign it with ``AgentKey.sign_assertion``); subject and predicate
+    are normalized to NFC."""
     a = pb.Assertion(
         subject=subject,
         predicate=predicate,
@@ -135,7 +189,7 @@ def make_assertion(
     )
     if visual_hash is not None:
         a.visual_hash = visual_hash
-    return a
+    return normalize_assertion(a)
 
 
 _SUPERSESSION_NAMES = {
@@ -166,23 +220,39 @@ def make_epoch(
     supersedes: bytes = b"",
     supersession_type: str | pb.SupersessionType = pb.SUPERSESSION_TYPE_UNSPECIFIED,
 ) -> pb.Epoch:
-    """An unsigned epoch (sign it with ``AgentKey.sign_epoch``)."""
+    """An unsigned epoch (sign it with ``AgentKey.sign_epoch``); the name is normalized to NFC."""
     st = (
         supersession_type_of(supersession_type)
         if isinstance(supersession_type, str)
         else supersession_type
     )
-    return pb.Epoch(name=name, description=description, supersedes=supersedes, supersession_type=st)
+    return normalize_epoch(
+        pb.Epoch(name=name, description=description, supersedes=supersedes, supersession_type=st)
+    )
 
 
-def prepare(record: pb.Record, field: str = "record") -> bytes:
-    """Validate ``record`` (InvalidRecord names the field) and return its content hash."""
-    validate_record(record, field)
+def prepare(record: pb.Record, field: str = "") -> bytes:
+    """The one validate-and-hash step of every append: NFC-normalize ``record`` in place,
+    validate it (InvalidRecord names the field) and return its content hash.
+
+    Fields are named from the record's kind (``assertion.subject``), as the writer names them
+    for a single append, or under ``field`` (``records[3].assertion.subject``) in a batch."""
+    kind = record.WhichOneof("kind")
+    if kind is None:
+        raise InvalidRecord(field or "record", "is empty: set one of assertion, vote, epoch")
+    path = f"{field}.{kind}" if field else kind
+    if kind == "assertion":
+        validate_assertion(normalize_assertion(record.assertion, path), path)
+    elif kind == "epoch":
+        validate_epoch(normalize_epoch(record.epoch, path), path)
+    else:
+        validate_vote(record.vote, path)
     return canonical.record_hash(record)
 
 
 def prepare_batch(records: Sequence[pb.Record], request_bytes: int) -> list[bytes]:
-    """Validate a batch against the AppendBatch limits; return every record's hash in order."""
+    """Validate a batch (already NFC-normalized) against the AppendBatch limits; return every
+    record's hash in order."""
     validate_batch(records, request_bytes, DEFAULT_LIMITS)
     return [canonical.record_hash(r) for r in records]
 

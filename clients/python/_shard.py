@@ -23,31 +23,46 @@ with N the number of shards, listed in the same order by every client. Consequen
   without a shard ask every shard in turn (``min_lsn`` then is refused, as it names no shard).
 - ``append_batch`` is all-or-nothing per shard only: one AppendBatch per shard touched.
 - Changing N moves most subjects (plain modulo): resharding is a migration, not a config edit.
+- Subjects route in Unicode NFC (the form they are stored in), so ``Café`` typed either way goes
+  to one shard.
+
+:class:`ShardedClient` (sync, over :class:`Client`) and :class:`AsyncShardedClient` (asyncio,
+over :class:`AsyncClient`) share every rule above: each operation is written once as a plan
+(:data:`stemedb.client._core.Plan`, the shard and request of each step) that the class's driver
+carries out.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import blake3
-from stemedb.client import _protocol as proto
-from stemedb.client._channel import TlsConfig
-from stemedb.client._client import DEFAULT_TIMEOUT_SECONDS, Client
-from stemedb.client._errors import ShardLookupError
-from stemedb.client._records import Entry, GetResult, Page, Receipt, prepare
-from stemedb.client._retry import RetryPolicy
 
-from stemedb import canonical
-from stemedb.errors import InvalidRecord
+from stemedb.client import _core as core
+from stemedb.client import _protocol as proto
+from stemedb.client._aio import AsyncClient
+from stemedb.client._client import Client
+from stemedb.client._core import BaseClient, Blocking, Concurrent, Pages, Plan, Rpc, Step
+from stemedb.client._errors import ShardLookupError
+from stemedb.client._records import GetResult, Page, Receipt, prepare
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
-from stemedb.validation import validate_assertion, validate_epoch, validate_vote
 
-__all__ = ["ShardReceipt", "ShardedClient", "shard_of_hash", "shard_of_subject"]
+__all__ = [
+    "AsyncShardedClient",
+    "ShardReceipt",
+    "ShardedClient",
+    "shard_of_hash",
+    "shard_of_subject",
+]
 
 _LOCATE_CACHE_ENTRIES_MAX = 10_000
+C = TypeVar("C", bound=BaseClient)
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def _mod(digest: bytes, shard_count: int) -> int:
@@ -73,23 +88,270 @@ class ShardReceipt(Receipt):
     shard: int
 
 
-class ShardedClient:
+class _Sharding(Generic[C]):
+    """The routing state and the plans of every operation; no I/O."""
+
+    _client_type: type[C]
+
+    def __init__(self, shards: Sequence[tuple[str, str]], **settings: Any) -> None:
+        """``settings`` are the per-pair client's (``timeout_seconds``, ``tls``, ``writer_tls``,
+        ``store_tls``, ``retry``), the same for every pair."""
+        if not shards:
+            raise ValueError("a sharded client needs at least one (writer, store) pair")
+        self.shards: list[C] = [self._client_type(w, s, **settings) for w, s in shards]
+        self._located: OrderedDict[bytes, int] = OrderedDict()
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def shard_for_subject(self, subject: str) -> int:
+        """The shard of ``subject`` (taken in NFC, the form it is stored in)."""
+        return shard_of_subject(core.nfc(subject), len(self.shards))
+
+    def _remember(self, assertion_hash: bytes, shard: int) -> None:
+        self._located[assertion_hash] = shard
+        self._located.move_to_end(assertion_hash)
+        while len(self._located) > _LOCATE_CACHE_ENTRIES_MAX:
+            self._located.popitem(last=False)
+
+    def _locate(self, assertion_hash: proto.HashLike) -> Plan[int]:
+        h = proto.as_hash(assertion_hash, "assertion_hash")
+        if h in self._located:
+            return self._located[h]
+        for i in range(len(self.shards)):
+            if (yield i, core.get_assertion(h)) is not None:
+                self._remember(h, i)
+                return i
+        raise ShardLookupError(
+            f"assertion {h.hex()} is on no shard (not ingested yet?): pass its subject"
+        )
+
+    def _vote_shard(self, vote: pb.Vote, subject: str | None) -> Plan[int]:
+        if subject is not None:
+            return self.shard_for_subject(subject)
+        return (yield from self._locate(vote.assertion_hash))
+
+    def _shard_of(self, r: pb.Record, digest: bytes, subjects: Mapping[bytes, str]) -> Plan[int]:
+        kind = r.WhichOneof("kind")
+        if kind == "assertion":
+            return self.shard_for_subject(r.assertion.subject)
+        if kind == "vote":
+            return (yield from self._vote_shard(r.vote, subjects.get(r.vote.assertion_hash)))
+        return shard_of_hash(digest, len(self.shards))
+
+    # --- plans -------------------------------------------------------------------------------
+
+    def _ask(self, shard: int, rpc: Rpc[T]) -> Plan[T]:
+        result: T = yield shard, rpc
+        return result
+
+    def _one_or_every(
+        self,
+        shard: int | None,
+        min_lsn: int,
+        build: Callable[[int], Rpc[T]],
+        found: Callable[[T], bool],
+    ) -> Plan[T]:
+        """A read on ``shard`` when known (read-your-writes: ``min_lsn``); else on every shard
+        in turn until ``found`` (without ``min_lsn``, which names no shard). The last shard's
+        answer stands when none has it."""
+        if shard is not None:
+            return (yield from self._ask(shard, build(min_lsn)))
+        if min_lsn:
+            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
+        for i in range(len(self.shards) - 1):
+            result = yield from self._ask(i, build(0))
+            if found(result):
+                return result
+        return (yield from self._ask(len(self.shards) - 1, build(0)))
+
+    def _on(self, shard: int, rpc: Rpc[Receipt]) -> Plan[ShardReceipt]:
+        r = yield from self._ask(shard, rpc)
+        return ShardReceipt(r.hash, r.lsn, shard)
+
+    def _append_assertion(
+        self, assertion: pb.Assertion, *, timeout: float | None = None
+    ) -> Plan[ShardReceipt]:
+        """Append an assertion on the shard of its subject."""
+        rpc = core.append_assertion(assertion, timeout=timeout)  # validated before routing
+        receipt = yield from self._on(self.shard_for_subject(rpc.records[0].assertion.subject), rpc)
+        self._remember(receipt.hash, receipt.shard)
+        return receipt
+
+    def _append_vote(
+        self, vote: pb.Vote, *, subject: str | None = None, timeout: float | None = None
+    ) -> Plan[ShardReceipt]:
+        """Append a vote on the shard of its assertion (by ``subject``, else located)."""
+        rpc = core.append_vote(vote, timeout=timeout)
+        shard = yield from self._vote_shard(vote, subject)
+        return (yield from self._on(shard, rpc))
+
+    def _append_epoch(self, epoch: pb.Epoch, *, timeout: float | None = None) -> Plan[ShardReceipt]:
+        """Append an epoch on the shard of its hash."""
+        rpc = core.append_epoch(epoch, timeout=timeout)
+        return (yield from self._on(shard_of_hash(rpc.digests[0], len(self.shards)), rpc))
+
+    def _append_batch(
+        self,
+        records: Sequence[proto.AnyRecord],
+        *,
+        vote_subjects: Mapping[bytes, str] | None = None,
+        timeout: float | None = None,
+    ) -> Plan[list[ShardReceipt]]:
+        """One AppendBatch per shard touched; receipts in the order of ``records``.
+
+        ``vote_subjects`` maps an assertion hash to its subject for votes whose assertion is not
+        in the batch; assertions in the batch are added to it automatically.
+        """
+        items = [pb.Record() for _ in records]
+        for item, r in zip(items, records, strict=True):
+            item.CopyFrom(proto.as_record(r))
+        digests = [prepare(r, f"records[{i}]") for i, r in enumerate(items)]
+        subjects = dict(vote_subjects or {})
+        for r, digest in zip(items, digests, strict=True):
+            if r.WhichOneof("kind") == "assertion":
+                subjects[digest] = r.assertion.subject
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(items):
+            shard = yield from self._shard_of(r, digests[i], subjects)
+            groups.setdefault(shard, []).append(i)
+        out: list[ShardReceipt | None] = [None] * len(items)
+        for shard, indexes in sorted(groups.items()):
+            rpc = core.append_batch([items[i] for i in indexes], timeout=timeout)
+            receipts = yield from self._ask(shard, rpc)
+            for i, rc in zip(indexes, receipts, strict=True):
+                out[i] = ShardReceipt(rc.hash, rc.lsn, shard)
+        return [r for r in out if r is not None]
+
+    def _get(
+        self,
+        key: bytes | str,
+        min_lsn: int = 0,
+        *,
+        shard: int | None = None,
+        timeout: float | None = None,
+    ) -> Plan[GetResult]:
+        """Read a key: on ``shard`` when given; ``S:<subject>...`` keys on the subject's shard;
+        other keys on every shard in turn until found."""
+        k = proto.as_key(key)
+        if shard is None and k.startswith(b"S:") and b"\x00" in k:
+            subject = k[2 : k.index(b"\x00")].decode("utf-8", errors="replace")
+            shard = self.shard_for_subject(subject)
+        return (
+            yield from self._one_or_every(
+                shard, min_lsn, lambda lsn: core.get(k, lsn, timeout=timeout), lambda r: r.found
+            )
+        )
+
+    def _get_assertion(
+        self,
+        assertion_hash: proto.HashLike,
+        min_lsn: int = 0,
+        *,
+        shard: int | None = None,
+        timeout: float | None = None,
+    ) -> Plan[pb.Assertion | None]:
+        """The assertion with this hash: from ``shard``, the remembered shard, or every shard."""
+        h = proto.as_hash(assertion_hash, "assertion_hash")
+        if shard is None:
+            shard = self._located.get(h)
+        return (
+            yield from self._one_or_every(
+                shard, min_lsn, lambda lsn: core.get_assertion(h, lsn, timeout=timeout),
+                lambda a: a is not None,
+            )
+        )  # fmt: skip
+
+    def _locate_assertion(self, assertion_hash: proto.HashLike) -> Plan[int]:
+        """The shard whose store holds the assertion (asks each in turn; cached)."""
+        return (yield from self._locate(assertion_hash))
+
+    def _list_votes(
+        self,
+        assertion_hash: proto.HashLike,
+        page_size: int = 0,
+        page_token: str = "",
+        min_lsn: int = 0,
+        *,
+        subject: str | None = None,
+        timeout: float | None = None,
+    ) -> Plan[Page[spb.HashedVote]]:
+        """Votes on an assertion, from its shard (by ``subject``, else located)."""
+        h = proto.as_hash(assertion_hash, "assertion_hash")
+        shard = self.shard_for_subject(subject) if subject is not None else None
+        if shard is None:
+            shard = yield from self._locate(h)
+        return (
+            yield from self._ask(
+                shard, core.list_votes(h, page_size, page_token, min_lsn, timeout=timeout)
+            )
+        )
+
+
+def _by_subject(
+    build: Callable[Concatenate[str, P], Rpc[T]],
+) -> Callable[Concatenate[_Sharding[Any], str, P], Plan[T]]:
+    """The plan of a read about one subject: the core's request, on the subject's shard."""
+
+    def plan(self: _Sharding[Any], subject: str, /, *args: P.args, **kwargs: P.kwargs) -> Plan[T]:
+        return (
+            yield from self._ask(self.shard_for_subject(subject), build(subject, *args, **kwargs))
+        )
+
+    plan.__doc__ = build.__doc__
+    return plan
+
+
+def _subject_pages(
+    build: Callable[Concatenate[str, P], Pages[T]],
+) -> Callable[Concatenate[_Sharding[Any], str, P], tuple[int, Pages[T]]]:
+    """A listing about one subject: the core's pages, on the subject's shard."""
+
+    def pages(
+        self: _Sharding[Any], subject: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> tuple[int, Pages[T]]:
+        return self.shard_for_subject(subject), build(subject, *args, **kwargs)
+
+    pages.__doc__ = build.__doc__
+    return pages
+
+
+def _on_shard(
+    build: Callable[P, Rpc[T]],
+) -> Callable[Concatenate[_Sharding[Any], int, P], Plan[T]]:
+    """A read of one named shard (a scan across shards has no single key order)."""
+
+    def plan(self: _Sharding[Any], shard: int, /, *args: P.args, **kwargs: P.kwargs) -> Plan[T]:
+        return (yield from self._ask(shard, build(*args, **kwargs)))
+
+    plan.__doc__ = build.__doc__
+    return plan
+
+
+_list_assertions_by_subject = _by_subject(core.list_assertions_by_subject)
+_iter_assertions_by_subject = _subject_pages(core.iter_assertions_by_subject)
+_scan_prefix = _on_shard(core.scan_prefix)
+
+
+class _ShardOperations(_Sharding[C]):
+    """Every operation of a sharded client, declared once for both flavours."""
+
+    locate_assertion = core.routed(_Sharding._locate_assertion)
+    append_assertion = core.routed(_Sharding._append_assertion)
+    append_vote = core.routed(_Sharding._append_vote)
+    append_epoch = core.routed(_Sharding._append_epoch)
+    append_batch = core.routed(_Sharding._append_batch)
+    get = core.routed(_Sharding._get)
+    get_assertion = core.routed(_Sharding._get_assertion)
+    list_assertions_by_subject = core.routed(_list_assertions_by_subject)
+    list_votes = core.routed(_Sharding._list_votes)
+    scan_prefix = core.routed(_scan_prefix)
+    iter_assertions_by_subject = core.routed_pages(_iter_assertions_by_subject)
+
+
+class ShardedClient(_ShardOperations[Client], Blocking):
     """Several (writer, store) pairs, e.g. ``ShardedClient([("w0:50051", "s0:50052"), ...])``."""
 
-    def __init__(
-        self,
-        shards: Sequence[tuple[str, str]],
-        *,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        tls: TlsConfig | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if not shards:
-            raise ValueError("a ShardedClient needs at least one (writer, store) pair")
-        self.shards = [
-            Client(w, s, timeout_seconds=timeout_seconds, tls=tls, retry=retry) for w, s in shards
-        ]
-        self._located: OrderedDict[bytes, int] = OrderedDict()
+    _client_type = Client
 
     def close(self) -> None:
         for c in self.shards:
@@ -101,193 +363,36 @@ class ShardedClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- routing -----------------------------------------------------------------------------
+    def _drive(self, plan: Plan[T]) -> T:
+        step = Step(plan)
+        while step.pending:
+            step.send(self.shards[step.shard]._run(step.rpc))
+        return step.result
 
-    def shard_for_subject(self, subject: str) -> int:
-        return shard_of_subject(subject, len(self.shards))
+    def _iterate_on(self, target: tuple[int, Pages[T]]) -> Iterator[T]:
+        return self.shards[target[0]]._iterate(target[1])
 
-    def _remember(self, assertion_hash: bytes, shard: int) -> None:
-        self._located[assertion_hash] = shard
-        self._located.move_to_end(assertion_hash)
-        while len(self._located) > _LOCATE_CACHE_ENTRIES_MAX:
-            self._located.popitem(last=False)
 
-    def locate_assertion(self, assertion_hash: proto.HashLike) -> int:
-        """The shard whose store holds the assertion (asks each in turn; cached)."""
-        h = proto.as_hash(assertion_hash, "assertion_hash")
-        if h in self._located:
-            return self._located[h]
-        for i, c in enumerate(self.shards):
-            if c.get_assertion(h) is not None:
-                self._remember(h, i)
-                return i
-        raise ShardLookupError(
-            f"assertion {h.hex()} is on no shard (not ingested yet?): pass its subject"
-        )
+class AsyncShardedClient(_ShardOperations[AsyncClient], Concurrent):
+    """The asyncio twin of :class:`ShardedClient` (same rules, coroutine methods)."""
 
-    def _vote_shard(self, vote: pb.Vote, subject: str | None) -> int:
-        if subject is not None:
-            return self.shard_for_subject(subject)
-        return self.locate_assertion(vote.assertion_hash)
+    _client_type = AsyncClient
 
-    def _shard_of(self, r: pb.Record, subjects: Mapping[bytes, str]) -> int:
-        kind = r.WhichOneof("kind")
-        if kind == "assertion":
-            return self.shard_for_subject(r.assertion.subject)
-        if kind == "vote":
-            return self._vote_shard(r.vote, subjects.get(r.vote.assertion_hash))
-        if kind == "epoch":
-            return shard_of_hash(prepare(r), len(self.shards))
-        raise InvalidRecord("record", "is empty: set one of assertion, vote, epoch")
-
-    # --- appends -----------------------------------------------------------------------------
-
-    def append_assertion(
-        self, assertion: pb.Assertion, *, timeout: float | None = None
-    ) -> ShardReceipt:
-        validate_assertion(assertion)  # before routing: an invalid subject has no shard
-        shard = self.shard_for_subject(assertion.subject)
-        r = self.shards[shard].append_assertion(assertion, timeout=timeout)
-        self._remember(r.hash, shard)
-        return ShardReceipt(r.hash, r.lsn, shard)
-
-    def append_vote(
-        self, vote: pb.Vote, *, subject: str | None = None, timeout: float | None = None
-    ) -> ShardReceipt:
-        """Append a vote on the shard of its assertion (by ``subject``, else located)."""
-        validate_vote(vote)
-        shard = self._vote_shard(vote, subject)
-        r = self.shards[shard].append_vote(vote, timeout=timeout)
-        return ShardReceipt(r.hash, r.lsn, shard)
-
-    def append_epoch(self, epoch: pb.Epoch, *, timeout: float | None = None) -> ShardReceipt:
-        validate_epoch(epoch)
-        digest = canonical.record_hash(pb.Record(epoch=epoch))
-        shard = shard_of_hash(digest, len(self.shards))
-        r = self.shards[shard].append_epoch(epoch, timeout=timeout)
-        return ShardReceipt(r.hash, r.lsn, shard)
-
-    def append_batch(
-        self,
-        records: Sequence[proto.AnyRecord],
-        *,
-        vote_subjects: Mapping[bytes, str] | None = None,
-        timeout: float | None = None,
-    ) -> list[ShardReceipt]:
-        """One AppendBatch per shard touched; receipts in the order of ``records``.
-
-        ``vote_subjects`` maps an assertion hash to its subject for votes whose assertion is not
-        in the batch; assertions in the batch are added to it automatically.
-        """
-        items = [proto.as_record(r) for r in records]
-        subjects = dict(vote_subjects or {})
-        for i, r in enumerate(items):
-            if r.WhichOneof("kind") == "assertion":
-                subjects[prepare(r, f"records[{i}]")] = r.assertion.subject
-        groups: dict[int, list[int]] = {}
-        for i, r in enumerate(items):
-            prepare(r, f"records[{i}]")
-            groups.setdefault(self._shard_of(r, subjects), []).append(i)
-        out: list[ShardReceipt | None] = [None] * len(items)
-        for shard, indexes in sorted(groups.items()):
-            receipts = self.shards[shard].append_batch([items[i] for i in indexes], timeout=timeout)
-            for i, rc in zip(indexes, receipts, strict=True):
-                out[i] = ShardReceipt(rc.hash, rc.lsn, shard)
-        return [r for r in out if r is not None]
-
-    # --- reads -------------------------------------------------------------------------------
-
-    def get(
-        self,
-        key: bytes | str,
-        min_lsn: int = 0,
-        *,
-        shard: int | None = None,
-        timeout: float | None = None,
-    ) -> GetResult:
-        """Read a key: on ``shard`` when given; ``S:<subject>...`` keys on the subject's shard;
-        other keys on every shard in turn until found."""
-        k = proto.as_key(key)
-        if shard is None and k.startswith(b"S:") and b"\x00" in k:
-            subject = k[2 : k.index(b"\x00")].decode("utf-8", errors="replace")
-            shard = self.shard_for_subject(subject)
-        if shard is not None:
-            return self.shards[shard].get(k, min_lsn, timeout=timeout)
-        if min_lsn:
-            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
-        for c in self.shards[:-1]:
-            result = c.get(k, timeout=timeout)
-            if result.found:
-                return result
-        return self.shards[-1].get(k, timeout=timeout)
-
-    def get_assertion(
-        self,
-        assertion_hash: proto.HashLike,
-        min_lsn: int = 0,
-        *,
-        shard: int | None = None,
-        timeout: float | None = None,
-    ) -> pb.Assertion | None:
-        h = proto.as_hash(assertion_hash, "assertion_hash")
-        if shard is None and h in self._located:
-            shard = self._located[h]
-        if shard is not None:
-            return self.shards[shard].get_assertion(h, min_lsn, timeout=timeout)
-        if min_lsn:
-            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
+    async def close(self) -> None:
         for c in self.shards:
-            found = c.get_assertion(h, timeout=timeout)
-            if found is not None:
-                return found
-        return None
+            await c.close()
 
-    def list_assertions_by_subject(
-        self,
-        subject: str,
-        page_size: int = 0,
-        page_token: str = "",
-        min_lsn: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> Page[spb.HashedAssertion]:
-        shard = self.shards[self.shard_for_subject(subject)]
-        return shard.list_assertions_by_subject(
-            subject, page_size, page_token, min_lsn, timeout=timeout
-        )
+    async def __aenter__(self) -> AsyncShardedClient:
+        return self
 
-    def iter_assertions_by_subject(
-        self, subject: str, page_size: int = 0, min_lsn: int = 0, *, timeout: float | None = None
-    ) -> Iterator[spb.HashedAssertion]:
-        shard = self.shards[self.shard_for_subject(subject)]
-        return shard.iter_assertions_by_subject(subject, page_size, min_lsn, timeout=timeout)
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
-    def list_votes(
-        self,
-        assertion_hash: proto.HashLike,
-        page_size: int = 0,
-        page_token: str = "",
-        min_lsn: int = 0,
-        *,
-        subject: str | None = None,
-        timeout: float | None = None,
-    ) -> Page[spb.HashedVote]:
-        """Votes on an assertion, from its shard (by ``subject``, else located)."""
-        h = proto.as_hash(assertion_hash, "assertion_hash")
-        index = self.shard_for_subject(subject) if subject is not None else self.locate_assertion(h)
-        return self.shards[index].list_votes(h, page_size, page_token, min_lsn, timeout=timeout)
+    async def _drive(self, plan: Plan[T]) -> T:
+        step = Step(plan)
+        while step.pending:
+            step.send(await self.shards[step.shard]._run(step.rpc))
+        return step.result
 
-    def scan_prefix(
-        self,
-        shard: int,
-        prefix: bytes | str,
-        page_size: int = 0,
-        page_token: str = "",
-        min_lsn: int = 0,
-        *,
-        timeout: float | None = None,
-    ) -> Page[Entry]:
-        """A prefix scan of one shard (a scan across shards has no single key order)."""
-        return self.shards[shard].scan_prefix(
-            prefix, page_size, page_token, min_lsn, timeout=timeout
-        )
+    def _iterate_on(self, target: tuple[int, Pages[T]]) -> AsyncIterator[T]:
+        return self.shards[target[0]]._iterate(target[1])

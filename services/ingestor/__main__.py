@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
+from stemedb.errors import StemeError
 from stemedb.ingestor._config import config_from_args
 from stemedb.ingestor._server import serve
-
-from stemedb.errors import StemeError
 from stemedb.runtime import run_service
 
 _log = logging.getLogger("stemedb.ingestor")

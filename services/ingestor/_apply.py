@@ -36,7 +36,7 @@ from stemedb.ingestor._keys import (
 )
 from stemedb.ingestor._log import LogApplier
 from stemedb.ingestor._unknown import unknown_field_path
-
+from stemedb.ingestor._usage import UsageBatch
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload
@@ -76,10 +76,8 @@ class _SignatureMerge:
     signatures, so a signer is known iff it is inline or has an HS: key.
     """
 
-    def __init__(self, db: StoreDb, wal_dir: Path | None = None) -> None:
+    def __init__(self, db: StoreDb) -> None:
         self._db = db
-        # The verifiable log's tree of that WAL (its LSNs are contiguous): nodes, checkpoint.
-        self._log = LogApplier(db, wal_dir) if wal_dir is not None else None
         self._records: dict[bytes, tuple[pb.Record, set[bytes]]] = {}  # H: key -> parsed
         self._changed: dict[bytes, None] = {}  # H: keys whose record grew, in order
         self._overflow: dict[bytes, bytes] = {}  # new HS: key -> signature
@@ -140,11 +138,15 @@ class ApplyEngine:
         outcome = ApplyOutcome(checkpoint=None, failure=failure)
         if not decoded:
             return outcome
-        puts = self._build(decoded, outcome)
+        usage = UsageBatch(self._db)
+        puts = self._build(decoded, outcome, usage)
+        usage_puts, deletes = usage.changes()
+        puts.update(usage_puts)
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
         log_batch = self._log.extend(decoded) if self._log is not None else None
-        self._db.write(puts.items(), checkpoint, log_batch.puts.items() if log_batch else ())
+        internal = log_batch.puts.items() if log_batch is not None else ()
+        self._db.write(puts.items(), checkpoint, deletes, internal)
         if self._log is not None and log_batch is not None:
             self._log.committed(log_batch)
         outcome.checkpoint = checkpoint
@@ -153,7 +155,10 @@ class ApplyEngine:
         return outcome
 
     def _build(
-        self, decoded: list[tuple[WalRecord, DecodedPayload]], outcome: ApplyOutcome
+        self,
+        decoded: list[tuple[WalRecord, DecodedPayload]],
+        outcome: ApplyOutcome,
+        usage: UsageBatch,
     ) -> dict[bytes, bytes]:
         keys = [record_key(_PREFIX[p.kind], p.content_hash) for _rec, p in decoded]
         unique = list(dict.fromkeys(keys))
@@ -162,6 +167,8 @@ class ApplyEngine:
         signatures = _SignatureMerge(self._db)
         for key, (_rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
+            if p.job is not None:
+                usage.add(p.job)  # every event counts, even a re-append of a stored record
             current = overlay.get(key, stored[key])
             if current is None:
                 if p.kind == "assertion" and (

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import cast
 
 import rocksdict
+
 from stemedb.ingestor._errors import SchemaMismatch
 from stemedb.ingestor._keys import (
     CHECKPOINT_KEY,
@@ -173,10 +174,14 @@ class StoreDb:
         self,
         puts: Iterable[tuple[bytes, bytes]],
         checkpoint: Checkpoint,
+        deletes: Iterable[bytes] = (),
         internal_puts: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
-        """Write ``puts``, ``internal_puts`` and the new checkpoint in one atomic WriteBatch."""
+        """Write ``deletes``, then ``puts`` and ``internal_puts`` (the internal column family),
+        and the new checkpoint in one atomic WriteBatch."""
         batch = rocksdict.WriteBatch(raw_mode=True)
+        for key in deletes:
+            batch.delete(key)
         for key, value in puts:
             batch.put(key, value)
         for key, value in internal_puts:

@@ -30,10 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemedb import note
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import StoreInconsistent
-
-from stemedb import note
 from stemedb.merkle import (
     CompactRange,
     NodeMissing,

@@ -14,6 +14,8 @@ from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
+
+from stemedb.errors import StemeError
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import IngestorError, InvalidRequest, grpc_code_of
 from stemedb.ingestor._log import (
@@ -27,8 +29,6 @@ from stemedb.ingestor._log import (
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
 from stemedb.ingestor._state import ApplyState
 from stemedb.ingestor._waiter import AppliedLsnWaiter
-
-from stemedb.errors import StemeError
 from stemedb.merkle import (
     NodeMissing,
     OutOfRange,

@@ -19,7 +19,6 @@ from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._metrics import IngestorMetrics
 from stemedb.ingestor._state import ApplyState, HaltInfo
-
 from stemedb.runtime import log_event
 from stemedb.wal import (
     ConsumerCheckpoint,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from stemedb.ingestor._state import ApplyState, HaltInfo
 
 __all__ = ["KINDS", "IngestorMetrics"]

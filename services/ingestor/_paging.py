@@ -16,6 +16,7 @@ import base64
 import binascii
 
 from blake3 import blake3
+
 from stemedb.ingestor._errors import InvalidRequest
 
 __all__ = [

@@ -18,6 +18,7 @@ from typing import Any
 
 from grpc_health.v1 import health, health_pb2
 from prometheus_client import CollectorRegistry
+
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._log_service import LOG_SERVICE_DESCRIPTOR, LogServicer
@@ -26,10 +27,10 @@ from stemedb.ingestor._metrics import IngestorMetrics
 from stemedb.ingestor._servicer import StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
+from stemedb.ingestor._usage import UsageReader, UsageServicer
 from stemedb.ingestor._waiter import AppliedLsnWaiter
-
 from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
-from stemedb.v1 import store_pb2
+from stemedb.v1 import meter_pb2, store_pb2
 
 __all__ = ["INGEST_HEALTH_NAME", "READY_HEALTH_NAME", "IngestorServer", "serve"]
 
@@ -38,6 +39,7 @@ READY_HEALTH_NAME = "stemedb.ready"  # applying and the lag within --ready-lag-r
 _APPLY_STOP_SECONDS_MAX = 30.0  # one batch is bounded; this only guards against a stuck disk
 _MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a page of 1,000 entries of up to ~1 MiB records
 _DESCRIPTOR = store_pb2.DESCRIPTOR.services_by_name["StoreService"]
+_USAGE = meter_pb2.DESCRIPTOR.services_by_name["UsageService"]
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _log = logging.getLogger("stemedb.ingestor")
@@ -123,6 +125,8 @@ class IngestorServer:
             Store(db, self.state, cfg.read_page_bytes_max), self.waiter, cfg.read_threads
         )
         self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, self._servicer))
+        usage = UsageServicer(UsageReader(db, self.state), self.waiter)
+        self.shell.add_service(_USAGE, decoding_generic_handler(_USAGE, usage))
         log_servicer = LogServicer(db, self.state, self.waiter, cfg.wal_dir)
         self.shell.add_service(
             LOG_SERVICE_DESCRIPTOR, decoding_generic_handler(LOG_SERVICE_DESCRIPTOR, log_servicer)

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc.aio
+
 from stemedb.ingestor._errors import IngestorError, grpc_code_of
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._waiter import AppliedLsnWaiter
-
 from stemedb.v1 import store_pb2, store_pb2_grpc
 
 __all__ = ["SERVICE_NAME", "StoreServicer"]

@@ -21,7 +21,6 @@ from stemedb.ingestor._keys import (
 )
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
 from stemedb.ingestor._state import ApplyState
-
 from stemedb.v1 import records_pb2, store_pb2
 
 __all__ = ["KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from stemedb.writer._config import config_from_args
-from stemedb.writer._server import serve
-
 from stemedb.errors import StemeError
 from stemedb.runtime import run_service
+from stemedb.writer._config import config_from_args
+from stemedb.writer._server import serve
 
 _log = logging.getLogger("stemedb.writer")
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import Message
-from stemedb.writer._verify import SignatureCheck
 
 from stemedb import canonical, validation
 from stemedb.errors import InvalidRecord, InvalidSignature, StemeError, UntrustedSigner
 from stemedb.runtime import decode_request
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
+from stemedb.writer._verify import SignatureCheck
 
 __all__ = [
     "ASSERTION",

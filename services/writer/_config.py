@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stemedb.writer._tree import DEFAULT_LOG_KEY_NAME, DEFAULT_LOG_ORIGIN
-from stemedb.writer._verify import usable_cpus
-
 from stemedb import note
 from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
+from stemedb.writer._tree import DEFAULT_LOG_KEY_NAME, DEFAULT_LOG_ORIGIN
+from stemedb.writer._verify import usable_cpus
 
 __all__ = ["WriterConfig", "build_parser", "config_from_args", "load_trusted_keys"]
 
@@ -82,6 +81,11 @@ class WriterConfig(ServerSettings):
         help="retention ignores a consumer checkpoint behind the log and not updated for this "
         "long (default: never)",
     )
+    meter_config: Path | None = setting(
+        None, parse=optional_path,
+        help="JSON file of the meter's costs and per-agent budgets (DESIGN 12; reloaded on "
+        "SIGHUP); without it nothing is metered",
+    )  # fmt: skip
     fsync_warn_seconds: float = setting(0.5, help="log a warning when one fsync takes longer")
     log_key: Path | None = setting(
         None, parse=optional_path,

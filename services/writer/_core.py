@@ -13,13 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from stemedb.writer._admission import Admitted
-from stemedb.writer._verify import SignatureVerifier
-
 from stemedb.errors import InvalidSignature
 from stemedb.runtime import log_event
 from stemedb.wal import Wal, WalClosed, WalDiskFull, WalError, WalOverloaded
-from stemedb.walrecord import TYPE_OF_KIND, encode_payload
+from stemedb.walrecord import (
+    TYPE_OF_KIND,
+    TYPE_WITH_JOB_OF_KIND,
+    JobEnvelope,
+    encode_payload,
+    encode_payload_with_job,
+)
+from stemedb.writer._admission import Admitted
+from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["Receipt", "WalFatalListener", "Writer"]
 
@@ -60,12 +65,16 @@ class Writer:
         self._fatal_listeners.append(listener)
 
     async def append(
-        self, admitted: Sequence[Admitted], timeout_seconds: float | None = None
+        self,
+        admitted: Sequence[Admitted],
+        timeout_seconds: float | None = None,
+        job: JobEnvelope | None = None,
     ) -> list[Receipt]:
         """Verify every signature, then append all records as one durable commit.
 
-        Raises InvalidSignature naming the first signature that does not verify, or a WalError;
-        nothing is written unless every record passes.
+        ``job`` (a metered request's charge) travels with the first record, so an ingestor
+        counts it once. Raises InvalidSignature naming the first signature that does not
+        verify, or a WalError; nothing is written unless every record passes.
         """
         checks = [c for a in admitted for c in a.checks]
         self.signatures_verified += len(checks)
@@ -78,6 +87,12 @@ class Writer:
             (TYPE_OF_KIND[a.kind], encode_payload(a.content_hash, a.record.SerializeToString()))
             for a in admitted
         ]
+        if job is not None and admitted:
+            first = admitted[0]
+            entries[0] = (
+                TYPE_WITH_JOB_OF_KIND[first.kind],
+                encode_payload_with_job(first.content_hash, first.record.SerializeToString(), job),
+            )
         try:
             lsns = await self._wal.append_async(entries, timeout_seconds=timeout_seconds)
         except WalError as exc:

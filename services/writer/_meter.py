@@ -26,24 +26,32 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from stemedb.errors import StemeError
+from stemedb.errors import InvalidRecord, StemeError
 from stemedb.v1 import records_pb2 as pb
+from stemedb.walrecord import JobEnvelope
 
 __all__ = [
     "AGENTS_MAX_DEFAULT",
     "ANONYMOUS",
     "Budget",
+    "Charge",
     "Costs",
     "Decision",
     "Meter",
     "MeterConfig",
     "MeterConfigError",
+    "MeterRefused",
     "Outcome",
+    "OverBudget",
+    "OverValue",
     "agent_of",
+    "charge_request",
+    "check_job",
     "load_meter_config",
     "parse_meter_config",
+    "refusal",
 ]
 
 ANONYMOUS = "anonymous"
@@ -161,8 +169,9 @@ class Outcome(Enum):
     OVER_BURST = "over_burst"  # costs more than the bucket can ever hold: RESOURCE_EXHAUSTED
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """What the meter decided for one request (a tuple: built once per metered request)."""
+
     outcome: Outcome
     agent: str
     cost: float
@@ -201,6 +210,67 @@ def agent_of(records: list[pb.Record], mtls_identity: str | None) -> str:
         if signed is not None and signed.signatures:
             return signed.signatures[0].public_key.hex()
     return ANONYMOUS
+
+
+class MeterRefused(StemeError):
+    """The meter refused a request; ``decision`` says why (nothing was written or charged)."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message())
+        self.decision = decision
+
+
+class OverValue(MeterRefused):
+    """The request costs more than the value its job declares (FAILED_PRECONDITION)."""
+
+
+class OverBudget(MeterRefused):
+    """The agent's bucket holds too few units now, or the request exceeds its burst
+    (RESOURCE_EXHAUSTED; with a retry time unless it can never pass)."""
+
+
+def refusal(decision: Decision) -> MeterRefused:
+    if decision.outcome is Outcome.OVER_VALUE:
+        return OverValue(decision)
+    return OverBudget(decision)
+
+
+def check_job(job: Any, field: str = "job") -> None:
+    """Refuse a JobInfo whose figures are negative, -0.0 or not finite, naming the field."""
+    for name in ("compute_seconds", "value"):
+        number = float(getattr(job, name))
+        if not math.isfinite(number):
+            raise InvalidRecord(f"{field}.{name}", "must be finite")
+        if number < 0 or math.copysign(1.0, number) < 0:
+            raise InvalidRecord(f"{field}.{name}", f"must be >= 0 (and not -0.0), got {number}")
+
+
+class Charge(NamedTuple):
+    """An admitted request's charge: what to refund if its append fails, what the WAL keeps."""
+
+    decision: Decision
+    job: JobEnvelope
+
+
+def charge_request(
+    meter: Meter, records: list[pb.Record], request_bytes: int, signatures: int,
+    job: Any | None, mtls_identity: str | None, now: float,
+) -> Charge:  # fmt: skip
+    """Charge one request to its agent, or raise :class:`MeterRefused` (nothing charged).
+
+    ``job`` is the request's ``JobInfo`` (or None); its figures are checked, then recorded.
+    """
+    tokens, seconds, value = 0, 0.0, 0.0
+    if job is not None:
+        check_job(job)
+        tokens, seconds, value = int(job.tokens), float(job.compute_seconds), float(job.value)
+    agent = agent_of(records, mtls_identity)
+    cost = meter.cost(len(records), request_bytes, signatures)
+    decision = meter.charge(agent, cost, value, now)
+    if not decision.admitted:
+        raise refusal(decision)
+    envelope = JobEnvelope(agent, len(records), cost, tokens, seconds, value)
+    return Charge(decision, envelope)
 
 
 class _Bucket:
@@ -260,6 +330,15 @@ class Meter:
             return Decision(Outcome.OVER_BUDGET, agent, cost, retry_after_seconds=wait)
         bucket.tokens -= cost
         return Decision(Outcome.ADMITTED, agent, cost)
+
+    def refund(self, decision: Decision) -> None:
+        """Give back an admitted request's units (its append failed after the charge)."""
+        if not decision.admitted:
+            return
+        bucket = self._buckets.get(decision.agent)
+        if bucket is not None:
+            burst = self._config.budget_of(decision.agent).burst
+            bucket.tokens = min(burst, bucket.tokens + decision.cost)
 
     def tokens(self, agent: str, now: float) -> float:
         """The tokens ``agent`` has now (its burst when it holds no bucket)."""

@@ -149,6 +149,34 @@ class WriterMetrics:
             "writer is restarted; the log says why.",
             registry=registry,
         )
+        # The meter: per outcome, never per agent (bounded label sets; DESIGN section 12).
+        self.meter_requests = Counter(
+            "stemedb_writer_meter_requests",
+            "Metered append requests by outcome: admitted, over_value (FAILED_PRECONDITION), "
+            "over_budget (RESOURCE_EXHAUSTED with RetryInfo), over_burst (can never pass).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("admitted", "over_value", "over_budget", "over_burst"):
+            self.meter_requests.labels(outcome)
+        self.meter_units = Counter(
+            "stemedb_writer_meter_units",
+            "Cost units charged to admitted requests.",
+            registry=registry,
+        )
+        self.meter_agents = Gauge(
+            "stemedb_writer_meter_agents",
+            "Agents whose token bucket the writer holds now (bound: the config's agents_max).",
+            registry=registry,
+        )
+        self.meter_reloads = Counter(
+            "stemedb_writer_meter_reloads",
+            "Meter configuration reloads on SIGHUP, by result (ok, or failed: the old one stays).",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "failed"):
+            self.meter_reloads.labels(result)
         self.log_tree_size = Gauge(
             "stemedb_log_tree_size",
             "Tree size of the last signed checkpoint (CHECKPOINT in the WAL directory).",

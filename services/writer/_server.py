@@ -9,26 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 
 from prometheus_client import CollectorRegistry
+
+from stemedb import validation
+from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
+from stemedb.v1 import meter_pb2, writer_pb2
+from stemedb.wal import SyncMode, Wal, WalConfig
 from stemedb.writer._admission import AdmissionBounds, SignaturePolicy
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
+from stemedb.writer._meter import Meter, MeterConfigError, load_meter_config
+from stemedb.writer._meter_service import MeterServicer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
 from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
-from stemedb import validation
-from stemedb.runtime import ServiceShell, log_event, stop_signal
-from stemedb.v1 import writer_pb2
-from stemedb.wal import SyncMode, Wal, WalConfig
-
 __all__ = ["WriterServer", "serve"]
 
 _log = logging.getLogger("stemedb.writer")
 _DESCRIPTOR = writer_pb2.DESCRIPTOR.services_by_name["WriterService"]
+_METER_DESCRIPTOR = meter_pb2.DESCRIPTOR.services_by_name["MeterService"]
 
 
 class WriterServer:
@@ -42,7 +46,10 @@ class WriterServer:
         self._stopped = asyncio.Event()
         self._wal: Wal | None = None
         self._verifier: SignatureVerifier | None = None
+        self._servicer_: WriterServicer | None = None
         self._tree: LogTree | None = None
+        # Read before anything starts: a malformed meter config refuses the start (exit 2).
+        self._meter = Meter(load_meter_config(cfg.meter_config)) if cfg.meter_config else None
         self.shell = ServiceShell(
             cfg, self.registry, _log,
             options=[
@@ -60,7 +67,16 @@ class WriterServer:
         started = time.monotonic()
         wal = await self._open_wal()
         await self._open_tree(wal)
-        self.shell.add_service(_DESCRIPTOR, self._servicer(wal).generic_handler())
+        self._servicer_ = self._servicer(wal)
+        self.shell.add_service(_DESCRIPTOR, self._servicer_.generic_handler())
+        meter = MeterServicer(lambda: self._meter)
+        self.shell.add_service(
+            _METER_DESCRIPTOR, decoding_generic_handler(_METER_DESCRIPTOR, meter)
+        )
+        if self._meter is not None:
+            meter_obj = self._meter
+            self.metrics.meter_agents.set_function(lambda: float(meter_obj.agents()))
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_meter)
         await self.shell.start()
         self._log_started(wal, time.monotonic() - started)
 
@@ -116,7 +132,26 @@ class WriterServer:
             SignaturePolicy.of(cfg.require_signatures, cfg.trusted_keys),
             AdmissionBounds(cfg.inflight_requests_max, cfg.inflight_records_max,
                             cfg.inflight_bytes_max),
-            lambda: self._draining,
+            lambda: self._draining, self._meter, cfg.tls_client_ca is not None,
+        )  # fmt: skip
+
+    def reload_meter(self) -> None:
+        """SIGHUP: read --meter-config again; a file that fails keeps the config in force."""
+        if self._meter is None or self.cfg.meter_config is None:
+            return
+        try:
+            config = load_meter_config(self.cfg.meter_config)
+        except MeterConfigError as exc:
+            self.metrics.meter_reloads.labels("failed").inc()
+            log_event(_log, logging.ERROR, "meter config reload failed; keeping the old one",
+                      error=str(exc))  # fmt: skip
+            return
+        self._meter.reload(config)
+        self.metrics.meter_reloads.labels("ok").inc()
+        log_event(
+            _log, logging.INFO, "meter config reloaded",
+            agents=len(config.agents), default_rate=config.default.rate,
+            default_burst=config.default.burst,
         )  # fmt: skip
 
     def _log_started(self, wal: Wal, recovery_seconds: float) -> None:

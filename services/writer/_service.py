@@ -9,12 +9,24 @@ received. Errors map to status codes in one table.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from stemedb import validation
+from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
+from stemedb.runtime import StatusTable, bytes_generic_handler, log_event
+from stemedb.v1 import records_pb2 as pb
+from stemedb.v1 import writer_pb2 as wpb
+from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 from stemedb.writer._admission import (
     ASSERTION,
     BATCH,
@@ -22,6 +34,7 @@ from stemedb.writer._admission import (
     VOTE,
     AdmissionBounds,
     AdmissionBudget,
+    Admitted,
     Method,
     Overloaded,
     SignaturePolicy,
@@ -31,14 +44,15 @@ from stemedb.writer._admission import (
     record_count,
 )
 from stemedb.writer._core import Receipt, Writer
+from stemedb.writer._meter import (
+    Charge,
+    Meter,
+    MeterRefused,
+    OverBudget,
+    OverValue,
+    charge_request,
+)
 from stemedb.writer._metrics import WriterMetrics
-
-from stemedb import validation
-from stemedb.errors import InvalidRecord, StemeError, UntrustedSigner
-from stemedb.runtime import StatusTable, bytes_generic_handler, log_event
-from stemedb.v1 import records_pb2 as pb
-from stemedb.v1 import writer_pb2 as wpb
-from stemedb.wal import WalClosed, WalDiskFull, WalOverloaded
 
 __all__ = ["SERVICE_NAME", "WriterServicer", "status_of"]
 
@@ -52,6 +66,8 @@ STATUS_TABLE = StatusTable({
     UntrustedSigner: grpc.StatusCode.PERMISSION_DENIED,
     InvalidRecord: grpc.StatusCode.INVALID_ARGUMENT,  # InvalidSignature too
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    OverBudget: grpc.StatusCode.RESOURCE_EXHAUSTED,  # with RetryInfo unless it can never pass
+    OverValue: grpc.StatusCode.FAILED_PRECONDITION,
     WalOverloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     WalDiskFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     WalClosed: grpc.StatusCode.UNAVAILABLE,
@@ -60,6 +76,7 @@ STATUS_TABLE = StatusTable({
 _OUTCOME_OF_CODE = {
     grpc.StatusCode.PERMISSION_DENIED: "denied",
     grpc.StatusCode.INVALID_ARGUMENT: "invalid",
+    grpc.StatusCode.FAILED_PRECONDITION: "metered",
 }
 
 
@@ -81,12 +98,37 @@ def _response(method: Method, receipts: Sequence[Receipt]) -> bytes:
     return single.SerializeToString()
 
 
+def _mtls_identity(context: grpc.aio.ServicerContext[Any, Any], mtls: bool) -> str | None:
+    """The verified client certificate's identity (its SAN, else its CN) under mutual TLS."""
+    if not mtls:
+        return None
+    for identity in context.peer_identities() or ():
+        return bytes(identity).decode("utf-8", "replace")
+    return None
+
+
+def meter_status(code: grpc.StatusCode, exc: MeterRefused) -> grpc.Status:
+    """The status of a meter refusal; over budget carries ``google.rpc.RetryInfo``."""
+    details = []
+    wait = exc.decision.retry_after_seconds
+    if isinstance(exc, OverBudget) and wait > 0:
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.FromTimedelta(timedelta(seconds=wait))
+        packed = any_pb2.Any()
+        packed.Pack(info)
+        details.append(packed)
+    status = status_pb2.Status(code=code.value[0], message=str(exc), details=details)
+    converted: grpc.Status = rpc_status.to_status(status)
+    return converted
+
+
 class WriterServicer:
     """Handlers for stemedb.v1.WriterService: the admission pipeline (docs/writer.md)."""
 
     def __init__(
         self, writer: Writer, metrics: WriterMetrics, limits: validation.Limits,
         policy: SignaturePolicy, bounds: AdmissionBounds, is_draining: Callable[[], bool],
+        meter: Meter | None = None, mtls: bool = False,
     ) -> None:  # fmt: skip
         self._writer = writer
         self._metrics = metrics
@@ -94,6 +136,8 @@ class WriterServicer:
         self._policy = policy
         self.budget = AdmissionBudget(bounds)
         self._is_draining = is_draining
+        self.meter = meter  # None: nothing is metered (no --meter-config)
+        self._mtls = mtls
         metrics.bind_admission(self.budget, writer)
 
     def generic_handler(self) -> grpc.GenericRpcHandler:
@@ -120,26 +164,54 @@ class WriterServicer:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the writer is shutting down")
         request = None
         lease = None
+        charge: Charge | None = None
         try:
             lease = self.budget.enter(len(data))
             request = decode(method, data)
             lease.add_records(record_count(method, request))
             admitted = admit_request(method, request, len(data), self._limits, self._policy)
-            receipts = await self._writer.append(admitted, context.time_remaining())
+            charge = self._charge(request, admitted, len(data), context)
+            job = charge.job if charge is not None else None
+            receipts = await self._writer.append(admitted, context.time_remaining(), job)
         except StemeError as exc:
+            if charge is not None and self.meter is not None:
+                self.meter.refund(charge.decision)
             code, outcome = status_of(exc)
             self._count(kinds_of(method, request), outcome)
             if isinstance(exc, Overloaded):
                 self._metrics.refused.labels(exc.bound).inc()
+            if isinstance(exc, MeterRefused):
+                self._metrics.meter_requests.labels(exc.decision.outcome.value).inc()
+                await context.abort_with_status(meter_status(code, exc))
             if code == grpc.StatusCode.INTERNAL:
                 log_event(_log, logging.ERROR, "append failed", error=str(exc))
             await context.abort(code, str(exc))
             raise  # unreachable: abort raises
+        except BaseException:
+            if charge is not None and self.meter is not None:
+                self.meter.refund(charge.decision)  # e.g. the call was cancelled
+            raise
         finally:
             if lease is not None:
                 lease.release()
+        if charge is not None:
+            self._metrics.meter_requests.labels("admitted").inc()
+            self._metrics.meter_units.inc(charge.decision.cost)
         self._count([a.kind for a in admitted], "ok")
         return _response(method, receipts)
+
+    def _charge(
+        self, request: Any, admitted: Sequence[Admitted], request_bytes: int,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> Charge | None:  # fmt: skip
+        if self.meter is None:
+            return None
+        job = request.job if request.HasField("job") else None
+        return charge_request(
+            self.meter, [a.record for a in admitted], request_bytes,
+            sum(len(a.checks) for a in admitted), job, _mtls_identity(context, self._mtls),
+            time.monotonic(),
+        )  # fmt: skip
 
     def _count(self, kinds: Sequence[str], outcome: str) -> None:
         for kind, n in Counter(kinds).items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from pathlib import Path
 
 __all__ = ["atomic_replace", "create_exclusive", "fsync_dir", "write_all"]
@@ -42,8 +43,9 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def _tmp_path(path: Path) -> Path:
-    # A dot name that list_segments and other directory scans never match, unique per process.
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A dot name that list_segments and other directory scans never match, unique per call:
+    # two threads (or processes) writing the same path never share a temporary file.
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
 
 
 def _write_tmp(tmp: Path, data: bytes, mode: int, sync: bool) -> None:

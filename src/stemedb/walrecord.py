@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from google.protobuf.message import DecodeError
 
@@ -52,9 +53,11 @@ class PayloadError(ValueError):
     """A WAL payload that does not decode to the record its type announces."""
 
 
-@dataclass(frozen=True)
-class JobEnvelope:
-    """A metered request, as the writer charged it: carried by the request's first record."""
+class JobEnvelope(NamedTuple):
+    """A metered request, as the writer charged it: carried by the request's first record.
+
+    A NamedTuple, not a frozen dataclass: the writer builds one per metered request, and a
+    tuple is several times cheaper to construct."""
 
     agent: str
     records: int  # records in the request

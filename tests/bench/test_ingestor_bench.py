@@ -26,8 +26,8 @@ import pytest
 import rocksdict
 from blake3 import blake3
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from stemedb.ingestor import ApplyEngine, StoreDb, encode_page_token
 
+from stemedb.ingestor import ApplyEngine, StoreDb, encode_page_token
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, store_pb2_grpc
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+
+from stemedb import canonical
 from stemedb.client import (
     AgentKey,
     Client,
@@ -13,8 +15,6 @@ from stemedb.client import (
     make_assertion,
     make_epoch,
 )
-
-from stemedb import canonical
 from stemedb.v1 import records_pb2 as pb
 from tests.client.fake import Behaviour, fake_server
 
@@ -91,3 +91,20 @@ def test_a_record_read_back_must_hash_to_its_key() -> None:
     with fake_server(b) as target, Client(target, target, retry=ONCE) as c:
         got = c.get(f"H:{h}")
     assert got.found and got.record == good
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        (b"S:Q42\x00" + b"ab" * 4, "S:Q42\\x00abababab"),
+        ("S:a\u202eb\x1b".encode(), "S:a\\u202eb\\x1b"),
+        (b"K:\xff\xfe", "K:\\xff\\xfe"),
+        (b"K:back\\slash\\x00", "K:back\\\\slash\\\\x00"),
+        ("K:caf\u00e9 \u65e5".encode(), "K:caf\u00e9 \u65e5"),
+    ],
+)
+def test_display_key_escapes_and_parse_key_reads_it_back(key: bytes, shown: str) -> None:
+    from stemedb.client._cli_reads import display_key, parse_key
+
+    assert display_key(key) == shown
+    assert parse_key(shown) == key

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from stemedb.client import AgentKey, make_assertion
 
 from stemedb import canonical
+from stemedb.client import AgentKey, make_assertion
 from stemedb.jsonrecord import record_to_json
 from stemedb.phash import visual_hash
 from stemedb.v1 import records_pb2 as pb
@@ -137,6 +137,49 @@ def _assertion_of(record: dict[str, object]) -> pb.Assertion:
     from stemedb.jsonrecord import record_from_json
 
     return record_from_json(record).assertion
+
+
+def test_assert_without_a_key_warns_it_writes_unsigned(stack: Stack, tmp_path: Path) -> None:
+    e = cli_env(tmp_path, stack.env)  # a HOME with no key file
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", env=e)
+    assert r.returncode == 0, r.stderr
+    # stdout is the receipt only, the README's hash: scripts that read it are unaffected
+    digest, _ = _receipt(r.stdout)
+    assert digest == "7d43129b0574ea9ac8c761b7265e9214be39c71207b47dc25b16f18654e81fb1"
+    assert "UNSIGNED" in r.stderr and "stemedb keygen" in r.stderr
+    assert str(tmp_path / ".stemedb" / "key.json") in r.stderr
+    r = run_cli("epoch", "unsigned-epoch", env=e)
+    assert r.returncode == 0 and "UNSIGNED" in r.stderr
+    # said on purpose: no warning
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", "--unsigned", env=e)
+    assert r.returncode == 0 and r.stderr == ""
+    # with a key: signed, no warning
+    _ok("keygen", env=e)
+    r = run_cli("assert", "Q42", "name", "Douglas Adams", env=e)
+    assert r.returncode == 0 and r.stderr == ""
+    signed, lsn = _receipt(r.stdout)
+    got = json.loads(_ok("--json", "get", signed, "--min-lsn", str(lsn), env=e))
+    assert len(got["record"]["assertion"]["signatures"]) == 1
+
+
+def test_control_and_bidi_characters_are_printed_escaped(env: dict[str, str]) -> None:
+    evil = "red\x1b[31m\u202eevil\x07\x85"
+    h, lsn = _receipt(_ok("assert", "escQ", "note", evil, "--unsigned", env=env))
+    raw = [chr(c) for c in (0x00, 0x07, 0x1B, 0x85, 0x202E)]
+    outputs = [
+        _ok("get", h, "--min-lsn", str(lsn), env=env),
+        _ok("--json", "get", h, env=env),
+        _ok("scan", "S:escQ", env=env),
+        _ok("--json", "scan", "H:" + h, env=env),
+        _ok("subject", "escQ", env=env),
+    ]
+    for text in outputs:
+        assert not any(ch in text for ch in raw), repr(text)
+    assert "\\u001b[31m\\u202eevil\\u0007\\u0085" in outputs[0]
+    assert json.loads(outputs[1])["record"]["assertion"]["object"]["text"] == evil
+    assert outputs[2].startswith("S:escQ\\x00" + h)
+    # a key printed by scan pastes back into get
+    assert json.loads(_ok("--json", "get", outputs[2].split("\t")[0], env=env))["found"]
 
 
 def test_get_missing_is_exit_1(env: dict[str, str]) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
-from stemedb.client import AgentKey, InvalidRecord, KeyFileError, make_assertion, make_epoch
 
 from stemedb import canonical, signing
+from stemedb.client import AgentKey, InvalidRecord, KeyFileError, make_assertion, make_epoch
 from stemedb.v1 import records_pb2 as pb
 
 
@@ -103,3 +105,38 @@ def test_signing_an_invalid_record_names_the_field() -> None:
     assert info.value.field == "assertion.source_hash"
     with pytest.raises(InvalidRecord, match=r"vote\.assertion_hash"):
         key.vote(b"\x01" * 3, 0.5)
+
+
+def test_save_never_replaces_a_name_that_exists_even_as_a_dangling_symlink(tmp_path: Path) -> None:
+    # A check-then-write (exists(), then rename) sees a dangling symlink as "no file" and
+    # replaces it; taking the name with link() refuses it, as it refuses any existing entry.
+    path = tmp_path / "k.json"
+    path.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(KeyFileError, match="already exists"):
+        AgentKey.generate().save(path)
+    assert path.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.json"]  # no temporary file left
+
+
+def _save_after(barrier: Any, seed: bytes, path: str) -> str:
+    barrier.wait()
+    try:
+        AgentKey.from_seed(seed).save(path)
+    except KeyFileError:
+        return "refused"
+    return "saved"
+
+
+def test_racing_keygens_to_one_path_leave_one_key(tmp_path: Path) -> None:
+    # Processes, as two `stemedb keygen` runs would race; a barrier lines them up.
+    path = tmp_path / "k.json"
+    seeds = [bytes([i + 1]) * 32 for i in range(6)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(len(seeds)) as pool:
+        barrier = manager.Barrier(len(seeds))
+        outcome = pool.starmap(_save_after, [(barrier, s, str(path)) for s in seeds])
+    winners = [i for i, what in enumerate(outcome) if what == "saved"]
+    assert len(winners) == 1, outcome
+    assert AgentKey.load(path).seed == seeds[winners[0]]
+    assert _mode(path) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.json"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+
+from stemedb import canonical, jsonrecord
 from stemedb.client import (
     AgentKey,
     AsyncClient,
@@ -19,10 +22,9 @@ from stemedb.client import (
     make_epoch,
     source_hash_of,
 )
-
-from stemedb import canonical
 from stemedb.v1 import records_pb2 as pb
 from tests.client.stack import Stack, running_stack
+from tests.support import ROOT
 
 SRC = b"\x02" * 32
 KEY = AgentKey.from_seed(b"\x11" * 32)
@@ -109,6 +111,20 @@ def test_async_client_appends_every_kind_and_reads_back(stack: Stack) -> None:
     asyncio.run(go())
 
 
+def test_nfd_text_is_appended_as_nfc(stack: Stack) -> None:
+    vectors = json.loads((ROOT / "tests" / "vectors" / "canonical.json").read_text("utf-8"))
+    case = next(c for c in vectors if c["name"] == "assertion-nfd-input")
+    given = jsonrecord.record_from_json(case["input"]).assertion
+    with Client(stack.writer.listen, stack.ingestor.listen) as db:
+        receipt = db.append_assertion(given)
+        assert receipt.hash_hex == case["hash_hex"]
+        stored = db.get_assertion(receipt.hash, min_lsn=receipt.lsn)
+        assert stored is not None
+        assert stored.subject == case["record"]["assertion"]["subject"] != given.subject
+        (again,) = db.append_batch([given])
+        assert again.hash == receipt.hash
+
+
 def test_same_record_twice_is_same_hash_new_lsn(stack: Stack) -> None:
     a = make_assertion("twice", "p", "o", source_hash=b"\x03" * 32)
     with Client(stack.writer.listen, stack.ingestor.listen) as db:
@@ -138,10 +154,9 @@ def test_server_side_rejection_is_rpc_failed(stack: Stack) -> None:
             db.append_vote(pb.Vote(assertion_hash=b"\x01" * 32, agent_id=KEY.public_key))
 
 
-def test_tls_and_mutual_tls(tmp_path: Path) -> None:
-    from stemedb.client import TlsConfig
-
-    from tests.support import start_writer
+def _write_tls_files(folder: Path) -> None:
+    """A test CA (ca.pem), a server certificate for localhost (s.pem, s.key) and a client
+    certificate (c.pem, c.key), written into ``folder``."""
     from tests.writer.test_tls import _CA
 
     ca = _CA("stemedb test CA")
@@ -149,7 +164,14 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
     ckey, ccert = ca.issue("agent", server=False)
     files = {"ca.pem": ca.pem, "s.key": skey, "s.pem": scert, "c.key": ckey, "c.pem": ccert}
     for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
+        (folder / name).write_bytes(data)
+
+
+def test_tls_and_mutual_tls(tmp_path: Path) -> None:
+    from stemedb.client import TlsConfig
+    from tests.support import start_writer
+
+    _write_tls_files(tmp_path)
     writer = start_writer(
         tmp_path / "wal", "--tls-cert", str(tmp_path / "s.pem"), "--tls-key",
         str(tmp_path / "s.key"), "--tls-client-ca", str(tmp_path / "ca.pem"),
@@ -170,4 +192,82 @@ def test_tls_and_mutual_tls(tmp_path: Path) -> None:
         ):
             db.append_assertion(a)
     finally:
+        writer.kill()
+
+
+def test_tls_per_channel_writer_with_mtls_and_a_plaintext_store(tmp_path: Path) -> None:
+    """Only the writer has (mutual) TLS: appends go over TLS, reads over plaintext. With one
+    setting for both channels, the reads would fail."""
+    from stemedb.client import AsyncShardedClient, ShardedClient, TlsConfig
+    from tests.client.stack import cli_env, require_ingestor, run_cli
+    from tests.support import start_ingestor, start_writer
+
+    require_ingestor()
+    _write_tls_files(tmp_path)
+    wal = tmp_path / "wal"
+    writer = start_writer(
+        wal, "--tls-cert", str(tmp_path / "s.pem"), "--tls-key", str(tmp_path / "s.key"),
+        "--tls-client-ca", str(tmp_path / "ca.pem"),
+    )  # fmt: skip
+    ingestor = None
+    try:
+        mtls = TlsConfig(
+            root_ca=tmp_path / "ca.pem", client_cert=tmp_path / "c.pem",
+            client_key=tmp_path / "c.key", server_name="localhost",
+        )  # fmt: skip
+        writer.wait_ready(credentials=mtls.credentials())
+        ingestor = start_ingestor(wal, tmp_path / "db")
+        ingestor.wait_ready()
+        store = ingestor.listen
+        a = make_assertion("tls-split", "p", "o", source_hash=b"\x05" * 32)
+        with Client(writer.listen, store, writer_tls=mtls) as db:
+            r = db.append_assertion(a)
+            assert db.get_assertion(r.hash, min_lsn=r.lsn) is not None
+
+        async def run_async() -> None:
+            async with AsyncClient(writer.listen, store, writer_tls=mtls) as adb:
+                ar = await adb.append_assertion(a)
+                assert (await adb.get("H:" + ar.hash_hex, ar.lsn)).found
+
+        asyncio.run(run_async())
+        with ShardedClient([(writer.listen, store)], writer_tls=mtls) as sdb:
+            sr = sdb.append_assertion(a)
+            assert sdb.get("H:" + sr.hash_hex, sr.lsn, shard=0).found
+
+        async def run_sharded() -> None:
+            async with AsyncShardedClient([(writer.listen, store)], writer_tls=mtls) as sdb:
+                sr = await sdb.append_assertion(a)
+                assert (await sdb.get_assertion(sr.hash, sr.lsn, shard=0)) is not None
+
+        asyncio.run(run_sharded())
+        # the same TLS for both channels: the plaintext store cannot be read
+        with Client(writer.listen, store, tls=mtls, timeout_seconds=3) as both:
+            assert both.append_assertion(a).hash == r.hash
+            with pytest.raises(RpcFailed):
+                both.get("H:" + r.hash_hex)
+
+        # the CLI: --writer-tls-* for the writer only; --tls-* for both still works for appends
+        env = cli_env(tmp_path, {"STEMEDB_WRITER": writer.listen, "STEMEDB_STORE": store})
+        tls_flags = [
+            "--writer-tls-ca", str(tmp_path / "ca.pem"), "--writer-tls-cert",
+            str(tmp_path / "c.pem"), "--writer-tls-key", str(tmp_path / "c.key"),
+            "--writer-tls-server-name", "localhost",
+        ]  # fmt: skip
+        done = run_cli(*tls_flags, "assert", "tls-cli", "p", "o", "--unsigned", env=env)
+        assert done.returncode == 0, done.stderr
+        digest, lsn = done.stdout.split()
+        got = run_cli(*tls_flags, "get", digest, "--min-lsn", lsn[4:], env=env)
+        assert got.returncode == 0, got.stderr
+        assert '"tls-cli"' in got.stdout
+        both_flags = [f.replace("--writer-", "--") for f in tls_flags]
+        done = run_cli(*both_flags, "assert", "tls-cli", "p", "o", "--unsigned", env=env)
+        assert done.returncode == 0, done.stderr
+        got = run_cli(*both_flags, "--timeout", "3", "get", digest, env=env)
+        assert got.returncode == 3, got.stderr
+        env_only = {**env, "STEMEDB_WRITER_TLS_CA": str(tmp_path / "ca.pem")}
+        half = run_cli("--writer-tls-cert", str(tmp_path / "c.pem"), "get", digest, env=env_only)
+        assert half.returncode == 2 and "go together" in half.stderr
+    finally:
+        if ingestor is not None:
+            ingestor.kill()
         writer.kill()

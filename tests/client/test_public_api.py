@@ -8,7 +8,7 @@ from stemedb.client import cli
 
 def test_public_names_are_pinned() -> None:
     assert sorted(stemedb.client.__all__) == [
-        "AgentKey", "AsyncClient", "Client", "ClientError", "DEFAULT_STORE",
+        "AgentKey", "AsyncClient", "AsyncShardedClient", "Client", "ClientError", "DEFAULT_STORE",
         "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_WRITER", "Entry", "GetResult", "InvalidRecord",
         "KEY_FILE_MODE", "KeyFileError", "Page", "ReadMismatch", "Receipt", "ReceiptMismatch",
         "Ref", "RetryPolicy", "RpcFailed", "ShardLookupError", "ShardReceipt", "ShardedClient",
@@ -17,6 +17,15 @@ def test_public_names_are_pinned() -> None:
     ]  # fmt: skip
     for name in stemedb.client.__all__:
         assert hasattr(stemedb.client, name), name
+
+
+def test_public_names_report_stemedb_client_as_their_module() -> None:
+    for name in stemedb.client.__all__:
+        obj = getattr(stemedb.client, name)
+        if callable(obj) and name != "InvalidRecord":  # InvalidRecord is stemedb.errors's
+            assert obj.__module__ == "stemedb.client", name
+    assert repr(stemedb.client.Receipt(b"\x01" * 32, 1)).startswith("Receipt(")
+    assert stemedb.client.Client.append_assertion.__doc__
 
 
 def test_defaults_are_the_contract_addresses() -> None:

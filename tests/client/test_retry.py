@@ -8,6 +8,7 @@ import time
 
 import grpc
 import pytest
+
 from stemedb.client import (
     AsyncClient,
     Client,
@@ -17,7 +18,6 @@ from stemedb.client import (
     make_assertion,
 )
 from stemedb.client._retry import call_with_retry
-
 from stemedb.v1 import records_pb2 as pb
 from tests.client.fake import Behaviour, fake_server
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -9,8 +10,10 @@ from pathlib import Path
 
 import blake3
 import pytest
+
 from stemedb.client import (
     AgentKey,
+    AsyncShardedClient,
     ShardedClient,
     ShardLookupError,
     make_assertion,
@@ -18,7 +21,6 @@ from stemedb.client import (
     shard_of_hash,
     shard_of_subject,
 )
-
 from tests.client.stack import Stack, running_stack
 
 KEY = AgentKey.from_seed(b"\x21" * 32)
@@ -121,3 +123,39 @@ def test_vote_on_an_unknown_assertion_cannot_be_routed(two_shards: list[Stack]) 
     pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
     with ShardedClient(pairs) as db, pytest.raises(ShardLookupError, match="pass its subject"):
         db.append_vote(KEY.vote(b"\x09" * 32, 0.5))
+
+
+def test_async_sharded_client_routes_like_the_sync_one(two_shards: list[Stack]) -> None:
+    pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
+
+    async def run() -> None:
+        async with AsyncShardedClient(pairs) as db:
+            for shard in (0, 1):
+                subject = _subject_on(shard)
+                a = make_assertion(subject, "async", "o", source_hash=b"\x03" * 32)
+                r = await db.append_assertion(a)
+                assert r.shard == shard == db.shard_for_subject(subject)
+                assert (await db.get("H:" + r.hash_hex, r.lsn, shard=shard)).found
+                page = await db.list_assertions_by_subject(subject, min_lsn=r.lsn)
+                assert r.hash in [x.hash for x in page.items]
+                listed = [x.hash async for x in db.iter_assertions_by_subject(subject, 1)]
+                assert r.hash in listed
+                assert (await db.get("H:" + r.hash_hex)).found  # fan-out without a shard
+            async with AsyncShardedClient(pairs) as fresh:  # no cache: locates by asking
+                assert await fresh.locate_assertion(r.hash) == 1
+                v = await fresh.append_vote(KEY.vote(r.hash, 0.25))
+            assert v.shard == 1
+            s0 = _subject_on(0)
+            a0 = make_assertion(s0, "async-batch", 1, source_hash=b"\x04" * 32)
+            receipts = await db.append_batch([a0, KEY.vote(db_hash(a0), 1.0), a])
+            assert [x.shard for x in receipts] == [0, 0, 1]
+            with pytest.raises(ShardLookupError):
+                await db.append_vote(KEY.vote(b"\x0a" * 32, 0.5))
+
+    asyncio.run(run())
+
+
+def test_subjects_route_in_nfc() -> None:
+    nfd, nfc = "Cafe\u0301", "Caf\u00e9"
+    with ShardedClient([("127.0.0.1:1", "127.0.0.1:1")] * 7) as db:
+        assert db.shard_for_subject(nfd) == db.shard_for_subject(nfc) == shard_of_subject(nfc, 7)

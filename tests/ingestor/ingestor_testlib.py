@@ -6,7 +6,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, store_pb2_grpc
 from stemedb.wal import SyncMode, Wal, WalConfig
 from stemedb.walrecord import TYPE_OF_KIND, encode_payload
+from tests.support import free_port
 
 READY_SECONDS_MAX = 20.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -112,12 +112,6 @@ def write_wal(wal_dir: Path, records: Iterable[pb.Record], chunk: int = 2000) ->
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Ingestor:
@@ -233,19 +227,3 @@ def running(ingestor: Ingestor) -> Iterator[Ingestor]:
         yield ingestor
     finally:
         ingestor.kill()
-
-
-def scan_all(
-    stub: store_pb2_grpc.StoreServiceStub, prefix: bytes = b"", page_size: int = 1000
-) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    token = ""
-    while True:
-        reply = stub.ScanPrefix(
-            store_pb2.ScanPrefixRequest(prefix=prefix, page_size=page_size, page_token=token),
-            timeout=30,
-        )
-        out.extend((e.key, e.value) for e in reply.entries)
-        token = reply.next_page_token
-        if not token:
-            return out

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from ingestor_testlib import assertion, epoch, mixed_records, sig, vote, wal_entry
+
+from stemedb.canonical import record_hash
 from stemedb.ingestor import (
     ApplyEngine,
     ApplyState,
@@ -21,8 +23,6 @@ from stemedb.ingestor import (
     page_size_of,
 )
 from stemedb.ingestor._keys import INTERNAL_CF, prefix_upper_bound
-
-from stemedb.canonical import record_hash
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
 from stemedb.walrecord import encode_payload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 import stemedb.ingestor
 from stemedb.ingestor import IngestorConfig, config_from_args
 

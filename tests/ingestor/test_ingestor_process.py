@@ -22,19 +22,18 @@ from ingestor_testlib import (
     epoch,
     mixed_records,
     running,
-    scan_all,
     sig,
     vote,
     wal_entry,
     write_wal,
 )
-from stemedb.ingestor import StoreDb
 
 from stemedb.canonical import record_hash
+from stemedb.ingestor import StoreDb
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2
 from stemedb.wal import SyncMode, Wal, WalConfig, WalReader, read_consumer_checkpoints
-from tests.support import wait_until
+from tests.support import scan_all, wait_until
 
 
 def hexkey(prefix: bytes, h: bytes) -> bytes:
@@ -113,7 +112,7 @@ def test_paging_over_ten_thousand_keys(tmp_path: Path) -> None:
     with running(Ingestor(tmp_path / "wal", tmp_path / "db", tmp_path / "log")) as ing:
         ing.wait_applied(last)
         for page_size in (0, 1000, 333):
-            keys = [k for k, _ in scan_all(ing.store, b"S:crowded\x00", page_size)]
+            keys = [k for k, _ in scan_all(ing.store, b"S:crowded\x00", page_size=page_size)]
             assert keys == expected  # each key exactly once, in order
         seen: list[bytes] = []
         token = ""

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ingestor_testlib import assertion, write_wal
 from prometheus_client import CollectorRegistry
+
 from stemedb.ingestor import ApplyState, HaltInfo, IngestorConfig, StoreDb
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
-
 from stemedb.wal import SyncMode, Wal, WalConfig
 from tests.support import wait_until
 

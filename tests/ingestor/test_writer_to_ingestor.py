@@ -3,64 +3,29 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
 import nacl.signing
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from ingestor_testlib import Ingestor, assertion, epoch, free_port, running, scan_all
+from ingestor_testlib import Ingestor, assertion, epoch, running
 
 from stemedb.canonical import record_hash
 from stemedb.signing import public_key_of, sign_hash, signature_entry
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, writer_pb2, writer_pb2_grpc
+from tests.support import scan_all, start_writer
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("stemedb.writer.__main__") is None, reason="no writer service yet"
 )
 
 
-def start_writer(wal_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    address = f"127.0.0.1:{free_port()}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stemedb.writer",
-        "--wal-dir",
-        str(wal_dir),
-        "--listen",
-        address,
-        "--metrics-listen",
-        f"127.0.0.1:{free_port()}",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out, env=env)
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return proc, address
-            except grpc.RpcError:
-                pass
-            time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"writer never became ready:\n{log.read_text()}")
-
-
 def test_writer_appends_are_readable_from_the_ingestor(tmp_path: Path) -> None:
     wal_dir = tmp_path / "wal"
-    writer, address = start_writer(wal_dir, tmp_path / "writer.log")
+    writer = start_writer(wal_dir, log_dir=tmp_path)
+    writer.wait_ready()
+    address = writer.listen
     agent = nacl.signing.SigningKey(bytes(range(32)))
     try:
         with (
@@ -92,5 +57,4 @@ def test_writer_appends_are_readable_from_the_ingestor(tmp_path: Path) -> None:
             keys = [k for k, _ in scan_all(ing.store)]
             assert sorted({k.split(b":")[0] for k in keys}) == [b"E", b"H", b"S", b"V", b"VA"]
     finally:
-        writer.send_signal(signal.SIGTERM)
-        assert writer.wait(20) == 0
+        assert writer.terminate(20) == 0

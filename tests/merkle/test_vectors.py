@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gen_merkle_vectors
+import gen_vectors
 import pytest
 
 from stemedb import canonical, jsonrecord, merkle, note, validation
@@ -42,7 +43,8 @@ def test_leaf_tag() -> None:
 @pytest.mark.parametrize("case", DATA["leaves"], ids=[c["name"] for c in DATA["leaves"]])
 def test_leaf(case: dict[str, Any]) -> None:
     record = jsonrecord.record_from_json(case["record"])
-    validation.validate_record(record)
+    if case["name"] not in gen_vectors.REFUSED_BY_WRITERS:  # -0.0: encoded, but refused
+        validation.validate_record(record)
     lsn = int(case["lsn"])
     leaf = merkle.leaf_bytes(lsn, record)
     assert leaf.hex() == case["leaf_hex"]

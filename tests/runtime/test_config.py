@@ -7,12 +7,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
+
 from stemedb.ingestor import IngestorConfig
 from stemedb.ingestor import config_from_args as ingestor_config
-from stemedb.writer import WriterConfig
-from stemedb.writer import config_from_args as writer_config
-from stemedb.writer._config import build_parser as writer_parser
-
 from stemedb.runtime import (
     ServerSettings,
     bounds_of,
@@ -21,6 +18,9 @@ from stemedb.runtime import (
     derived,
     setting,
 )
+from stemedb.writer import WriterConfig
+from stemedb.writer import config_from_args as writer_config
+from stemedb.writer._config import build_parser as writer_parser
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import stemedb.ingestor
-from stemedb.ingestor._errors import STATUS_TABLE as INGESTOR_TABLE
-from stemedb.ingestor._errors import grpc_code_of
-from stemedb.writer import Overloaded, status_of
-from stemedb.writer._service import STATUS_TABLE as WRITER_TABLE
 
+import stemedb.ingestor
 import stemedb.wal
 from stemedb.errors import InvalidRecord, InvalidSignature, StemeError, UntrustedSigner
+from stemedb.ingestor._errors import STATUS_TABLE as INGESTOR_TABLE
+from stemedb.ingestor._errors import grpc_code_of
 from stemedb.runtime import StatusTable
+from stemedb.writer import Overloaded, status_of
+from stemedb.writer._service import STATUS_TABLE as WRITER_TABLE
 
 
 def test_the_nearest_class_in_the_mro_wins() -> None:

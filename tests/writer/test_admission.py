@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from stemedb.writer import AdmissionBounds, Overloaded, SignaturePolicy
-from stemedb.writer._admission import BATCH, VOTE, AdmissionBudget, admit_request, decode
-from stemedb.writer._verify import cgroup_cpu_limit, usable_cpus
 
 from stemedb import canonical, signing, validation
 from stemedb.errors import InvalidSignature, UntrustedSigner
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
+from stemedb.writer import AdmissionBounds, Overloaded, SignaturePolicy
+from stemedb.writer._admission import BATCH, VOTE, AdmissionBudget, admit_request, decode
+from stemedb.writer._verify import cgroup_cpu_limit, usable_cpus
 from tests.writer.records import KEYS, assertion, epoch, vote
 
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from stemedb.v1 import records_pb2 as pb
 from stemedb.writer._meter import (
     ANONYMOUS,
     Budget,
@@ -17,8 +19,6 @@ from stemedb.writer._meter import (
     load_meter_config,
     parse_meter_config,
 )
-
-from stemedb.v1 import records_pb2 as pb
 
 
 def _config(**agents: Budget) -> MeterConfig:

@@ -234,6 +234,35 @@ export function recordKind(record) {
   return [keys[0], body];
 }
 
+// --- Unicode NFC ------------------------------------------------------------------------------
+// Canonical bytes are defined over NFC text (docs/canonical-encoding.md): a client normalizes an
+// assertion's subject and predicate and an epoch's name before hashing or signing, and the writer
+// refuses text that is not NFC. canonicalBytes itself encodes what it is given, exactly as the
+// Python encoder does, so that both agree byte for byte on any input.
+
+const NFC_FIELDS = Object.freeze({ assertion: ['subject', 'predicate'], epoch: ['name'] });
+
+/**
+ * Returns the record with its naming text (assertion subject and predicate, epoch name) in
+ * Unicode NFC: the same object when nothing changes, else a copy. A signed record whose text
+ * would change throws, naming the field: its signatures cover the other bytes.
+ */
+export function normalizeRecord(record, field = '') {
+  const [kind, body] = recordKind(record);
+  const names = NFC_FIELDS[kind] ?? [];
+  const changed = names.filter((n) => typeof body[n] === 'string' && body[n] !== body[n].normalize('NFC'));
+  if (changed.length === 0) return record;
+  const path = `${field}${field ? '.' : ''}${kind}.${changed[0]}`;
+  if ((body.signatures ?? []).length > 0) {
+    throw new TypeError(
+      `${path} is not Unicode NFC, and the record is already signed over it: normalize the text to NFC before signing (signRecord does)`,
+    );
+  }
+  const copy = { ...body };
+  for (const n of changed) copy[n] = body[n].normalize('NFC');
+  return { [kind]: copy };
+}
+
 /** Canonical bytes of a JSON-form record ({assertion}, {vote} or {epoch}). */
 export function canonicalBytes(record) {
   const [kind, body] = recordKind(record);

@@ -16,6 +16,7 @@ import protoLoader from '@grpc/proto-loader';
 
 import {
   hash as recordHash,
+  normalizeRecord,
   recordKind,
   supersessionTypeName,
   supersessionTypeNumber,
@@ -313,9 +314,10 @@ export class StemeClient {
   }
 
   async #appendOne(kind, method, body, opts) {
-    const record = { [kind]: body };
+    // NFC first: the hash checked against the receipt is of the text the writer accepts.
+    const record = normalizeRecord({ [kind]: body });
     const expected = recordHash(record).toString('hex');
-    const req = { [kind]: bodyToProto(kind, body) };
+    const req = { [kind]: bodyToProto(kind, record[kind]) };
     const res = await this.#call(this.writer, 'WriterService', method, req, opts);
     return this.#checkReceipt(method, expected, res.receipt);
   }
@@ -343,6 +345,7 @@ export class StemeClient {
    * @returns {Promise<Array<{hash: string, lsn: number}>>} receipts[i] answers records[i]
    */
   async appendBatch(records, opts) {
+    records = records.map((r, i) => normalizeRecord(r, `records[${i}]`));
     const expected = records.map((r) => recordHash(r).toString('hex'));
     const req = { records: records.map(recordToProto) };
     const res = await this.#call(this.writer, 'WriterService', 'AppendBatch', req, opts);

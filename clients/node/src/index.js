@@ -12,6 +12,7 @@ export {
   generateSeed,
   hash,
   hashHex,
+  normalizeRecord,
   publicKeyFromSeed,
   recordKind,
   sign,

@@ -2,6 +2,7 @@
 
 import {
   hash,
+  normalizeRecord,
   publicKeyFromSeed,
   recordKind,
   sign,
@@ -13,10 +14,12 @@ import {
  * Returns a copy of a JSON-form record signed by each seed (32 bytes, hex or bytes).
  * Assertions and epochs get one SignatureEntry per signer (an existing entry for the same public
  * key is replaced). A vote must be signed by exactly one seed: its agent_id is set to the seed's
- * public key when missing, and must match it otherwise.
+ * public key when missing, and must match it otherwise. An assertion's subject and predicate and
+ * an epoch's name are normalized to Unicode NFC first (normalizeRecord), so what is signed is
+ * what the writer accepts.
  */
 export function signRecord(record, ...seeds) {
-  const [kind, body] = recordKind(record);
+  const [kind, body] = recordKind(normalizeRecord(record));
   if (kind === 'vote') {
     if (seeds.length !== 1) throw new TypeError('a vote is signed by exactly one seed');
     const pub = publicKeyFromSeed(seeds[0]).toString('hex');
@@ -30,7 +33,7 @@ export function signRecord(record, ...seeds) {
     };
     return { vote: { ...vote, signature: sign(seeds[0], hash({ vote })).toString('hex') } };
   }
-  const h = hash(record);
+  const h = hash({ [kind]: body });
   const sigs = [...(body.signatures ?? [])].map((e) => ({
     public_key: toBytes(e.public_key).toString('hex'),
     signature: toBytes(e.signature).toString('hex'),

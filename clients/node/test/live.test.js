@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, createWriteStream } from 'node:fs';
+import { accessSync, constants, createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,6 +26,10 @@ const INGESTOR_BIN = path.join(BIN_DIR, 'stemedb-ingestor');
 const PYTHON_BIN = process.env.STEMEDB_PYTHON || path.join(BIN_DIR, 'python');
 const READY_TIMEOUT_MS = Number(process.env.STEMEDB_READY_TIMEOUT_MS || 60_000);
 const STOP_TIMEOUT_MS = 10_000;
+
+const vectorCases = JSON.parse(
+  readFileSync(new URL('../../../tests/vectors/canonical.json', import.meta.url), 'utf8'),
+);
 
 // Fixed test keys (never use them for anything else).
 const SEED_A = '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60';
@@ -261,6 +265,16 @@ describe('live writer + ingestor', { skip: SKIP, timeout: 180_000 }, () => {
     assert.equal(receipt.hash, pythonHash(record));
     assert.ok(receipt.lsn >= 1);
     Object.assign(state, { assertion: record, aReceipt: receipt });
+  });
+
+  test('NFD text is appended as NFC: the hash is the NFC vector\'s, reads return NFC', async () => {
+    const c = vectorCases.find((x) => x.name === 'assertion-nfd-input');
+    const receipt = await client.appendAssertion(c.input);
+    assert.equal(receipt.hash, c.hash_hex);
+    const got = await client.getAssertion(receipt.hash, { minLsn: receipt.lsn });
+    assert.equal(got.assertion.subject, c.record.assertion.subject);
+    const [batchReceipt] = await client.appendBatch([c.input]);
+    assert.equal(batchReceipt.hash, c.hash_hex);
   });
 
   test('vote on it from Node: receipt hash = Python hash', async () => {

@@ -11,6 +11,7 @@ import {
   hashHex,
   loadProtos,
   makeVote,
+  normalizeRecord,
   publicKeyFromSeed,
   recordFromProto,
   recordToProto,
@@ -23,7 +24,7 @@ const VECTORS = new URL('../../../tests/vectors/canonical.json', import.meta.url
 const cases = JSON.parse(readFileSync(VECTORS, 'utf8'));
 
 test('the vector file holds the expected cases', () => {
-  assert.equal(cases.length, 32);
+  assert.ok(cases.length >= 34, `only ${cases.length} cases`);
   const kinds = new Set(cases.map((c) => c.kind));
   assert.deepEqual([...kinds].sort(), ['assertion', 'epoch', 'vote']);
 });
@@ -131,4 +132,33 @@ test('verify rejects malformed keys and signatures without throwing', () => {
   assert.equal(verify('00', 'ff', h), false);
   assert.equal(verify(Buffer.alloc(32, 0xff), Buffer.alloc(64), h), false);
   assert.equal(verify('not hex', Buffer.alloc(64), h), false);
+});
+
+describe('NFC: input in NFD becomes the vector record', () => {
+  const nfcCases = cases.filter((c) => c.input !== undefined);
+
+  test('the vectors have assertion and epoch normalization cases', () => {
+    assert.deepEqual([...new Set(nfcCases.map((c) => c.kind))].sort(), ['assertion', 'epoch']);
+  });
+
+  for (const c of nfcCases) {
+    test(c.name, () => {
+      // as given, the text would hash to another record
+      assert.notEqual(canonicalBytes(c.input).toString('hex'), c.canonical_hex);
+      const normalized = normalizeRecord(c.input);
+      assert.equal(canonicalBytes(normalized).toString('hex'), c.canonical_hex);
+      assert.equal(hashHex(normalized), c.hash_hex);
+      // signing normalizes first: the signatures are the vector's
+      const signed = signRecord(c.input, ...c.signatures.map((s) => s.seed_hex));
+      assert.deepEqual(signed, c.record);
+      // the caller's object is left as it was
+      assert.notEqual(canonicalBytes(c.input).toString('hex'), c.canonical_hex);
+      // NFC text is left alone (the same object back)
+      assert.equal(normalizeRecord(c.record), c.record);
+      // a record signed over NFD text cannot be normalized without breaking its signatures
+      const [kind, body] = Object.entries(c.input)[0];
+      const signedNfd = { [kind]: { ...body, signatures: c.record[kind].signatures } };
+      assert.throws(() => normalizeRecord(signedNfd), new RegExp(`${kind}\\.\\w+ is not Unicode NFC`));
+    });
+  }
 });
