@@ -108,7 +108,7 @@ class WriterServer:
         try:
             tree = await loop.run_in_executor(
                 None, LogTree.open, cfg.wal_dir, cfg.log_key_path, cfg.log_origin, sync,
-                wal.durable_lsn,
+                lambda: wal.durable_lsn,
             )  # fmt: skip
         except BaseException:
             await loop.run_in_executor(None, wal.close)
@@ -125,7 +125,7 @@ class WriterServer:
         cfg = self.cfg
         if self._verifier is None:
             raise RuntimeError("the verifier starts before the servicer")
-        writer = Writer(wal, self._verifier)
+        writer = Writer(wal, self._verifier, self._tree)
         writer.on_wal_fatal(lambda _reason: self.shell.set_all_health(False))
         return WriterServicer(
             writer, self.metrics, validation.DEFAULT_LIMITS,

@@ -16,6 +16,13 @@ the verifiable log existed).
 
 Signing runs on this thread, after the group's callers were acknowledged: it is off the fsync
 critical path. Under load one checkpoint covers every group committed since the last one.
+
+Leaves: the request path already has each record's canonical bytes, so after an append returns
+the writer registers each record's leaf suffix (``stemedb.merkle.leaf_suffix``) under its LSN
+(:meth:`LogTree.register`) and the thread only hashes it with its LSN. An LSN that is durable
+but not registered within ``_REGISTER_WAIT_SECONDS`` (its caller was cancelled between the
+commit and the registration) is read back from the WAL and its leaf recomputed from the record
+there, as at start: the tree never skips a record and never waits forever.
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stemedb import note
 from stemedb.errors import StemeError
 from stemedb.fsio import atomic_replace
-from stemedb.merkle import CompactRange, CompactRangeError, record_leaf_hash
+from stemedb.merkle import CompactRange, CompactRangeError, record_leaf_hash, suffix_leaf_hash
 from stemedb.runtime import log_event
 from stemedb.wal import WalError, WalReader, WalRecord
 from stemedb.walrecord import PayloadError, decode_payload
@@ -52,6 +60,11 @@ DEFAULT_LOG_ORIGIN = "stemedb.local/log"
 DEFAULT_LOG_KEY_NAME = "log.key"  # in the WAL directory, unless --log-key says otherwise
 _READ_RECORDS_MAX = 10_000  # records read per WAL read; a checkpoint may cover several reads
 _IDLE_WAKE_SECONDS = 1.0  # the thread also looks at the WAL this often without being woken
+_GAP_WAKE_SECONDS = 0.05  # while a durable LSN waits for its registration
+_REGISTER_WAIT_SECONDS = 1.0  # then it is read back from the WAL instead
+# Registered leaf suffixes not yet in the tree; beyond it registrations are dropped (and those
+# records read back from the WAL): bounds memory if the thread falls behind or stops.
+PENDING_LEAVES_MAX = 1_000_000
 
 _log = logging.getLogger("stemedb.writer")
 
@@ -74,16 +87,20 @@ class LogTree:
     """The compact range of the log, extended and checkpointed by one thread."""
 
     def __init__(
-        self, wal_dir: Path, signer: note.Signer, tree: CompactRange, sync: bool, signed: int
-    ) -> None:
+        self, wal_dir: Path, signer: note.Signer, tree: CompactRange, sync: bool, signed: int,
+        durable: Callable[[], int],
+    ) -> None:  # fmt: skip
         self._dir = wal_dir
+        self._durable = durable
+        self._pending: dict[int, bytes] = {}  # LSN -> leaf suffix, registered by appends
+        self._pending_lock = threading.Lock()
+        self._gap_since: float | None = None  # when the next durable LSN was first missing
         self._signer = signer
         self._tree = tree
         self._sync = sync
         self._signed_size = signed
         self._signed_at = time.time()
         self._failure: str | None = None
-        self._reader = WalReader(wal_dir, from_lsn=tree.size + 1)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one advance at a time: the thread's or close()'s
@@ -99,15 +116,16 @@ class LogTree:
 
     @classmethod
     def open(
-        cls, wal_dir: Path, key_path: Path, origin: str, sync: bool, durable_lsn: int
+        cls, wal_dir: Path, key_path: Path, origin: str, sync: bool, durable: Callable[[], int]
     ) -> LogTree:
         """Load the log key (created 0600 on first start), restore and check the tree against
-        CHECKPOINT and the WAL, and catch it up to ``durable_lsn``. Raises LogTreeError or
-        ``note.MalformedKey`` naming the file when they disagree."""
+        CHECKPOINT and the WAL, and catch it up to ``durable()`` (the WAL's durable LSN).
+        Raises LogTreeError or ``note.MalformedKey`` naming the file when they disagree."""
         signer = note.load_or_create_signer(key_path, origin)
         atomic_replace(
             wal_dir / VERIFIER_KEY_NAME, (signer.verifier.encode() + "\n").encode(), sync=sync
         )
+        durable_lsn = durable()
         cp_path = wal_dir / CHECKPOINT_NAME
         tree_path = wal_dir / TREE_NAME
         checkpoint = _read_checkpoint(cp_path, signer.verifier, key_path)
@@ -144,12 +162,21 @@ class LogTree:
                     f"{size}"
                 )
         signed = checkpoint.tree_size if checkpoint is not None else -1
-        log_tree = cls(wal_dir, signer, tree, sync, signed)
-        log_tree.advance()  # the records durable since the last checkpoint, if any
+        _extend(tree, wal_dir, durable_lsn)  # the records durable since the last checkpoint
+        log_tree = cls(wal_dir, signer, tree, sync, signed, durable)
+        log_tree.advance()
         return log_tree
 
     def start(self) -> None:
         self._thread.start()
+
+    def register(self, lsns: Sequence[int], suffixes: Sequence[bytes]) -> None:
+        """The leaf suffixes of records just made durable at ``lsns`` (on the event loop:
+        a dict update and an event)."""
+        with self._pending_lock:
+            if len(self._pending) + len(lsns) <= PENDING_LEAVES_MAX:
+                self._pending.update(zip(lsns, suffixes, strict=True))
+        self._wake.set()
 
     def notify(self) -> None:
         """A group commit happened (called on the WAL's commit thread: only sets an event)."""
@@ -161,37 +188,73 @@ class LogTree:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.advance()
-        self._reader.close()
+        self.advance(final=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(_IDLE_WAKE_SECONDS)
+            self._wake.wait(
+                _GAP_WAKE_SECONDS if self._gap_since is not None else _IDLE_WAKE_SECONDS
+            )
             self._wake.clear()
             if self._stop.is_set():
                 return
             self.advance()
 
-    def advance(self) -> None:
+    def advance(self, final: bool = False) -> None:
         """Append every durable record not yet in the tree, then sign and write a checkpoint
-        if the tree grew. A failure to read the log stops the tree (logged, in the metrics)."""
+        if the tree grew. ``final`` (at close: no more registrations) reads any unregistered
+        record from the WAL at once. A failure to read the log stops the tree (logged, in the
+        metrics)."""
         with self._lock:
             if self._failure is not None:
                 return
             try:
-                while True:
-                    records = self._reader.read_available(_READ_RECORDS_MAX)
-                    if not records:
-                        break
-                    _append_records(self._tree, records)
+                self._extend_to(self._durable(), final)
                 if self._tree.size != self._signed_size:
                     self._write_checkpoint()
             except (WalError, LogTreeError, OSError) as exc:
                 self._failure = str(exc)
+                with self._pending_lock:
+                    self._pending.clear()
                 log_event(
                     _log, logging.CRITICAL, "log tree stopped: no more checkpoints until restart",
                     error=str(exc), tree_size=self._tree.size, signed_size=self._signed_size,
                 )  # fmt: skip
+
+    def _extend_to(self, durable: int, final: bool) -> None:
+        tree = self._tree
+        while tree.size < durable:
+            with self._pending_lock:
+                suffixes: list[bytes] = []
+                while (s := self._pending.pop(tree.size + len(suffixes) + 1, None)) is not None:
+                    suffixes.append(s)
+            for suffix in suffixes:
+                tree.append(suffix_leaf_hash(tree.size + 1, suffix))
+            if suffixes:
+                self._gap_since = None
+                continue
+            if tree.size >= durable:
+                break
+            now = time.monotonic()
+            if self._gap_since is None and not final:
+                self._gap_since = now
+                return
+            if (
+                not final
+                and self._gap_since is not None
+                and (now - self._gap_since < _REGISTER_WAIT_SECONDS)
+            ):
+                return
+            # Not registered (its caller went away): read it, and the run after it that is not
+            # registered either, back from the WAL.
+            with self._pending_lock:
+                registered = [lsn for lsn in self._pending if lsn > tree.size]
+            end = min([durable, *(lsn - 1 for lsn in registered)])
+            _extend(tree, self._dir, end)
+            self._gap_since = None
+        with self._pending_lock:
+            for lsn in [lsn for lsn in self._pending if lsn <= tree.size]:
+                del self._pending[lsn]
 
     def _write_checkpoint(self) -> None:
         tree = self._tree

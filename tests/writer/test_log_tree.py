@@ -170,3 +170,33 @@ def test_a_checkpoint_that_does_not_match_the_log_refuses_start(tmp_path: Path) 
     svc = _start(wal_dir)
     assert svc.terminate() == 0
     assert (wal_dir / "CHECKPOINT").read_bytes() == good_checkpoint
+
+
+def test_unregistered_records_are_read_back_from_the_wal(tmp_path: Path) -> None:
+    """In process, a real WAL: records whose leaf suffix was never registered (their caller was
+    cancelled after the commit) still enter the tree, read back from the WAL; registered ones
+    are used as given. Every checkpoint equals the oracle's root of the records read back."""
+    from stemedb.merkle import leaf_suffix
+    from stemedb.v1 import records_pb2 as pb
+    from stemedb.wal import Wal, WalConfig
+    from stemedb.walrecord import encode_payload
+    from stemedb.writer._tree import LogTree
+
+    wal_dir = tmp_path / "wal"
+    wal = Wal.open(WalConfig(dir=wal_dir))
+    tree = LogTree.open(wal_dir, wal_dir / "log.key", ORIGIN, True, lambda: wal.durable_lsn)
+    tree.start()
+    try:
+        for i in range(6):
+            records = [pb.Record(assertion=assertion(f"r{i}-{j}", signers=j % 2)) for j in range(3)]
+            entries = [(1, encode_payload(bytes(32), r.SerializeToString())) for r in records]
+            lsns = wal.append(entries)
+            tree.notify()
+            if i % 2:  # every other append registers its leaves, the others never do
+                tree.register(lsns, [leaf_suffix(r) for r in records])
+        cp = _wait_checkpoint(wal_dir, 18)
+        assert cp.tree_size == 18 and cp.root_hash == oracle.mth(_leaves(wal_dir))
+    finally:
+        wal.close()
+        tree.close()
+    assert tree.status.failure is None
