@@ -96,6 +96,10 @@ class WriterConfig(ServerSettings):
         DEFAULT_LOG_ORIGIN, check=_check_origin,
         help="the verifiable log's origin line, also the log key's name",
     )  # fmt: skip
+    log_checkpoint_interval_seconds: float = setting(
+        0.01, bounds=(0.0, 60.0),
+        help="least time between two signed checkpoints (one covers every group commit since)",
+    )  # fmt: skip
     shutdown_grace_seconds: float = setting(
         10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
     )

@@ -193,18 +193,16 @@ class WriterMetrics:
             "until the writer is restarted; the log says why.",
             registry=registry,
         )
-        self._commit_listeners: list[Callable[[], None]] = []
         self._registry = registry
         registry.register(_VolumeCollector(wal_dir))
 
     def bind_log_tree(self, tree: LogTree) -> None:
-        """Read the signed checkpoint's size and age at scrape time; wake the tree on commits."""
+        """Read the signed checkpoint's size and age at scrape time."""
         self.log_tree_size.set_function(lambda: float(tree.status.tree_size))
         self.log_checkpoint_age.set_function(
             lambda: max(0.0, time.time() - tree.status.checkpoint_unix_seconds)
         )
         self.log_tree_failed.set_function(lambda: 0.0 if tree.status.failure is None else 1.0)
-        self._commit_listeners.append(tree.notify)
 
     def bind_admission(self, budget: AdmissionBudget, writer: Writer) -> None:
         """Read the in-flight figures and the WAL's state from the pipeline at scrape time."""
@@ -225,8 +223,6 @@ class WriterMetrics:
         self.fsync_seconds.observe(fsync_seconds)
         self.group_records.observe(records)
         self.bytes_written.inc(bytes_written)
-        for listener in self._commit_listeners:
-            listener()
 
     def on_retention_ignored(self, consumers: list[str]) -> None:
         self.retention_ignored.set(len(consumers))

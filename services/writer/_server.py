@@ -108,7 +108,7 @@ class WriterServer:
         try:
             tree = await loop.run_in_executor(
                 None, LogTree.open, cfg.wal_dir, cfg.log_key_path, cfg.log_origin, sync,
-                lambda: wal.durable_lsn,
+                lambda: wal.durable_lsn, cfg.log_checkpoint_interval_seconds,
             )  # fmt: skip
         except BaseException:
             await loop.run_in_executor(None, wal.close)

@@ -68,6 +68,7 @@ def _served(ingestor: Service, wal_dir: Path, size: int) -> None:
 
 def _pair(tmp: Path, name: str) -> tuple[Service, Service, Path]:
     wal_dir = tmp / name / "wal"
+    (tmp / name).mkdir(exist_ok=True)
     writer = start_writer(wal_dir)
     writer.wait_ready()
     ingestor = start_ingestor(wal_dir, tmp / name / "db")
