@@ -64,6 +64,7 @@ DEFAULT_LOG_KEY_NAME = "log.key"  # in the WAL directory, unless --log-key says 
 _READ_RECORDS_MAX = 10_000  # records read per WAL read; a checkpoint may cover several reads
 _IDLE_WAKE_SECONDS = 1.0  # the thread also looks at the WAL this often without being woken
 _GAP_WAKE_SECONDS = 0.05  # while a durable LSN waits for its registration
+_ADVANCE_PERIOD_SECONDS = 0.005  # least time between two passes of the thread
 _REGISTER_WAIT_SECONDS = 1.0  # then it is read back from the WAL instead
 # Registered leaf suffixes not yet in the tree; beyond it registrations are dropped (and those
 # records read back from the WAL): bounds memory if the thread falls behind or stops.
@@ -208,6 +209,9 @@ class LogTree:
             if self._stop.is_set():
                 return
             self.advance()
+            # At most one pass per period: each pass takes the GIL from the event loop, and
+            # waking per append made unary appends queue behind it.
+            self._stop.wait(_ADVANCE_PERIOD_SECONDS)
 
     def advance(self, final: bool = False) -> None:
         """Append every durable record not yet in the tree, then sign and write a checkpoint
