@@ -213,6 +213,31 @@ def _scaling(d: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _wallet(d: dict[str, Any]) -> list[str]:
+    # tests/bench/test_proxy_bench.py: AppendBatch through the wallet (signed there) against the
+    # same batches signed by the client and sent to the writer directly, same run.
+    ratio, target = d["ratio_wallet_to_direct"], d["target_ratio"]
+    rows = [
+        "## Wallet (signing proxy)",
+        "",
+        f"AppendBatch of {d['batch_records']} assertions, {d['concurrency']} calls in flight.",
+        "",
+        "| path | records/s (min-max) | p50 | p99 | CPU per record of the process called |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, label in (("direct", "signed by the client, to the writer"),
+                        ("wallet", "unsigned, through the wallet")):  # fmt: skip
+        r = d[name]
+        rows.append(
+            f"| {label} | {r['records_per_s_median']:,.0f} ({r['records_per_s_min']:,.0f}-"
+            f"{r['records_per_s_max']:,.0f}) | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | "
+            f"{r['server_cpu_us_per_record']:.0f} us |"
+        )
+    verdict = _mark(ratio >= target)
+    rows += ["", f"Wallet / direct: **{ratio:.2f}x** (target {target}x): {verdict}.", ""]
+    return rows
+
+
 def main() -> int:
     parts = [
         "# Benchmarks",
@@ -234,6 +259,9 @@ def main() -> int:
     scaling = _load("scaling")
     if scaling:
         parts += _scaling(scaling)
+    wallet = _load("wallet")
+    if wallet:
+        parts += _wallet(wallet)
     if not (wal or writer or ingestor):
         print("no figures in build/bench: run `make bench` first", file=sys.stderr)
         return 1

@@ -4,10 +4,18 @@ with its health name, reflection entry and metric series; the data-path limit sp
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import dataclasses
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
 
 import grpc
 import grpc.aio
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry, generate_latest
@@ -126,3 +134,63 @@ def test_add_service_after_start_is_refused() -> None:
             await shell.drain()
 
     asyncio.run(scenario())
+
+
+@dataclasses.dataclass(frozen=True)
+class _UnixSettings(ServerSettings):
+    LISTEN_UNIX_ALLOWED: ClassVar[bool] = True
+
+
+def test_a_unix_socket_is_0600_stale_ones_replaced_live_ones_and_files_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match="--listen"):
+        ServerSettings(listen=f"unix:{tmp_path}/x.sock")  # only where the service allows it
+    with pytest.raises(ValueError, match="needs a path"):
+        _UnixSettings(listen="unix:")
+    sock_dir = Path(tempfile.mkdtemp(prefix="sts", dir="/tmp"))  # socket paths are short
+    path = sock_dir / "svc.sock"
+
+    def settings() -> _UnixSettings:
+        return _UnixSettings(
+            listen=f"unix:{path}", metrics_listen=f"127.0.0.1:{free_port()}",
+            shutdown_grace_seconds=1.0,
+        )  # fmt: skip
+
+    async def scenario() -> None:
+        # A socket left behind by a process that died: bound, never unlinked, nobody listens.
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(str(path))
+        stale.close()
+        old_umask = os.umask(0)  # the mode must not depend on the caller's umask
+        try:
+            shell = ServiceShell(settings(), CollectorRegistry(), _log())
+            await shell.start()
+        finally:
+            os.umask(old_umask)
+        try:
+            assert stat.S_ISSOCK(path.lstat().st_mode)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert reply.status == _SERVING
+            second = ServiceShell(settings(), CollectorRegistry(), _log())
+            with pytest.raises(OSError, match="another process serves"):
+                await second.start()
+            await second.drain()
+            assert path.exists(), "the live socket was kept"
+        finally:
+            await shell.drain()
+        assert not path.exists(), "the drain removes the socket"
+        path.write_bytes(b"not a socket")
+        third = ServiceShell(settings(), CollectorRegistry(), _log())
+        with pytest.raises(OSError, match="not a socket"):
+            await third.start()
+        await third.drain()
+        assert path.read_bytes() == b"not a socket"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)

@@ -16,6 +16,7 @@ from stemedb.runtime._config import (
     optional_path,
     parse_host_port,
     setting,
+    unix_socket_path,
 )
 from stemedb.runtime._decoding import (
     bytes_generic_handler,
@@ -29,6 +30,7 @@ from stemedb.runtime._server import start_metrics_http_server
 from stemedb.runtime._shell import (
     CONTROL_RPCS_CONCURRENT_MAX,
     HEALTH_SERVICE_NAME,
+    UNIX_SOCKET_MODE,
     ConcurrencyLimitInterceptor,
     ServiceShell,
     server_credentials,
@@ -39,6 +41,7 @@ from stemedb.runtime._status import StatusTable
 __all__ = [
     "CONTROL_RPCS_CONCURRENT_MAX",
     "HEALTH_SERVICE_NAME",
+    "UNIX_SOCKET_MODE",
     "ConcurrencyLimitInterceptor",
     "EnvArgumentParser",
     "GrpcMetrics",
@@ -64,4 +67,5 @@ __all__ = [
     "setting",
     "start_metrics_http_server",
     "stop_signal",
+    "unix_socket_path",
 ]

@@ -23,7 +23,7 @@ import os
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 __all__ = [
     "EnvArgumentParser",
@@ -38,6 +38,7 @@ __all__ = [
     "optional_path",
     "parse_host_port",
     "setting",
+    "unix_socket_path",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -99,6 +100,14 @@ def parse_host_port(value: str) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ValueError(f"{value!r}: port {number} is out of range")
     return host, number
+
+
+UNIX_PREFIX = "unix:"
+
+
+def unix_socket_path(listen: str) -> Path | None:
+    """The path of a ``unix:PATH`` address, None for any other address."""
+    return Path(listen[len(UNIX_PREFIX) :]) if listen.startswith(UNIX_PREFIX) else None
 
 
 def optional_host_port(value: str) -> None:
@@ -283,7 +292,8 @@ class ServerSettings:
     """The settings every StemeDB server has; a service's config class extends it and may
     redeclare a field to give it its own default (``listen``, ``metrics_listen``, ...)."""
 
-    listen: str = setting("127.0.0.1:0", help="gRPC address HOST:PORT", check=parse_host_port)
+    # Checked by __post_init__ (HOST:PORT, or unix:PATH where LISTEN_UNIX_ALLOWED).
+    listen: str = setting("127.0.0.1:0", help="gRPC address HOST:PORT")
     metrics_listen: str = setting(
         "127.0.0.1:0", help="Prometheus /metrics HOST:PORT", check=parse_host_port
     )
@@ -304,6 +314,8 @@ class ServerSettings:
         10.0, help="in-flight RPCs get this long on SIGTERM", bounds=(0.0, 300.0)
     )
     log_level: str = setting("INFO", help="DEBUG, INFO, WARNING or ERROR")
+    # A service whose ``listen`` may be ``unix:PATH`` (served by the shell, mode 0600) says so.
+    LISTEN_UNIX_ALLOWED: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for name in ("tls_cert", "tls_key", "tls_client_ca"):
@@ -316,8 +328,13 @@ class ServerSettings:
             raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
         # Also when a service redeclares the field (with its own default) and no check.
         for name in ("listen", "metrics_listen"):
+            value = getattr(self, name)
+            if name == "listen" and self.LISTEN_UNIX_ALLOWED and value.startswith(UNIX_PREFIX):
+                if value == UNIX_PREFIX:
+                    raise ValueError("--listen: unix: needs a path")
+                continue
             try:
-                parse_host_port(getattr(self, name))
+                parse_host_port(value)
             except ValueError as exc:
                 raise ValueError(f"--{name.replace('_', '-')}: {exc}") from None
         check_settings(self)

@@ -56,11 +56,13 @@ def decode_request(request_cls: type[M], data: bytes, *, refuse_unknown: bool = 
 
 
 def _decoding(
-    request_cls: type[Message], method: Callable[[Any, Any], Awaitable[Message]]
+    request_cls: type[Message],
+    method: Callable[[Any, Any], Awaitable[Message]],
+    refuse_unknown: bool,
 ) -> Callable[[bytes, Any], Awaitable[bytes]]:
     async def handler(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         try:
-            request = decode_request(request_cls, data)
+            request = decode_request(request_cls, data, refuse_unknown=refuse_unknown)
         except InvalidRecord as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             raise  # unreachable: abort raises
@@ -71,15 +73,17 @@ def _decoding(
 
 
 def decoding_generic_handler(
-    service: ServiceDescriptor, servicer: object
+    service: ServiceDescriptor, servicer: object, *, refuse_unknown: bool = False
 ) -> grpc.GenericRpcHandler:
     """A generic handler for every unary method of ``service``, served by ``servicer``'s
-    methods of the same names, with request decoding in our hands."""
+    methods of the same names, with request decoding in our hands (``refuse_unknown``: as
+    :func:`decode_request`; the wallet never signs a record holding bytes its signature would
+    not cover)."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for m in service.methods:
         request_cls = GetMessageClass(m.input_type)
         handlers[m.name] = grpc.unary_unary_rpc_method_handler(
-            _decoding(request_cls, getattr(servicer, m.name))
+            _decoding(request_cls, getattr(servicer, m.name), refuse_unknown)
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 

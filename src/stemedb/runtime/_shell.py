@@ -16,14 +16,23 @@ adds its servicers with one call each::
 Health: ``""`` and every added service name start NOT_SERVING and become SERVING when
 :meth:`ServiceShell.start` has bound the port; extra names (``stemedb.ingest``) are the
 service's own to set.
+
+``listen`` may be ``unix:PATH`` for a service whose settings allow it (the wallet): the socket
+is created mode 0600 (under a umask, then checked), a stale socket left by a killed process is
+replaced, a path that is not a socket or a socket another process serves on is refused
+(``OSError``), and the drain removes the socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import stat
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,7 +42,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from stemedb.runtime._config import ServerSettings
+from stemedb.runtime._config import ServerSettings, unix_socket_path
 from stemedb.runtime._grpc_metrics import Continuation, GrpcMetrics, GrpcMetricsInterceptor, Handler
 from stemedb.runtime._logging import log_event
 from stemedb.runtime._server import start_metrics_http_server
@@ -41,6 +50,7 @@ from stemedb.runtime._server import start_metrics_http_server
 __all__ = [
     "CONTROL_RPCS_CONCURRENT_MAX",
     "HEALTH_SERVICE_NAME",
+    "UNIX_SOCKET_MODE",
     "ConcurrencyLimitInterceptor",
     "ServiceShell",
     "server_credentials",
@@ -55,6 +65,35 @@ CONTROL_RPCS_CONCURRENT_MAX = 100
 _EXEMPT_SERVICES = frozenset({HEALTH_SERVICE_NAME, reflection.SERVICE_NAME})
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+UNIX_SOCKET_MODE = 0o600
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """Make room for a Unix socket at ``path``: nothing there, or a socket nobody serves on
+    (left by a killed process), which is removed. Anything else is refused."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(f"{path} exists and is not a socket: refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: a socket left by a process that was killed
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path}: another process serves on this socket")
+
+
+def _check_socket_mode(path: Path) -> None:
+    os.chmod(path, UNIX_SOCKET_MODE)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode != UNIX_SOCKET_MODE:
+        raise OSError(f"{path}: socket mode is {mode:o}, expected {UNIX_SOCKET_MODE:o}")
 
 
 def server_credentials(cfg: ServerSettings) -> grpc.ServerCredentials | None:
@@ -162,6 +201,7 @@ class ServiceShell:
         self._metrics_http: Any = None
         self._started = False
         self._drained = False
+        self._unix_socket: Path | None = None  # once this shell has bound it
         self.bound_port = 0
         self.health_port = 0
 
@@ -196,15 +236,28 @@ class ServiceShell:
         )
         self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
         creds = server_credentials(cfg)
-        if creds is None:
-            self.bound_port = self.server.add_insecure_port(cfg.listen)
-        else:
-            self.bound_port = self.server.add_secure_port(cfg.listen, creds)
-        if self.bound_port == 0:
-            raise OSError(f"cannot listen on {cfg.listen}")
-        if cfg.health_listen:
-            await self._start_health_server(cfg.health_listen)
-        await self.server.start()
+        path = unix_socket_path(cfg.listen)
+        if path is not None:
+            _clear_stale_socket(path)
+        # A socket is created by the bind: a umask leaving only the owner's read and write bits
+        # covers the moment before the explicit chmod (a TCP bind creates no file).
+        old_umask = os.umask(0o177) if path is not None else None
+        try:
+            if creds is None:
+                self.bound_port = self.server.add_insecure_port(cfg.listen)
+            else:
+                self.bound_port = self.server.add_secure_port(cfg.listen, creds)
+            if self.bound_port == 0:
+                raise OSError(f"cannot listen on {cfg.listen}")
+            self._unix_socket = path
+            if cfg.health_listen:
+                await self._start_health_server(cfg.health_listen)
+            await self.server.start()
+        finally:
+            if old_umask is not None:
+                os.umask(old_umask)
+        if path is not None:
+            _check_socket_mode(path)
         await self.set_all_health(True)
 
     async def _start_health_server(self, listen: str) -> None:
@@ -246,6 +299,8 @@ class ServiceShell:
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
             self._metrics_http.server_close()
+        if self._unix_socket is not None:
+            self._unix_socket.unlink(missing_ok=True)
         log_event(self._log, logging.DEBUG, "server stopped")
 
 
