@@ -193,7 +193,7 @@ def client_from_args(args: argparse.Namespace) -> Client:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stemedb.client import _cli_import, _cli_reads, _cli_records, _cli_wallet
+    from stemedb.client import _cli_import, _cli_reads, _cli_records, _cli_verify, _cli_wallet
 
     parser = _Parser(
         prog=PROG,
@@ -216,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_reads.register(add)
     _cli_import.register(add)
     _cli_wallet.register(add)
+    _cli_verify.register(add)
     add_wal_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", commands))
     return parser
 

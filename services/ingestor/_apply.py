@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._keys import (
@@ -34,6 +35,7 @@ from stemedb.ingestor._keys import (
     vote_index_key,
 )
 from stemedb.ingestor._lattice import Lattice
+from stemedb.ingestor._log import LogApplier
 from stemedb.ingestor._policy import DEFAULT_POLICY, TrustPolicy
 from stemedb.ingestor._unknown import unknown_field_path
 from stemedb.ingestor._usage import UsageBatch
@@ -126,12 +128,21 @@ class ApplyEngine:
 
     With a trust policy (the default policy unless told otherwise) the Lattice's tallies,
     views and history are folded into the same batch (docs/lattice.md); ``policy=None`` turns
-    them off (benchmarks compare the two).
+    them off (benchmarks compare the two). With ``wal_dir`` the verifiable log's tree of that
+    WAL (its nodes and the served checkpoint, docs/verifiable-log.md) goes in the batch too.
     """
 
-    def __init__(self, db: StoreDb, policy: TrustPolicy | None = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        db: StoreDb,
+        policy: TrustPolicy | None = DEFAULT_POLICY,
+        *,
+        wal_dir: Path | None = None,
+    ) -> None:
         self._db = db
         self._lattice = None if policy is None else Lattice(db, policy)
+        # The verifiable log's tree of that WAL (its LSNs are contiguous): nodes, checkpoint.
+        self._log = LogApplier(db, wal_dir) if wal_dir is not None else None
 
     def apply(self, records: Sequence[WalRecord]) -> ApplyOutcome:
         """Apply consecutive records in one atomic WriteBatch with the new checkpoint."""
@@ -157,7 +168,11 @@ class ApplyEngine:
         puts.update(usage_puts)
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
-        self._db.write(puts.items(), checkpoint, deletes)
+        log_batch = self._log.extend(decoded) if self._log is not None else None
+        internal = log_batch.puts.items() if log_batch is not None else ()
+        self._db.write(puts.items(), checkpoint, deletes, internal)
+        if self._log is not None and log_batch is not None:
+            self._log.committed(log_batch)
         if self._lattice is not None:
             self._lattice.committed()
         outcome.checkpoint = checkpoint

@@ -150,6 +150,27 @@ class StoreDb:
             return (found, bytes(value)) if found.startswith(prefix) else None
         return None
 
+    def internal_multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values of internal keys (the verifiable log's, services/ingestor/_log.py)."""
+        if not keys:
+            return []
+        values = cast(list[bytes | None], self._internal.get(list(keys)))
+        return [None if v is None else bytes(v) for v in values]
+
+    def internal_keys(self, start: bytes, prefix: bytes, limit: int) -> list[bytes]:
+        """Up to ``limit`` internal keys under ``prefix`` from ``start`` (inclusive), in order."""
+        read_opts = rocksdict.ReadOptions()
+        bound = prefix_upper_bound(prefix)
+        if bound is not None:
+            read_opts.set_iterate_upper_bound(bound)
+        out: list[bytes] = []
+        for raw_key in self._internal.keys(from_key=start, read_opt=read_opts):
+            key = cast(bytes, raw_key)
+            if not key.startswith(prefix) or len(out) == limit:
+                break
+            out.append(key)
+        return out
+
     def read_checkpoint(self) -> Checkpoint:
         raw = self._internal.get(CHECKPOINT_KEY)
         return Checkpoint(0, b"") if raw is None else Checkpoint.decode(raw)
@@ -161,13 +182,17 @@ class StoreDb:
         puts: Iterable[tuple[bytes, bytes]],
         checkpoint: Checkpoint,
         deletes: Iterable[bytes] = (),
+        internal_puts: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
-        """Write ``deletes``, then ``puts``, and the new checkpoint in one atomic WriteBatch."""
+        """Write ``deletes``, then ``puts`` and ``internal_puts`` (the internal column family),
+        and the new checkpoint in one atomic WriteBatch."""
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key in deletes:
             batch.delete(key)
         for key, value in puts:
             batch.put(key, value)
+        for key, value in internal_puts:
+            batch.put(key, value, self._internal_handle)
         batch.put(CHECKPOINT_KEY, checkpoint.encode(), self._internal_handle)
         self._db.write(batch)
 

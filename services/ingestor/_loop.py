@@ -77,7 +77,7 @@ class ApplyLoop:
     ) -> None:
         self._cfg = config
         self._db = db
-        self._engine = ApplyEngine(db, config.policy)
+        self._engine = ApplyEngine(db, config.policy, wal_dir=config.wal_dir)
         self._state = state
         self._metrics = metrics
         self._listener = listener

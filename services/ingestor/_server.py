@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._lattice_metrics import LatticeCollector
+from stemedb.ingestor._log_service import LOG_SERVICE_DESCRIPTOR, LogServicer
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
 from stemedb.ingestor._query import Query, ViewsState
@@ -137,6 +138,10 @@ class IngestorServer:
         self.views = ViewsState(ready=False, message="starting")
         query = QueryServicer(Query(db, self.state, cfg.policy, self.views), self.waiter)
         self.shell.add_service(QUERY_SERVICE, decoding_generic_handler(QUERY_SERVICE, query))
+        log_servicer = LogServicer(db, self.state, self.waiter, cfg.wal_dir)
+        self.shell.add_service(
+            LOG_SERVICE_DESCRIPTOR, decoding_generic_handler(LOG_SERVICE_DESCRIPTOR, log_servicer)
+        )
         self._bridge: _LoopBridge | None = None
         self._apply: ApplyLoop | None = None
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stemedb import note
 from stemedb.runtime import EnvArgumentParser, ServerSettings, derived, optional_path, setting
 from stemedb.runtime import build_parser as _build_parser
 from stemedb.runtime import config_from_args as _config_from_args
+from stemedb.writer._tree import DEFAULT_LOG_KEY_NAME, DEFAULT_LOG_ORIGIN
 from stemedb.writer._verify import usable_cpus
 
 __all__ = ["WriterConfig", "build_parser", "config_from_args", "load_trusted_keys"]
@@ -20,6 +22,13 @@ DEFAULT_METRICS_LISTEN = "127.0.0.1:9101"
 DEFAULT_WAL_DIR = "./data/wal"
 _PROG = "stemedb-writer"
 _DESCRIPTION = "StemeDB writer: validated, signed, durable appends to the write-ahead log."
+
+
+def _check_origin(origin: str) -> None:
+    try:
+        note.Verifier(origin, bytes(32))
+    except note.MalformedKey as exc:
+        raise ValueError(f"--log-origin: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,27 @@ class WriterConfig(ServerSettings):
         "SIGHUP); without it nothing is metered",
     )  # fmt: skip
     fsync_warn_seconds: float = setting(0.5, help="log a warning when one fsync takes longer")
+    log_key: Path | None = setting(
+        None, parse=optional_path,
+        help="the log's signer key file (Go sumdb/note format), created 0600 on first start "
+        "(default: <wal-dir>/log.key)",
+    )  # fmt: skip
+    log_origin: str = setting(
+        DEFAULT_LOG_ORIGIN, check=_check_origin,
+        help="the verifiable log's origin line, also the log key's name",
+    )  # fmt: skip
+    log_checkpoint_interval_seconds: float = setting(
+        0.01, bounds=(0.0, 60.0),
+        help="least time between two signed checkpoints (one covers every group commit since)",
+    )  # fmt: skip
     shutdown_grace_seconds: float = setting(
         10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
     )
+
+    @property
+    def log_key_path(self) -> Path:
+        """--log-key, or its default ``<wal-dir>/log.key``."""
+        return self.log_key if self.log_key is not None else self.wal_dir / DEFAULT_LOG_KEY_NAME
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wal_dir", Path(self.wal_dir))

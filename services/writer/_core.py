@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from stemedb.errors import InvalidSignature
+from stemedb.merkle import leaf_suffix
 from stemedb.runtime import log_event
 from stemedb.wal import Wal, WalClosed, WalDiskFull, WalError, WalOverloaded
 from stemedb.walrecord import (
@@ -24,6 +25,7 @@ from stemedb.walrecord import (
     encode_payload_with_job,
 )
 from stemedb.writer._admission import Admitted
+from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["Receipt", "WalFatalListener", "Writer"]
@@ -42,14 +44,16 @@ WalFatalListener = Callable[[str], Awaitable[None]]
 class Receipt:
     content_hash: bytes
     lsn: int
+    tree_size: int  # the durable log size when acknowledged, >= lsn (the verifiable log's)
 
 
 class Writer:
     """Verifies admitted records' signatures and commits them durably to the WAL."""
 
-    def __init__(self, wal: Wal, verifier: SignatureVerifier) -> None:
+    def __init__(self, wal: Wal, verifier: SignatureVerifier, tree: LogTree | None = None) -> None:
         self._wal = wal
         self._verifier = verifier
+        self._tree = tree  # the verifiable log: told each appended record's leaf suffix
         self._fatal_listeners: list[WalFatalListener] = []
         self.wal_failure: str | None = None  # why the log is unusable, once it is
         self.signatures_verified = 0
@@ -98,7 +102,14 @@ class Writer:
             if not isinstance(exc, _TRANSIENT_WAL_ERRORS):
                 await self._wal_failed(str(exc))
             raise
-        return [Receipt(a.content_hash, lsn) for a, lsn in zip(admitted, lsns, strict=True)]
+        if self._tree is not None:
+            self._tree.register(lsns, [leaf_suffix(a.record, a.canonical) for a in admitted])
+        # Every LSN up to durable_lsn is durable, so the tree of this size holds the records
+        # (the log tree extends to it right after the group commit, docs/verifiable-log.md).
+        tree_size = self._wal.durable_lsn
+        return [
+            Receipt(a.content_hash, lsn, tree_size) for a, lsn in zip(admitted, lsns, strict=True)
+        ]
 
     async def _wal_failed(self, reason: str) -> None:
         if self.wal_failure is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from stemedb.runtime import log_event
 if TYPE_CHECKING:
     from stemedb.writer._admission import AdmissionBudget
     from stemedb.writer._core import Writer
+    from stemedb.writer._tree import LogTree
 
 __all__ = ["WriterMetrics"]
 
@@ -175,8 +177,32 @@ class WriterMetrics:
         )
         for result in ("ok", "failed"):
             self.meter_reloads.labels(result)
+        self.log_tree_size = Gauge(
+            "stemedb_log_tree_size",
+            "Tree size of the last signed checkpoint (CHECKPOINT in the WAL directory).",
+            registry=registry,
+        )
+        self.log_checkpoint_age = Gauge(
+            "stemedb_log_checkpoint_age_seconds",
+            "Seconds since the last checkpoint was signed and written (or since start).",
+            registry=registry,
+        )
+        self.log_tree_failed = Gauge(
+            "stemedb_log_tree_failed",
+            "1 once the log tree stopped (the WAL could not be read back): no more checkpoints "
+            "until the writer is restarted; the log says why.",
+            registry=registry,
+        )
         self._registry = registry
         registry.register(_VolumeCollector(wal_dir))
+
+    def bind_log_tree(self, tree: LogTree) -> None:
+        """Read the signed checkpoint's size and age at scrape time."""
+        self.log_tree_size.set_function(lambda: float(tree.status.tree_size))
+        self.log_checkpoint_age.set_function(
+            lambda: max(0.0, time.time() - tree.status.checkpoint_unix_seconds)
+        )
+        self.log_tree_failed.set_function(lambda: 0.0 if tree.status.failure is None else 1.0)
 
     def bind_admission(self, budget: AdmissionBudget, writer: Writer) -> None:
         """Read the in-flight figures and the WAL's state from the pipeline at scrape time."""

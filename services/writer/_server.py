@@ -25,6 +25,7 @@ from stemedb.writer._meter import Meter, MeterConfigError, load_meter_config
 from stemedb.writer._meter_service import MeterServicer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
+from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["WriterServer", "serve"]
@@ -46,6 +47,7 @@ class WriterServer:
         self._wal: Wal | None = None
         self._verifier: SignatureVerifier | None = None
         self._servicer_: WriterServicer | None = None
+        self._tree: LogTree | None = None
         # Read before anything starts: a malformed meter config refuses the start (exit 2).
         self._meter = Meter(load_meter_config(cfg.meter_config)) if cfg.meter_config else None
         self.shell = ServiceShell(
@@ -64,6 +66,7 @@ class WriterServer:
         """Open (and recover) the WAL, then serve; health is SERVING only once appends work."""
         started = time.monotonic()
         wal = await self._open_wal()
+        await self._open_tree(wal)
         self._servicer_ = self._servicer(wal)
         self.shell.add_service(_DESCRIPTOR, self._servicer_.generic_handler())
         meter = MeterServicer(lambda: self._meter)
@@ -96,11 +99,33 @@ class WriterServer:
         self.metrics.bind_lsns(lambda: wal.last_lsn, lambda: wal.durable_lsn)
         return wal
 
+    async def _open_tree(self, wal: Wal) -> None:
+        """Load the log key, check CHECKPOINT and TREE against the log, start checkpointing.
+        On a mismatch the WAL is closed again and the start fails with both files named."""
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        sync = cfg.sync_mode == SyncMode.FDATASYNC.value
+        try:
+            tree = await loop.run_in_executor(
+                None, LogTree.open, cfg.wal_dir, cfg.log_key_path, cfg.log_origin, sync,
+                lambda: wal.durable_lsn, cfg.log_checkpoint_interval_seconds,
+            )  # fmt: skip
+        except BaseException:
+            await loop.run_in_executor(None, wal.close)
+            raise
+        self._tree = tree
+        self.metrics.bind_log_tree(tree)
+        tree.start()
+        log_event(
+            _log, logging.INFO, "log verifier key", verifier_key=tree.verifier_key,
+            log_key=str(cfg.log_key_path), tree_size=tree.status.tree_size,
+        )  # fmt: skip
+
     def _servicer(self, wal: Wal) -> WriterServicer:
         cfg = self.cfg
         if self._verifier is None:
             raise RuntimeError("the verifier starts before the servicer")
-        writer = Writer(wal, self._verifier)
+        writer = Writer(wal, self._verifier, self._tree)
         writer.on_wal_fatal(lambda _reason: self.shell.set_all_health(False))
         return WriterServicer(
             writer, self.metrics, validation.DEFAULT_LIMITS,
@@ -152,6 +177,8 @@ class WriterServer:
         loop = asyncio.get_running_loop()
         if self._wal is not None:
             await loop.run_in_executor(None, self._wal.close)
+        if self._tree is not None:
+            await loop.run_in_executor(None, self._tree.close)
         if self._verifier is not None:
             await loop.run_in_executor(None, self._verifier.close)
         durable = self._wal.durable_lsn if self._wal is not None else 0

@@ -90,10 +90,11 @@ def _response(method: Method, receipts: Sequence[Receipt]) -> bytes:
     if method.kind is None:
         batch = wpb.AppendBatchResponse()
         for r in receipts:
-            batch.receipts.add(hash=r.content_hash, lsn=r.lsn)
+            batch.receipts.add(hash=r.content_hash, lsn=r.lsn, tree_size=r.tree_size)
         return batch.SerializeToString()
     (only,) = receipts
-    single = method.response(receipt=pb.Receipt(hash=only.content_hash, lsn=only.lsn))
+    receipt = pb.Receipt(hash=only.content_hash, lsn=only.lsn, tree_size=only.tree_size)
+    single = method.response(receipt=receipt)
     return single.SerializeToString()
 
 

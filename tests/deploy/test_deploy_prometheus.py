@@ -27,6 +27,7 @@ ALERTS = {
     "StemedbIngestorHalted",
     "StemedbWalDiskFilling",
     "StemedbGrpcErrorsHigh",
+    "StemedbLogCheckpointStale",
 }
 
 

@@ -24,7 +24,13 @@ from stemedb.merkle._errors import (
     ProofRequestError,
 )
 from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, leaf_hash, node_hash
-from stemedb.merkle._leaf import LEAF_TAG, leaf_bytes, record_leaf_hash
+from stemedb.merkle._leaf import (
+    LEAF_TAG,
+    leaf_bytes,
+    leaf_suffix,
+    record_leaf_hash,
+    suffix_leaf_hash,
+)
 from stemedb.merkle._prove import (
     compact_range_at,
     consistency_proof,
@@ -67,12 +73,14 @@ __all__ = [
     "inclusion_proof",
     "leaf_bytes",
     "leaf_hash",
+    "leaf_suffix",
     "node_hash",
     "node_key",
     "parse_node_key",
     "record_leaf_hash",
     "root_at",
     "subtree_hash",
+    "suffix_leaf_hash",
     "verify_consistency",
     "verify_inclusion",
 ]

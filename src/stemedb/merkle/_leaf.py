@@ -23,7 +23,7 @@ from stemedb import canonical
 from stemedb.merkle._hashing import TREE_SIZE_MAX, leaf_hash
 from stemedb.v1 import records_pb2 as pb
 
-__all__ = ["LEAF_TAG", "leaf_bytes", "record_leaf_hash"]
+__all__ = ["LEAF_TAG", "leaf_bytes", "leaf_suffix", "record_leaf_hash", "suffix_leaf_hash"]
 
 LEAF_TAG = b"stemedb.v1.Leaf\x00"
 
@@ -42,21 +42,39 @@ def _signatures(record: pb.Record) -> Iterable[tuple[bytes, bytes]]:
     raise ValueError("record has no kind set")
 
 
+def leaf_suffix(record: pb.Record, canonical_bytes: bytes | None = None) -> bytes:
+    """The leaf bytes after the tag and the LSN: the record's canonical bytes, then its
+    signatures. ``canonical_bytes``, when the caller already has them (the writer does), must be
+    ``canonical.record_bytes(record)``; the writer computes this before the record has an LSN."""
+    sigs = list(_signatures(record))
+    body = canonical.record_bytes(record) if canonical_bytes is None else canonical_bytes
+    parts = [body, _U32.pack(len(sigs))]
+    for i, (public_key, signature) in enumerate(sigs):
+        if len(public_key) != 32:
+            raise ValueError(f"signatures[{i}].public_key must be 32 bytes, got {len(public_key)}")
+        parts += (public_key, _U32.pack(len(signature)), signature)
+    return b"".join(parts)
+
+
+def _check_lsn(lsn: int) -> None:
+    if not 1 <= lsn <= TREE_SIZE_MAX:
+        raise ValueError(f"lsn must be in [1, 2**64 - 1], got {lsn}")
+
+
 def leaf_bytes(lsn: int, record: pb.Record) -> bytes:
     """The leaf bytes of ``record`` appended at ``lsn``.
 
     Like the canonical encoder this expects a validated record, and raises ValueError on a
     public key that is not 32 bytes or an LSN outside [1, 2**64 - 1] (programmer errors).
     """
-    if not 1 <= lsn <= TREE_SIZE_MAX:
-        raise ValueError(f"lsn must be in [1, 2**64 - 1], got {lsn}")
-    sigs = list(_signatures(record))
-    parts = [LEAF_TAG, _U64.pack(lsn), canonical.record_bytes(record), _U32.pack(len(sigs))]
-    for i, (public_key, signature) in enumerate(sigs):
-        if len(public_key) != 32:
-            raise ValueError(f"signatures[{i}].public_key must be 32 bytes, got {len(public_key)}")
-        parts += (public_key, _U32.pack(len(signature)), signature)
-    return b"".join(parts)
+    _check_lsn(lsn)
+    return LEAF_TAG + _U64.pack(lsn) + leaf_suffix(record)
+
+
+def suffix_leaf_hash(lsn: int, suffix: bytes) -> bytes:
+    """The leaf hash of the record whose :func:`leaf_suffix` is ``suffix``, appended at ``lsn``."""
+    _check_lsn(lsn)
+    return leaf_hash(LEAF_TAG + _U64.pack(lsn) + suffix)
 
 
 def record_leaf_hash(lsn: int, record: pb.Record) -> bytes:

@@ -99,9 +99,11 @@ class Record(_message.Message):
     def __init__(self, assertion: _Optional[_Union[Assertion, _Mapping]] = ..., vote: _Optional[_Union[Vote, _Mapping]] = ..., epoch: _Optional[_Union[Epoch, _Mapping]] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("hash", "lsn")
+    __slots__ = ("hash", "lsn", "tree_size")
     HASH_FIELD_NUMBER: _ClassVar[int]
     LSN_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
     hash: bytes
     lsn: int
-    def __init__(self, hash: _Optional[bytes] = ..., lsn: _Optional[int] = ...) -> None: ...
+    tree_size: int
+    def __init__(self, hash: _Optional[bytes] = ..., lsn: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
