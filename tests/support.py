@@ -132,11 +132,22 @@ def start_writer(
     return Service(argv, listen, metrics, log, env)
 
 
-def tree_digest(path: Path, skip: tuple[str, ...] = ("LOCK",)) -> dict[str, str]:
-    """File name -> sha256 of every file under ``path`` (to prove nothing was written)."""
+# The signed tree head and the compact range are rewritten by the writer's checkpoint thread
+# after earlier appends (docs/verifiable-log.md); they never hold a record, so "nothing was
+# written" is the segments, WATERMARK and consumer checkpoints staying the same.
+TREE_HEAD_FILES = ("CHECKPOINT", "TREE")
+
+
+def tree_digest(path: Path, skip: tuple[str, ...] = ("LOCK", *TREE_HEAD_FILES)) -> dict[str, str]:
+    """File name -> sha256 of every file under ``path`` (to prove nothing was written);
+    temporary files of an atomic replacement in progress (``.*.tmp``) are left out too."""
     out = {}
     for f in sorted(path.rglob("*")):
-        if f.is_file() and f.name not in skip:
+        if (
+            f.is_file()
+            and f.name not in skip
+            and not (f.name.startswith(".") and f.name.endswith(".tmp"))
+        ):
             out[str(f.relative_to(path))] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 
