@@ -37,7 +37,9 @@ def test_contract_field_names() -> None:
         "text", "number", "flag", "blob", "ref",
     ]  # fmt: skip
     assert _fields(records_pb2.SignatureEntry) == ["public_key", "signature"]
-    assert _fields(records_pb2.Vote) == ["assertion_hash", "agent_id", "weight", "signature"]
+    assert _fields(records_pb2.Vote) == [
+        "assertion_hash", "agent_id", "weight", "signature", "sequence",
+    ]  # fmt: skip
     assert _fields(records_pb2.Epoch) == [
         "name", "description", "supersedes", "supersession_type", "signatures",
     ]  # fmt: skip

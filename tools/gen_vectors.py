@@ -51,9 +51,11 @@ def _cases() -> list[tuple[str, pb.Record, list[int]]]:
     epoch_hash = canonical.record_hash(pb.Record(epoch=pb.Epoch(name="Newtonian mechanics")))
     a_hash = canonical.record_hash(pb.Record(assertion=_assertion()))
 
-    def vote(weight: float, key: int) -> pb.Record:
+    def vote(weight: float, key: int, sequence: int = 0) -> pb.Record:
         agent = signing.public_key_of(KEYS[key])
-        return pb.Record(vote=pb.Vote(assertion_hash=a_hash, agent_id=agent, weight=weight))
+        return pb.Record(
+            vote=pb.Vote(assertion_hash=a_hash, agent_id=agent, weight=weight, sequence=sequence)
+        )
 
     def a(**kw: Any) -> pb.Record:
         return pb.Record(assertion=_assertion(**kw))
@@ -110,6 +112,9 @@ def _cases() -> list[tuple[str, pb.Record, list[int]]]:
         ("vote-negative", vote(-1.0, 2), [2]),
         ("vote-zero", vote(0.0, 3), [3]),
         ("vote-fractional", vote(-0.375, 1), [1]),
+        ("vote-sequence-one", vote(1.0, 1, sequence=1), [1]),
+        ("vote-sequence-millis", vote(-0.5, 2, sequence=1_764_633_600_123), [2]),
+        ("vote-sequence-max", vote(0.25, 3, sequence=2**53 - 1), [3]),
         ("epoch-minimal", pb.Record(epoch=pb.Epoch(name="Newtonian mechanics")), []),
         (
             "epoch-supersedes-extension",

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from stemedb.ingestor._policy import TrustPolicy, load_policy
+
 from stemedb.runtime import EnvArgumentParser, parse_host_port
 
 __all__ = ["LIMITS", "IngestorConfig", "build_parser", "config_from_args"]
@@ -58,6 +60,8 @@ class IngestorConfig:
     rpcs_concurrent_max: int = 1_000  # gRPC maximum_concurrent_rpcs
     shutdown_grace_seconds: float = 5.0  # in-flight RPCs get this long on SIGTERM
     log_level: str = "INFO"
+    # The trust policy JSON file of DESIGN 9.2 (docs/lattice.md); empty: every agent weighs 1.0.
+    trust_policy: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "wal_dir", Path(self.wal_dir))
@@ -70,6 +74,11 @@ class IngestorConfig:
             parse_host_port(getattr(self, name))
         if not _NAME_RE.match(self.name):
             raise ValueError(f"invalid consumer name {self.name!r}: use [A-Za-z0-9_.-], max 128")
+        load_policy(self.trust_policy)  # a malformed policy is refused at start (PolicyError)
+
+    def policy(self) -> TrustPolicy:
+        """The effective trust policy (the file is read again: call it once, at start)."""
+        return load_policy(self.trust_policy)
 
 
 def _flag(name: str) -> str:
@@ -89,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "metrics_listen": "Prometheus /metrics HOST:PORT",
         "name": "consumer name, published under <wal-dir>/consumers/",
         "log_level": "DEBUG, INFO, WARNING or ERROR",
+        "trust_policy": "trust policy JSON file (docs/lattice.md); empty: every agent weighs 1.0",
     }
     for field in fields(IngestorConfig):
         default = getattr(defaults, field.name)

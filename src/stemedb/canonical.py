@@ -91,15 +91,20 @@ def assertion_bytes(a: pb.Assertion) -> bytes:
 
 
 def vote_bytes(v: pb.Vote) -> bytes:
-    """The canonical encoding of a vote (signature excluded)."""
-    return b"".join(
-        (
-            VOTE_TAG,
-            _fixed32(v.assertion_hash, "assertion_hash"),
-            _fixed32(v.agent_id, "agent_id"),
-            _F64.pack(v.weight),
-        )
-    )
+    """The canonical encoding of a vote (signature excluded).
+
+    A vote with sequence 0 keeps its v1 bytes (and so its hash); any other sequence follows the
+    weight as ``u64``. v1 vote bytes have a fixed length, so the two forms never collide.
+    """
+    parts = [
+        VOTE_TAG,
+        _fixed32(v.assertion_hash, "assertion_hash"),
+        _fixed32(v.agent_id, "agent_id"),
+        _F64.pack(v.weight),
+    ]
+    if v.sequence:
+        parts.append(_U64.pack(v.sequence))
+    return b"".join(parts)
 
 
 def epoch_bytes(e: pb.Epoch) -> bytes:

@@ -5,7 +5,8 @@ or ``{"epoch": {...}}``. Field names are the proto field names. Bytes (hashes, k
 blobs) are lowercase hex strings; ``visual_hash`` is 16 hex digits (a JSON number cannot hold
 every 64-bit value); ``object`` is ``{"text": s}``, ``{"number": x}``, ``{"flag": b}``,
 ``{"blob": hex}`` or ``{"ref": hex}``; ``supersession_type`` is the enum name (e.g.
-``"SUPERSESSION_TYPE_EXTENSION"``). Malformed input raises InvalidRecord naming the field.
+``"SUPERSESSION_TYPE_EXTENSION"``); a vote's ``sequence`` is a JSON integer, left out when 0.
+Malformed input raises InvalidRecord naming the field.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def _num(obj: dict[str, Any], key: str, field: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise InvalidRecord(f"{field}.{key}", "must be a number")
     return float(raw)
+
+
+def _uint(obj: dict[str, Any], key: str, field: str) -> int:
+    raw = obj.get(key, 0)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0 or raw >= 2**64:
+        raise InvalidRecord(f"{field}.{key}", "must be an integer in [0, 2^64)")
+    return raw
 
 
 def _signatures(obj: dict[str, Any], field: str) -> list[pb.SignatureEntry]:
@@ -109,6 +117,7 @@ def record_from_json(obj: Any, field: str = "record") -> pb.Record:
                 agent_id=_hex(body, "agent_id", f),
                 weight=_num(body, "weight", f),
                 signature=_hex(body, "signature", f),
+                sequence=_uint(body, "sequence", f),
             )
         )
     if kind == "epoch":
@@ -168,14 +177,15 @@ def record_to_json(r: pb.Record) -> dict[str, Any]:
         return {"assertion": body}
     if kind == "vote":
         v = r.vote
-        return {
-            "vote": {
-                "assertion_hash": v.assertion_hash.hex(),
-                "agent_id": v.agent_id.hex(),
-                "weight": v.weight,
-                "signature": v.signature.hex(),
-            }
+        vote: dict[str, Any] = {
+            "assertion_hash": v.assertion_hash.hex(),
+            "agent_id": v.agent_id.hex(),
+            "weight": v.weight,
+            "signature": v.signature.hex(),
         }
+        if v.sequence:
+            vote["sequence"] = v.sequence
+        return {"vote": vote}
     if kind == "epoch":
         e = r.epoch
         body = {"name": e.name, "description": e.description}

@@ -46,6 +46,8 @@ class Limits:
     signatures_max: int = 16
     batch_records_max: int = 10_000
     batch_bytes_max: int = 16 * 1024 * 1024
+    # A vote's sequence stays exact as a JSON number in every language (JavaScript included).
+    vote_sequence_max: int = 2**53 - 1
 
 
 DEFAULT_LIMITS = Limits()
@@ -148,6 +150,11 @@ def validate_vote(v: pb.Vote, field: str = "vote", limits: Limits = DEFAULT_LIMI
             f"must be a {PUBLIC_KEY_BYTES}-byte ed25519 public key, got {len(v.agent_id)} bytes",
         )
     _check_finite(v.weight, f"{field}.weight", -1.0, 1.0)
+    if v.sequence > limits.vote_sequence_max:
+        raise InvalidRecord(
+            f"{field}.sequence",
+            f"is {v.sequence}, more than the limit of {limits.vote_sequence_max} (2^53 - 1)",
+        )
     if len(v.signature) != SIGNATURE_BYTES:
         what = "is required" if not v.signature else f"has {len(v.signature)} bytes"
         raise InvalidRecord(

@@ -196,14 +196,35 @@ export function assertionBytes(a, field = 'assertion') {
   ]);
 }
 
-/** Canonical bytes of a vote body (the object under `vote`); signature excluded. */
+/**
+ * A vote's sequence as a bigint: a non-negative safe-integer number, a bigint or a decimal string
+ * (as protobuf loaders give uint64); absent is 0.
+ */
+export function voteSequence(x, field = 'vote.sequence') {
+  if (x === undefined || x === null || x === '') return 0n;
+  let n;
+  if (typeof x === 'bigint') n = x;
+  else if (typeof x === 'number' && Number.isSafeInteger(x)) n = BigInt(x);
+  else if (typeof x === 'string' && /^[0-9]{1,20}$/.test(x)) n = BigInt(x);
+  else throw new TypeError(`${field} must be a non-negative integer`);
+  if (n < 0n || n >= 1n << 64n) throw new TypeError(`${field} must be in [0, 2^64)`);
+  return n;
+}
+
+/**
+ * Canonical bytes of a vote body (the object under `vote`); signature excluded. Sequence 0 keeps
+ * the v1 bytes; any other sequence follows the weight as u64.
+ */
 export function voteBytes(v, field = 'vote') {
-  return Buffer.concat([
+  const seq = voteSequence(v.sequence, `${field}.sequence`);
+  const parts = [
     VOTE_TAG,
     hash32(v.assertion_hash, `${field}.assertion_hash`),
     hash32(v.agent_id, `${field}.agent_id`),
     f64(v.weight ?? 0, `${field}.weight`),
-  ]);
+  ];
+  if (seq !== 0n) parts.push(u64(seq));
+  return Buffer.concat(parts);
 }
 
 /** Canonical bytes of an epoch body (the object under `epoch`); signatures excluded. */

@@ -22,6 +22,7 @@ import {
   toBytes,
   visualHashToBigInt,
   visualHashToHex,
+  voteSequence,
 } from './canonical.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -131,6 +132,7 @@ export function bodyToProto(kind, b, field = kind) {
       agent_id: toBytes(b.agent_id, `${field}.agent_id`),
       weight: b.weight ?? 0,
       signature: toBytes(b.signature, `${field}.signature`),
+      sequence: voteSequence(b.sequence, `${field}.sequence`).toString(10),
     };
   }
   if (kind === 'epoch') {
@@ -183,12 +185,15 @@ export function bodyFromProto(kind, m) {
     return out;
   }
   if (kind === 'vote') {
-    return {
+    const out = {
       assertion_hash: hex(m.assertion_hash),
       agent_id: hex(m.agent_id),
       weight: m.weight,
       signature: hex(m.signature),
     };
+    const seq = voteSequence(m.sequence);
+    if (seq !== 0n) out.sequence = seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seq) : seq;
+    return out;
   }
   if (kind === 'epoch') {
     const out = { name: m.name, description: m.description };

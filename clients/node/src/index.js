@@ -19,6 +19,7 @@ export {
   toHex,
   verify,
   voteBytes,
+  voteSequence,
 } from './canonical.js';
 
 export { checkSignatures, makeAssertion, makeEpoch, makeVote, signRecord } from './records.js';

@@ -28,6 +28,7 @@ export function signRecord(record, ...seeds) {
       agent_id: pub,
       weight: body.weight,
     };
+    if (body.sequence !== undefined && body.sequence !== 0) vote.sequence = body.sequence;
     return { vote: { ...vote, signature: sign(seeds[0], hash({ vote })).toString('hex') } };
   }
   const h = hash(record);
@@ -60,12 +61,14 @@ export function makeEpoch(fields, ...seeds) {
   );
 }
 
-/** A vote record ({vote: ...}) on `assertionHash` with `weight`, signed by `seed`. */
-export function makeVote({ assertionHash, weight }, seed) {
-  return signRecord(
-    { vote: { assertion_hash: toBytes(assertionHash).toString('hex'), weight } },
-    seed,
-  );
+/**
+ * A vote record ({vote: ...}) on `assertionHash` with `weight` (and `sequence` when given and not
+ * 0), signed by `seed`.
+ */
+export function makeVote({ assertionHash, weight, sequence }, seed) {
+  const vote = { assertion_hash: toBytes(assertionHash).toString('hex'), weight };
+  if (sequence !== undefined && sequence !== 0) vote.sequence = sequence;
+  return signRecord({ vote }, seed);
 }
 
 /**

@@ -23,7 +23,7 @@ const VECTORS = new URL('../../../tests/vectors/canonical.json', import.meta.url
 const cases = JSON.parse(readFileSync(VECTORS, 'utf8'));
 
 test('the vector file holds the expected cases', () => {
-  assert.equal(cases.length, 32);
+  assert.equal(cases.length, 35);
   const kinds = new Set(cases.map((c) => c.kind));
   assert.deepEqual([...kinds].sort(), ['assertion', 'epoch', 'vote']);
 });
@@ -131,4 +131,30 @@ test('verify rejects malformed keys and signatures without throwing', () => {
   assert.equal(verify('00', 'ff', h), false);
   assert.equal(verify(Buffer.alloc(32, 0xff), Buffer.alloc(64), h), false);
   assert.equal(verify('not hex', Buffer.alloc(64), h), false);
+});
+
+test('a vote with sequence 0 keeps its v1 bytes; any other sequence appends u64', () => {
+  const c = cases.find((x) => x.name === 'vote-sequence-millis');
+  const v = c.record.vote;
+  const v1 = canonicalBytes({ vote: { ...v, sequence: undefined } });
+  assert.equal(v1.length, 16 + 32 + 32 + 8);
+  assert.equal(canonicalBytes({ vote: { ...v, sequence: 0 } }).toString('hex'), v1.toString('hex'));
+  const withSeq = canonicalBytes(c.record);
+  assert.equal(withSeq.length, v1.length + 8);
+  assert.equal(withSeq.subarray(v1.length).readBigUInt64BE(), 1764633600123n);
+  // A bigint and a decimal string (as proto-loader gives uint64) encode the same.
+  assert.equal(hashHex({ vote: { ...v, sequence: 1764633600123n } }), c.hash_hex);
+  assert.equal(hashHex({ vote: { ...v, sequence: '1764633600123' } }), c.hash_hex);
+  assert.throws(() => canonicalBytes({ vote: { ...v, sequence: -1 } }), /vote\.sequence/);
+  assert.throws(() => canonicalBytes({ vote: { ...v, sequence: 1.5 } }), /vote\.sequence/);
+});
+
+test('makeVote with a sequence reproduces the vector', () => {
+  const c = cases.find((x) => x.name === 'vote-sequence-millis');
+  const seed = c.signatures[0].seed_hex;
+  const vote = makeVote(
+    { assertionHash: c.record.vote.assertion_hash, weight: -0.5, sequence: 1764633600123 },
+    seed,
+  );
+  assert.deepEqual(vote, c.record);
 });

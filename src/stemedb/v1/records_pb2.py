@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stemedb/v1/records.proto\x12\nstemedb.v1\"`\n\x05Value\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x10\n\x06number\x18\x02 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x03 \x01(\x08H\x00\x12\x0e\n\x04\x62lob\x18\x04 \x01(\x0cH\x00\x12\r\n\x03ref\x18\x05 \x01(\x0cH\x00\x42\x06\n\x04kind\"7\n\x0eSignatureEntry\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xe4\x01\n\tAssertion\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpredicate\x18\x02 \x01(\t\x12!\n\x06object\x18\x03 \x01(\x0b\x32\x11.stemedb.v1.Value\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x13\n\x0bsource_hash\x18\x05 \x01(\x0c\x12\x18\n\x0bvisual_hash\x18\x06 \x01(\x06H\x00\x88\x01\x01\x12\r\n\x05\x65poch\x18\x07 \x01(\x0c\x12.\n\nsignatures\x18\x08 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntryB\x0e\n\x0c_visual_hash\"S\n\x04Vote\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\x0c\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xa7\x01\n\x05\x45poch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nsupersedes\x18\x03 \x01(\x0c\x12\x37\n\x11supersession_type\x18\x04 \x01(\x0e\x32\x1c.stemedb.v1.SupersessionType\x12.\n\nsignatures\x18\x05 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntry\"\x82\x01\n\x06Record\x12*\n\tassertion\x18\x01 \x01(\x0b\x32\x15.stemedb.v1.AssertionH\x00\x12 \n\x04vote\x18\x02 \x01(\x0b\x32\x10.stemedb.v1.VoteH\x00\x12\"\n\x05\x65poch\x18\x03 \x01(\x0b\x32\x11.stemedb.v1.EpochH\x00\x42\x06\n\x04kind\"$\n\x07Receipt\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x0b\n\x03lsn\x18\x02 \x01(\x04*\x9a\x01\n\x10SupersessionType\x12!\n\x1dSUPERSESSION_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSUPERSESSION_TYPE_EXTENSION\x10\x01\x12 \n\x1cSUPERSESSION_TYPE_REFINEMENT\x10\x02\x12 \n\x1cSUPERSESSION_TYPE_REVOLUTION\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18stemedb/v1/records.proto\x12\nstemedb.v1\"`\n\x05Value\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x10\n\x06number\x18\x02 \x01(\x01H\x00\x12\x0e\n\x04\x66lag\x18\x03 \x01(\x08H\x00\x12\x0e\n\x04\x62lob\x18\x04 \x01(\x0cH\x00\x12\r\n\x03ref\x18\x05 \x01(\x0cH\x00\x42\x06\n\x04kind\"7\n\x0eSignatureEntry\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xe4\x01\n\tAssertion\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpredicate\x18\x02 \x01(\t\x12!\n\x06object\x18\x03 \x01(\x0b\x32\x11.stemedb.v1.Value\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12\x13\n\x0bsource_hash\x18\x05 \x01(\x0c\x12\x18\n\x0bvisual_hash\x18\x06 \x01(\x06H\x00\x88\x01\x01\x12\r\n\x05\x65poch\x18\x07 \x01(\x0c\x12.\n\nsignatures\x18\x08 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntryB\x0e\n\x0c_visual_hash\"e\n\x04Vote\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\x0c\x12\x0e\n\x06weight\x18\x03 \x01(\x01\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x10\n\x08sequence\x18\x05 \x01(\x04\"\xa7\x01\n\x05\x45poch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nsupersedes\x18\x03 \x01(\x0c\x12\x37\n\x11supersession_type\x18\x04 \x01(\x0e\x32\x1c.stemedb.v1.SupersessionType\x12.\n\nsignatures\x18\x05 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntry\"\x82\x01\n\x06Record\x12*\n\tassertion\x18\x01 \x01(\x0b\x32\x15.stemedb.v1.AssertionH\x00\x12 \n\x04vote\x18\x02 \x01(\x0b\x32\x10.stemedb.v1.VoteH\x00\x12\"\n\x05\x65poch\x18\x03 \x01(\x0b\x32\x11.stemedb.v1.EpochH\x00\x42\x06\n\x04kind\"$\n\x07Receipt\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x0b\n\x03lsn\x18\x02 \x01(\x04*\x9a\x01\n\x10SupersessionType\x12!\n\x1dSUPERSESSION_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSUPERSESSION_TYPE_EXTENSION\x10\x01\x12 \n\x1cSUPERSESSION_TYPE_REFINEMENT\x10\x02\x12 \n\x1cSUPERSESSION_TYPE_REVOLUTION\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stemedb.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUPERSESSIONTYPE']._serialized_start=853
-  _globals['_SUPERSESSIONTYPE']._serialized_end=1007
+  _globals['_SUPERSESSIONTYPE']._serialized_start=871
+  _globals['_SUPERSESSIONTYPE']._serialized_end=1025
   _globals['_VALUE']._serialized_start=40
   _globals['_VALUE']._serialized_end=136
   _globals['_SIGNATUREENTRY']._serialized_start=138
@@ -40,11 +40,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSERTION']._serialized_start=196
   _globals['_ASSERTION']._serialized_end=424
   _globals['_VOTE']._serialized_start=426
-  _globals['_VOTE']._serialized_end=509
-  _globals['_EPOCH']._serialized_start=512
-  _globals['_EPOCH']._serialized_end=679
-  _globals['_RECORD']._serialized_start=682
-  _globals['_RECORD']._serialized_end=812
-  _globals['_RECEIPT']._serialized_start=814
-  _globals['_RECEIPT']._serialized_end=850
+  _globals['_VOTE']._serialized_end=527
+  _globals['_EPOCH']._serialized_start=530
+  _globals['_EPOCH']._serialized_end=697
+  _globals['_RECORD']._serialized_start=700
+  _globals['_RECORD']._serialized_end=830
+  _globals['_RECEIPT']._serialized_start=832
+  _globals['_RECEIPT']._serialized_end=868
 # @@protoc_insertion_point(module_scope)

@@ -61,16 +61,18 @@ class Assertion(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., predicate: _Optional[str] = ..., object: _Optional[_Union[Value, _Mapping]] = ..., confidence: _Optional[float] = ..., source_hash: _Optional[bytes] = ..., visual_hash: _Optional[int] = ..., epoch: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[SignatureEntry, _Mapping]]] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("assertion_hash", "agent_id", "weight", "signature")
+    __slots__ = ("assertion_hash", "agent_id", "weight", "signature", "sequence")
     ASSERTION_HASH_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     assertion_hash: bytes
     agent_id: bytes
     weight: float
     signature: bytes
-    def __init__(self, assertion_hash: _Optional[bytes] = ..., agent_id: _Optional[bytes] = ..., weight: _Optional[float] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    sequence: int
+    def __init__(self, assertion_hash: _Optional[bytes] = ..., agent_id: _Optional[bytes] = ..., weight: _Optional[float] = ..., signature: _Optional[bytes] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class Epoch(_message.Message):
     __slots__ = ("name", "description", "supersedes", "supersession_type", "signatures")
