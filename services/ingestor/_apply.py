@@ -25,6 +25,8 @@ from stemedb.ingestor._keys import (
     subject_index_key,
     vote_index_key,
 )
+from stemedb.ingestor._lattice import Lattice
+from stemedb.ingestor._policy import DEFAULT_POLICY, TrustPolicy
 
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalRecord
@@ -71,10 +73,16 @@ def merge_signatures(stored: bytes, incoming: pb.Record) -> bytes | None:
 
 
 class ApplyEngine:
-    """Builds and writes batches for a StoreDb. Used by one thread at a time."""
+    """Builds and writes batches for a StoreDb. Used by one thread at a time.
 
-    def __init__(self, db: StoreDb) -> None:
+    With a trust policy (the default policy unless told otherwise) the Lattice's tallies,
+    views and history are folded into the same batch (docs/lattice.md); ``policy=None`` turns
+    them off (benchmarks compare the two).
+    """
+
+    def __init__(self, db: StoreDb, policy: TrustPolicy | None = DEFAULT_POLICY) -> None:
         self._db = db
+        self._lattice = None if policy is None else Lattice(db, policy)
 
     def apply(self, records: Sequence[WalRecord]) -> ApplyOutcome:
         """Apply consecutive records in one atomic WriteBatch with the new checkpoint."""
@@ -107,7 +115,8 @@ class ApplyEngine:
         unique = list(dict.fromkeys(keys))
         stored = dict(zip(unique, self._db.multi_get(unique), strict=True))
         overlay: dict[bytes, bytes] = {}  # what this batch writes, in first-write order
-        for key, (_rec, p) in zip(keys, decoded, strict=True):
+        lattice = None if self._lattice is None else self._lattice.batch(overlay)
+        for key, (rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
             current = overlay.get(key, stored[key])
             if current is None:
@@ -117,6 +126,8 @@ class ApplyEngine:
                 merged = merge_signatures(current, p.record)
                 if merged is not None:
                     overlay[key] = merged
+            if lattice is not None:
+                lattice.record(rec.lsn, p, current)
         return overlay
 
 

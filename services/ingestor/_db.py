@@ -133,6 +133,13 @@ class StoreDb:
             entries.append((key, value))
         return ScanResult(entries, None)
 
+    def last_before(self, prefix: bytes, key: bytes) -> tuple[bytes, bytes] | None:
+        """The greatest entry under ``prefix`` whose key is <= ``key`` (one backward seek)."""
+        for raw_key, value in self._db.items(backwards=True, from_key=key):
+            found = cast(bytes, raw_key)
+            return (found, bytes(value)) if found.startswith(prefix) else None
+        return None
+
     def read_checkpoint(self) -> Checkpoint:
         raw = self._internal.get(CHECKPOINT_KEY)
         return Checkpoint(0, b"") if raw is None else Checkpoint.decode(raw)

@@ -72,14 +72,16 @@ class Resolution(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., predicate: _Optional[str] = ..., lens: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., winner: _Optional[_Union[_store_pb2.HashedAssertion, _Mapping]] = ..., score: _Optional[float] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., policy_hash: _Optional[bytes] = ..., as_of_lsn: _Optional[int] = ..., candidates_total: _Optional[int] = ...) -> None: ...
 
 class SlotView(_message.Message):
-    __slots__ = ("subject", "predicate", "resolutions")
+    __slots__ = ("subject", "predicate", "resolutions", "lsn")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     PREDICATE_FIELD_NUMBER: _ClassVar[int]
     RESOLUTIONS_FIELD_NUMBER: _ClassVar[int]
+    LSN_FIELD_NUMBER: _ClassVar[int]
     subject: str
     predicate: str
     resolutions: _containers.RepeatedCompositeFieldContainer[Resolution]
-    def __init__(self, subject: _Optional[str] = ..., predicate: _Optional[str] = ..., resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ...) -> None: ...
+    lsn: int
+    def __init__(self, subject: _Optional[str] = ..., predicate: _Optional[str] = ..., resolutions: _Optional[_Iterable[_Union[Resolution, _Mapping]]] = ..., lsn: _Optional[int] = ...) -> None: ...
 
 class SlotHistoryEntry(_message.Message):
     __slots__ = ("lsn", "view", "changed_lenses")

@@ -1,0 +1,471 @@
+"""The incremental Lattice: ballot box, tallies, epochs and materialized views, in RocksDB.
+
+``Lattice.batch(overlay)`` is called by the ApplyEngine for every WriteBatch; the batch's
+``record`` is called once per WAL record, in LSN order, after the record's own keys are in the
+overlay. Everything it writes goes into the same overlay, so records, views, history and the
+checkpoint commit together: exactly once, like the rest (DESIGN 9.5). Each record is folded into
+the state left by the records before it, never by the batch as a whole, so batch boundaries,
+crashes and rebuilds cannot change a byte.
+
+Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; docs/lattice.md)::
+
+    CV:<assertion>:<agent>             counted vote: u64 sequence, u64 LSN, f64 weight
+    TA:<assertion>                     candidate state: first/last LSN, epoch, exact tally
+    SC:<subject>\\x00<predicate>\\x00<assertion>   the same state, under its slot
+    ES:<superseded epoch>:<epoch>      supersession edge: u8 SupersessionType
+    EA:<epoch>:<assertion>             assertion of an epoch: the slot (subject\\x00predicate)
+    LP:policy                          the effective policy (JCS) the views were built with
+    MV:<subject>\\x00<predicate>        SlotView (query.proto)
+    MH:<subject>\\x00<predicate>\\x00<20-digit LSN>  SlotHistoryEntry
+
+Sums are kept exactly (binary64 values are dyadic rationals, so their sum is a Fraction with a
+power-of-two denominator) and rounded once when read: the result is the correctly rounded sum,
+the same whatever the order of the votes, the same in every language that sums exactly, and
+equal to the oracle's sum in agents' key order.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
+from stemedb.ingestor._lenses import CandidateFigures, slot_view
+from stemedb.ingestor._policy import TrustPolicy
+
+from stemedb.v1 import query_pb2, records_pb2
+from stemedb.walrecord import DecodedPayload
+
+__all__ = [
+    "COUNTED_VOTE_PREFIX",
+    "HISTORY_PREFIX",
+    "POLICY_KEY",
+    "SLOT_CANDIDATE_PREFIX",
+    "TALLY_PREFIX",
+    "VIEW_PREFIX",
+    "CandidateState",
+    "Lattice",
+    "LatticeBatch",
+    "LatticeCorrupt",
+    "history_key",
+    "history_prefix",
+    "slot_key",
+    "split_slot",
+    "view_key",
+]
+
+COUNTED_VOTE_PREFIX = b"CV:"
+TALLY_PREFIX = b"TA:"
+SLOT_CANDIDATE_PREFIX = b"SC:"
+SUPERSEDED_BY_PREFIX = b"ES:"
+EPOCH_MEMBER_PREFIX = b"EA:"
+POLICY_KEY = b"LP:policy"
+VIEW_PREFIX = b"MV:"
+HISTORY_PREFIX = b"MH:"
+
+_HEX_DIGITS = 64
+_LSN_DIGITS = 20
+_SCAN_PAGE_ENTRIES = 4096
+_COUNTED = struct.Struct(">QQd")
+_STATE_HEAD = struct.Struct(">QQIII")
+_FRACTION_HEAD = struct.Struct(">HH")
+_REVOLUTION = records_pb2.SUPERSESSION_TYPE_REVOLUTION
+_REFINEMENT = records_pb2.SUPERSESSION_TYPE_REFINEMENT
+_NO_EPOCH = b""
+
+
+class LatticeCorrupt(Exception):
+    """A working key that does not decode: the database breaks its own invariants."""
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def slot_key(subject: str, predicate: str) -> bytes:
+    return subject.encode("utf-8") + b"\x00" + predicate.encode("utf-8")
+
+
+def split_slot(slot: bytes) -> tuple[str, str]:
+    subject, _, predicate = slot.partition(b"\x00")  # a subject never holds NUL
+    return subject.decode("utf-8"), predicate.decode("utf-8")
+
+
+def view_key(slot: bytes) -> bytes:
+    return VIEW_PREFIX + slot
+
+
+def history_prefix(slot: bytes) -> bytes:
+    return HISTORY_PREFIX + slot + b"\x00"
+
+
+def history_key(slot: bytes, lsn: int) -> bytes:
+    return history_prefix(slot) + b"%020d" % lsn
+
+
+def _hex(h: bytes) -> bytes:
+    return h.hex().encode()
+
+
+def _counted_prefix(assertion_hash: bytes) -> bytes:
+    return COUNTED_VOTE_PREFIX + _hex(assertion_hash) + b":"
+
+
+def _slot_candidates_prefix(slot: bytes) -> bytes:
+    return SLOT_CANDIDATE_PREFIX + slot + b"\x00"
+
+
+def _superseded_prefix(epoch_hash: bytes) -> bytes:
+    return SUPERSEDED_BY_PREFIX + _hex(epoch_hash) + b":"
+
+
+def _members_prefix(epoch_hash: bytes) -> bytes:
+    return EPOCH_MEMBER_PREFIX + _hex(epoch_hash) + b":"
+
+
+# -- values --------------------------------------------------------------------------------------
+
+
+def _encode_fraction(value: Fraction) -> bytes:
+    exponent = value.denominator.bit_length() - 1
+    if value.denominator != 1 << exponent:
+        raise ValueError(f"a tally sum must be dyadic, got denominator {value.denominator}")
+    num = value.numerator
+    data = num.to_bytes((num.bit_length() + 8) // 8, "big", signed=True)
+    return _FRACTION_HEAD.pack(exponent, len(data)) + data
+
+
+def _decode_fraction(data: bytes, offset: int) -> tuple[Fraction, int]:
+    exponent, size = _FRACTION_HEAD.unpack_from(data, offset)
+    start = offset + _FRACTION_HEAD.size
+    if start + size > len(data):
+        raise LatticeCorrupt("tally sum runs past the end of its value")
+    num = int.from_bytes(data[start : start + size], "big", signed=True)
+    return Fraction(num, 1 << exponent), start + size
+
+
+@dataclass(frozen=True)
+class CandidateState:
+    """What the engine keeps per assertion: its LSNs, its epoch and its exact tally."""
+
+    first_lsn: int
+    last_lsn: int
+    epoch: bytes
+    support: Fraction = Fraction(0)
+    dispute: Fraction = Fraction(0)
+    supporters: int = 0
+    disputers: int = 0
+    votes: int = 0
+
+    def encode(self) -> bytes:
+        head = _STATE_HEAD.pack(
+            self.first_lsn, self.last_lsn, self.supporters, self.disputers, self.votes
+        )
+        epoch = b"\x01" + self.epoch if self.epoch else b"\x00"
+        return head + epoch + _encode_fraction(self.support) + _encode_fraction(self.dispute)
+
+    @classmethod
+    def decode(cls, data: bytes) -> CandidateState:
+        try:
+            first, last, supporters, disputers, votes = _STATE_HEAD.unpack_from(data, 0)
+            offset = _STATE_HEAD.size
+            epoch = _NO_EPOCH
+            if data[offset] == 1:
+                epoch = data[offset + 1 : offset + 33]
+                offset += 33
+            else:
+                offset += 1
+            support, offset = _decode_fraction(data, offset)
+            dispute, offset = _decode_fraction(data, offset)
+        except (struct.error, IndexError) as exc:
+            raise LatticeCorrupt(f"candidate state does not decode: {exc}") from None
+        if offset != len(data):
+            raise LatticeCorrupt(f"candidate state has {len(data) - offset} trailing bytes")
+        return cls(first, last, epoch, support, dispute, supporters, disputers, votes)
+
+    def endorse(self, weight: float, e: float, sign: int) -> CandidateState:
+        """Add (sign 1) or remove (sign -1) agent endorsement ``e`` of an agent of trust w."""
+        counted = 1 if weight > 0 else 0
+        if e > 0:
+            return replace(
+                self,
+                support=self.support + sign * Fraction(weight * e),
+                supporters=self.supporters + sign * counted,
+            )
+        if e < 0:
+            return replace(
+                self,
+                dispute=self.dispute + sign * Fraction(weight * -e),
+                disputers=self.disputers + sign * counted,
+            )
+        return self
+
+    def tally(self, assertion_hash: bytes) -> query_pb2.Tally:
+        return query_pb2.Tally(
+            assertion_hash=assertion_hash,
+            support=float(self.support),
+            dispute=float(self.dispute),
+            supporters=self.supporters,
+            disputers=self.disputers,
+            votes=self.votes,
+            score=float(self.support - self.dispute),
+        )
+
+    def figures(self, assertion_hash: bytes, retired: bool) -> CandidateFigures:
+        return CandidateFigures(
+            hash=assertion_hash,
+            support=float(self.support),
+            dispute=float(self.dispute),
+            score=float(self.support - self.dispute),
+            supporters=self.supporters,
+            disputers=self.disputers,
+            votes=self.votes,
+            first_lsn=self.first_lsn,
+            last_lsn=self.last_lsn,
+            retired=retired,
+        )
+
+
+@dataclass(frozen=True)
+class _Counted:
+    sequence: int
+    lsn: int
+    weight: float
+
+    def encode(self) -> bytes:
+        return _COUNTED.pack(self.sequence, self.lsn, self.weight)
+
+    @classmethod
+    def decode(cls, data: bytes) -> _Counted:
+        if len(data) != _COUNTED.size:
+            raise LatticeCorrupt(f"counted vote is {len(data)} bytes, expected {_COUNTED.size}")
+        return cls(*_COUNTED.unpack(data))
+
+
+# -- the engine ----------------------------------------------------------------------------------
+
+
+class Lattice:
+    """The incremental engine over one StoreDb, under one trust policy."""
+
+    def __init__(self, db: StoreDb, policy: TrustPolicy) -> None:
+        self.db = db
+        self.policy = policy
+
+    def batch(self, overlay: dict[bytes, bytes]) -> LatticeBatch:
+        """Fold records into ``overlay``: the puts of the WriteBatch being built."""
+        return LatticeBatch(self, overlay, self.db.read_checkpoint().lsn)
+
+
+class LatticeBatch:
+    """The engine's view of one WriteBatch: reads see the batch's own writes first."""
+
+    def __init__(self, lattice: Lattice, overlay: dict[bytes, bytes], applied_lsn: int) -> None:
+        self._db = lattice.db
+        self._policy = lattice.policy
+        self._overlay = overlay
+        self._applied_lsn = applied_lsn  # records at or below it are already folded in
+        self._read: dict[bytes, bytes | None] = {}
+        self._added: dict[bytes, set[bytes]] = {}  # scan prefix -> keys this batch created
+        self._in_force: dict[bytes, bool] = {}
+        if lattice.db.get(POLICY_KEY) is None and POLICY_KEY not in overlay:
+            overlay[POLICY_KEY] = lattice.policy.canonical()
+
+    # -- reads and writes through the overlay ---------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        value = self._overlay.get(key)
+        if value is not None:
+            return value
+        if key not in self._read:
+            self._read[key] = self._db.get(key)
+        return self._read[key]
+
+    def _put(self, key: bytes, value: bytes, scan_prefix: bytes | None = None) -> None:
+        if scan_prefix is not None and self.get(key) is None:
+            self._added.setdefault(scan_prefix, set()).add(key)
+        self._overlay[key] = value
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Every key under ``prefix`` (stored or written by this batch), in key order."""
+        keys: set[bytes] = set(self._added.get(prefix, ()))
+        start = prefix
+        stored: dict[bytes, bytes] = {}
+        while True:
+            page = self._db.scan(prefix, start, _SCAN_PAGE_ENTRIES)
+            stored.update(page.entries)
+            if page.next_key is None:
+                break
+            start = page.next_key
+        keys.update(stored)
+        for key in sorted(keys):
+            value = self._overlay.get(key, stored.get(key))
+            if value is not None:
+                yield key, value
+
+    def _state(self, assertion_hash: bytes) -> CandidateState | None:
+        raw = self.get(TALLY_PREFIX + _hex(assertion_hash))
+        return None if raw is None else CandidateState.decode(raw)
+
+    def _assertion(self, assertion_hash: bytes) -> records_pb2.Assertion:
+        raw = self.get(record_key(ASSERTION_PREFIX, assertion_hash))
+        if raw is None:
+            raise LatticeCorrupt(f"candidate {assertion_hash.hex()} has no H: record")
+        return records_pb2.Record.FromString(raw).assertion
+
+    def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> None:
+        value = state.encode()
+        self._put(TALLY_PREFIX + _hex(assertion_hash), value)
+        prefix = _slot_candidates_prefix(slot)
+        self._put(prefix + _hex(assertion_hash), value, prefix)
+
+    # -- records --------------------------------------------------------------------------------
+
+    def record(self, lsn: int, p: DecodedPayload, previous: bytes | None) -> None:
+        """Fold one record in; ``previous`` is its key's value before it (None: first copy)."""
+        if lsn <= self._applied_lsn:
+            return
+        self._applied_lsn = lsn
+        if p.kind == "assertion":
+            self._on_assertion(lsn, p.content_hash, p.record.assertion, previous)
+        elif p.kind == "vote":
+            self._on_vote(lsn, p.record.vote)
+        elif p.kind == "epoch" and previous is None:
+            self._on_epoch(lsn, p.content_hash, p.record.epoch)
+
+    def _on_assertion(
+        self, lsn: int, h: bytes, a: records_pb2.Assertion, previous: bytes | None
+    ) -> None:
+        slot = slot_key(a.subject, a.predicate)
+        if previous is None:
+            state = CandidateState(lsn, lsn, bytes(a.epoch))
+            endorsed = {s.public_key: a.confidence for s in a.signatures}
+            votes = 0
+            for key, value in self.scan(_counted_prefix(h)):
+                agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+                endorsed[agent] = _Counted.decode(value).weight
+                votes += 1
+            for agent in sorted(endorsed):
+                state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
+            state = replace(state, votes=votes)
+            if a.epoch:
+                members = _members_prefix(a.epoch)
+                self._put(members + _hex(h), slot, members)
+        else:
+            old = self._state(h)
+            if old is None:
+                raise LatticeCorrupt(f"assertion {h.hex()} is stored but has no TA: state")
+            state = replace(old, last_lsn=lsn)
+            before = {
+                s.public_key for s in records_pb2.Record.FromString(previous).assertion.signatures
+            }
+            for entry in a.signatures:
+                key = entry.public_key
+                if key in before:
+                    continue
+                before.add(key)
+                if self.get(_counted_prefix(h) + _hex(key)) is None:
+                    state = state.endorse(self._policy.weight(key), a.confidence, 1)
+        self._save(h, slot, state)
+        self._refresh(slot, lsn)
+
+    def _on_vote(self, lsn: int, v: records_pb2.Vote) -> None:
+        x, agent = v.assertion_hash, v.agent_id
+        key = _counted_prefix(x) + _hex(agent)
+        raw = self.get(key)
+        current = None if raw is None else _Counted.decode(raw)
+        if current is not None and v.sequence <= current.sequence:
+            return  # a replay, or an older change of mind: the counted vote stands
+        self._put(key, _Counted(v.sequence, lsn, v.weight).encode(), _counted_prefix(x))
+        state = self._state(x)
+        if state is None:
+            return  # the assertion is not here yet: it counts the vote when it arrives
+        a = self._assertion(x)
+        w = self._policy.weight(agent)
+        if current is None:
+            if any(s.public_key == agent for s in a.signatures):
+                state = state.endorse(w, a.confidence, -1)
+            state = replace(state, votes=state.votes + 1)
+        else:
+            state = state.endorse(w, current.weight, -1)
+        state = state.endorse(w, v.weight, 1)
+        slot = slot_key(a.subject, a.predicate)
+        self._save(x, slot, state)
+        self._refresh(slot, lsn)
+
+    def _on_epoch(self, lsn: int, h: bytes, e: records_pb2.Epoch) -> None:
+        if not e.supersedes:
+            return
+        edges = _superseded_prefix(e.supersedes)
+        self._put(edges + _hex(h), bytes((e.supersession_type,)), edges)
+        if e.supersession_type not in (_REVOLUTION, _REFINEMENT) or not self._epoch_in_force(h):
+            return
+        slots = {value for _key, value in self.scan(_members_prefix(e.supersedes))}
+        for slot in sorted(slots):
+            self._refresh(slot, lsn)
+
+    # -- epochs and views -----------------------------------------------------------------------
+
+    def _epoch_in_force(self, epoch_hash: bytes) -> bool:
+        known = self._in_force.get(epoch_hash)
+        if known is None:
+            raw = self.get(record_key(EPOCH_PREFIX, epoch_hash))
+            known = raw is not None and any(
+                self._policy.weight(s.public_key) >= self._policy.epoch_authority_min
+                for s in records_pb2.Record.FromString(raw).epoch.signatures
+            )
+            self._in_force[epoch_hash] = known
+        return known
+
+    def _retired_epochs(self, slot_epochs: set[bytes]) -> set[bytes]:
+        """The epochs whose assertions in this slot are retired."""
+        retired = set()
+        for f in sorted(slot_epochs):
+            for key, value in self.scan(_superseded_prefix(f)):
+                e = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+                kind = value[0]
+                retires = kind == _REVOLUTION or (kind == _REFINEMENT and e in slot_epochs)
+                if retires and self._epoch_in_force(e):
+                    retired.add(f)
+                    break
+        return retired
+
+    def _refresh(self, slot: bytes, lsn: int) -> None:
+        """Recompute the slot's view; on a change, write it and append it to the history."""
+        prefix = _slot_candidates_prefix(slot)
+        states = []
+        for key, value in self.scan(prefix):
+            if len(key) != len(prefix) + _HEX_DIGITS:
+                continue  # a longer predicate that happens to share this prefix
+            states.append(
+                (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value))
+            )
+        slot_epochs = {s.epoch for _h, s in states if s.epoch}
+        retired = self._retired_epochs(slot_epochs)
+        figures = [s.figures(h, bool(s.epoch) and s.epoch in retired) for h, s in states]
+        subject, predicate = split_slot(slot)
+        view = slot_view(subject, predicate, figures, self._policy, self._assertion)
+        old = self.get(view_key(slot))
+        if old is not None:
+            view.lsn = query_pb2.SlotView.FromString(old).lsn
+            if view.SerializeToString(deterministic=True) == old:
+                return
+        view.lsn = lsn
+        self._put(view_key(slot), view.SerializeToString(deterministic=True))
+        entry = query_pb2.SlotHistoryEntry(
+            lsn=lsn, view=view, changed_lenses=_changed_lenses(old, view)
+        )
+        self._put(history_key(slot, lsn), entry.SerializeToString(deterministic=True))
+
+
+def _verdict(res: query_pb2.Resolution) -> tuple[int, bytes]:
+    return res.status, res.winner.hash if res.HasField("winner") else b""
+
+
+def _changed_lenses(old: bytes | None, new: query_pb2.SlotView) -> list[str]:
+    before = {}
+    if old is not None:
+        before = {r.lens: _verdict(r) for r in query_pb2.SlotView.FromString(old).resolutions}
+    return [r.lens for r in new.resolutions if before.get(r.lens) != _verdict(r)]
