@@ -1,0 +1,49 @@
+"""``stemedb-gateway``: serve the HTTP/JSON API and the explorer with uvicorn.
+
+SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish (bounded by
+``shutdown_seconds``), closes the gRPC channels and exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from stemedb.gateway._app import build_app
+from stemedb.gateway._config import GatewayConfig, config_from_args
+
+from stemedb.runtime import configure_json_logging, parse_host_port
+
+__all__ = ["main", "serve"]
+
+
+def serve(config: GatewayConfig) -> None:
+    host, port = parse_host_port(config.listen)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(config),
+            host=host,
+            port=port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=int(max(1, config.keep_alive_seconds)),
+            timeout_graceful_shutdown=int(max(1, config.shutdown_seconds)),
+            limit_concurrency=config.connections_max,
+            server_header=False,
+            proxy_headers=False,
+        )
+    )
+    server.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_args(argv)
+    configure_json_logging(config.log_level)
+    serve(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
