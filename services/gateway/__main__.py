@@ -6,8 +6,10 @@ SIGTERM (or Ctrl-C) stops accepting connections, lets requests in flight finish 
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 from stemedb.gateway._app import build_app
@@ -18,9 +20,29 @@ from stemedb.runtime import configure_json_logging, parse_host_port
 __all__ = ["main", "serve"]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a graceful stop on SIGTERM/SIGINT exits 0.
+
+    uvicorn re-raises the signal after its graceful shutdown (so the process dies by it); a
+    service that drained cleanly should say so with exit code 0, as the writer and the ingestor do.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def serve(config: GatewayConfig) -> None:
     host, port = parse_host_port(config.listen)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             build_app(config),
             host=host,

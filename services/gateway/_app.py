@@ -116,7 +116,11 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
         ("/", explorer),
     ]
     routes += [Route(path, _endpoint(path, fn, metrics), methods=["GET"]) for path, fn in plain]
-    routes.append(Mount("/static", app=StaticFiles(directory=_static_dir()), name="static"))
+    routes.append(
+        Mount(
+            "/static", app=StaticFiles(directory=_static_dir(), follow_symlink=True), name="static"
+        )
+    )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -1,0 +1,115 @@
+"""A writer, an ingestor and a gateway on loopback, as real processes, for the gateway's tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from stemedb.client import AgentKey, make_assertion, source_hash_of
+
+from stemedb.jsonrecord import record_to_json
+from stemedb.v1 import records_pb2
+from tests.client.stack import Stack, running_stack
+from tests.gateway.query_standin import ingestor_serves_query, start_standin
+from tests.support import BIN, free_port, wait_until
+
+GATEWAY = BIN / "stemedb-gateway"
+
+
+class Gateway:
+    """A stemedb-gateway process on a free port."""
+
+    def __init__(self, log: Path, *flags: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+        self.proc = subprocess.Popen(
+            [str(GATEWAY), "--listen", f"127.0.0.1:{self.port}", *flags],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**clean, **(env or {})},
+        )  # fmt: skip
+
+    def wait_listening(self, timeout_seconds: float = 30.0) -> None:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                httpx.get(self.url + "/openapi.json", timeout=1)
+            except httpx.HTTPError:
+                return False
+            return True
+
+        wait_until(up, timeout_seconds, "the gateway to listen")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout_seconds: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout_seconds)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+
+@dataclass
+class GatewayStack:
+    stack: Stack
+    gateway: Gateway
+    real_query: bool
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+
+@contextmanager
+def running_gateway(root: Path, *gateway_flags: str) -> Iterator[GatewayStack]:
+    """Writer + ingestor + gateway; QueryService from the ingestor, or the stand-in until then."""
+    with running_stack(root) as stack:
+        real = ingestor_serves_query(stack.ingestor.listen)
+        standin = None
+        flags = ["--writer", stack.writer.listen, "--store", stack.ingestor.listen]
+        if not real:
+            port = free_port()
+            standin = start_standin(stack.ingestor.listen, port)
+            flags += ["--query", f"127.0.0.1:{port}"]
+        gateway = Gateway(root / "gateway.log", *flags, *gateway_flags)
+        try:
+            gateway.wait_listening()
+            yield GatewayStack(stack, gateway, real)
+        finally:
+            gateway.kill()
+            if standin is not None:
+                standin.stop(grace=None)
+
+
+def signed_assertion_json(
+    key: AgentKey, subject: str, predicate: str, text: str, confidence: float = 0.9
+) -> dict[str, object]:
+    a = make_assertion(subject, predicate, text, source_hash=source_hash_of(f"src:{text}"),
+                       confidence=confidence)  # fmt: skip
+    body: dict[str, object] = record_to_json(records_pb2.Record(assertion=key.sign_assertion(a)))[
+        "assertion"
+    ]
+    return body
+
+
+def vote_json(key: AgentKey, assertion_hash_hex: str, weight: float) -> dict[str, object]:
+    vote = key.vote(bytes.fromhex(assertion_hash_hex), weight)
+    body: dict[str, object] = record_to_json(records_pb2.Record(vote=vote))["vote"]
+    return body
