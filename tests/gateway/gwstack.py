@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from stemedb.client import AgentKey, make_assertion, source_hash_of
+from stemedb.client import AgentKey, make_assertion, make_epoch, source_hash_of
 
 from stemedb.jsonrecord import record_to_json
 from stemedb.v1 import records_pb2
@@ -99,10 +99,15 @@ def running_gateway(root: Path, *gateway_flags: str) -> Iterator[GatewayStack]:
 
 
 def signed_assertion_json(
-    key: AgentKey, subject: str, predicate: str, text: str, confidence: float = 0.9
+    key: AgentKey,
+    subject: str,
+    predicate: str,
+    text: str,
+    confidence: float = 0.9,
+    epoch: str = "",
 ) -> dict[str, object]:
     a = make_assertion(subject, predicate, text, source_hash=source_hash_of(f"src:{text}"),
-                       confidence=confidence)  # fmt: skip
+                       confidence=confidence, epoch=bytes.fromhex(epoch))  # fmt: skip
     body: dict[str, object] = record_to_json(records_pb2.Record(assertion=key.sign_assertion(a)))[
         "assertion"
     ]
@@ -112,4 +117,13 @@ def signed_assertion_json(
 def vote_json(key: AgentKey, assertion_hash_hex: str, weight: float) -> dict[str, object]:
     vote = key.vote(bytes.fromhex(assertion_hash_hex), weight)
     body: dict[str, object] = record_to_json(records_pb2.Record(vote=vote))["vote"]
+    return body
+
+
+def signed_epoch_json(
+    key: AgentKey, name: str, supersedes: str = "", how: str = "SUPERSESSION_TYPE_UNSPECIFIED"
+) -> dict[str, object]:
+    e = key.sign_epoch(make_epoch(name, f"the {name} epoch", supersedes=bytes.fromhex(supersedes),
+                                  supersession_type=how))  # fmt: skip
+    body: dict[str, object] = record_to_json(records_pb2.Record(epoch=e))["epoch"]
     return body

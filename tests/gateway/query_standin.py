@@ -147,8 +147,29 @@ class _StandIn(query_pb2_grpc.QueryServiceServicer):
         )
 
 
+class _Relaying(grpc.ServerInterceptor):
+    """A StoreService error (the ingestor down, a deadline) reaches the caller with its code."""
+
+    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def relay(request, context):  # type: ignore[no-untyped-def]
+            try:
+                return inner(request, context)
+            except grpc.RpcError as exc:
+                context.abort(exc.code(), exc.details())
+
+        return grpc.unary_unary_rpc_method_handler(
+            relay, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )  # fmt: skip
+
+
 def start_standin(store_target: str, port: int) -> grpc.Server:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), interceptors=[_Relaying()])
     query_pb2_grpc.add_QueryServiceServicer_to_server(_StandIn(store_target), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
