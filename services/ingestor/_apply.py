@@ -103,6 +103,8 @@ class ApplyEngine:
         last = decoded[-1][0]
         checkpoint = Checkpoint(last.lsn, bytes(last.checksum))
         self._db.write(puts.items(), checkpoint)
+        if self._lattice is not None:
+            self._lattice.committed()
         outcome.checkpoint = checkpoint
         outcome.last_timestamp_ns = last.timestamp_ns
         outcome.keys_written = len(puts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 from stemedb.ingestor._policy import TrustPolicy, load_policy
@@ -74,10 +75,11 @@ class IngestorConfig:
             parse_host_port(getattr(self, name))
         if not _NAME_RE.match(self.name):
             raise ValueError(f"invalid consumer name {self.name!r}: use [A-Za-z0-9_.-], max 128")
-        load_policy(self.trust_policy)  # a malformed policy is refused at start (PolicyError)
+        _ = self.policy  # a malformed policy is refused at start (PolicyError names the key)
 
+    @cached_property
     def policy(self) -> TrustPolicy:
-        """The effective trust policy (the file is read again: call it once, at start)."""
+        """The effective trust policy, read once from ``trust_policy``."""
         return load_policy(self.trust_policy)
 
 

@@ -18,8 +18,8 @@ Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; do
     MV:<subject>\\x00<predicate>        SlotView (query.proto)
     MH:<subject>\\x00<predicate>\\x00<20-digit LSN>  SlotHistoryEntry
 
-Sums are kept exactly (binary64 values are dyadic rationals, so their sum is a Fraction with a
-power-of-two denominator) and rounded once when read: the result is the correctly rounded sum,
+Sums are kept exactly (every binary64 value is an integer number of 2^-1074 units, so sums are
+integers in that unit) and rounded once when read: the result is the correctly rounded sum,
 the same whatever the order of the votes, the same in every language that sums exactly, and
 equal to the oracle's sum in agents' key order.
 """
@@ -29,12 +29,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
-from stemedb.ingestor._lenses import CandidateFigures, slot_view
+from stemedb.ingestor._lenses import CandidateFigures
 from stemedb.ingestor._policy import TrustPolicy
+from stemedb.ingestor._slots import SlotCache, SlotIndex
 
 from stemedb.v1 import query_pb2, records_pb2
 from stemedb.walrecord import DecodedPayload
@@ -128,22 +128,38 @@ def _members_prefix(epoch_hash: bytes) -> bytes:
 # -- values --------------------------------------------------------------------------------------
 
 
-def _encode_fraction(value: Fraction) -> bytes:
-    exponent = value.denominator.bit_length() - 1
-    if value.denominator != 1 << exponent:
-        raise ValueError(f"a tally sum must be dyadic, got denominator {value.denominator}")
-    num = value.numerator
+# Every finite binary64 value is an integer multiple of 2^-1074, so sums of them are kept as
+# integers in that unit: exact, order-free, and rounded once (correctly) when read.
+_UNIT_BITS = 1074
+_SCALE = 1 << _UNIT_BITS
+
+
+def exact(value: float) -> int:
+    """A binary64 value as an integer number of 2^-1074 units (exact)."""
+    num, den = value.as_integer_ratio()
+    return num * (_SCALE // den)
+
+
+def rounded(units: int) -> float:
+    """The binary64 value nearest to ``units`` * 2^-1074 (int division rounds correctly)."""
+    return units / _SCALE
+
+
+def _encode_units(units: int) -> bytes:
+    # Stored as numerator * 2^-exponent with the numerator odd (or 0): a few bytes, not 135.
+    shift = min((units & -units).bit_length() - 1, _UNIT_BITS) if units else _UNIT_BITS
+    num = units >> shift
     data = num.to_bytes((num.bit_length() + 8) // 8, "big", signed=True)
-    return _FRACTION_HEAD.pack(exponent, len(data)) + data
+    return _FRACTION_HEAD.pack(_UNIT_BITS - shift, len(data)) + data
 
 
-def _decode_fraction(data: bytes, offset: int) -> tuple[Fraction, int]:
+def _decode_units(data: bytes, offset: int) -> tuple[int, int]:
     exponent, size = _FRACTION_HEAD.unpack_from(data, offset)
     start = offset + _FRACTION_HEAD.size
-    if start + size > len(data):
+    if start + size > len(data) or exponent > _UNIT_BITS:
         raise LatticeCorrupt("tally sum runs past the end of its value")
     num = int.from_bytes(data[start : start + size], "big", signed=True)
-    return Fraction(num, 1 << exponent), start + size
+    return num << (_UNIT_BITS - exponent), start + size
 
 
 @dataclass(frozen=True)
@@ -153,8 +169,8 @@ class CandidateState:
     first_lsn: int
     last_lsn: int
     epoch: bytes
-    support: Fraction = Fraction(0)
-    dispute: Fraction = Fraction(0)
+    support: int = 0  # in 2^-1074 units
+    dispute: int = 0
     supporters: int = 0
     disputers: int = 0
     votes: int = 0
@@ -164,7 +180,7 @@ class CandidateState:
             self.first_lsn, self.last_lsn, self.supporters, self.disputers, self.votes
         )
         epoch = b"\x01" + self.epoch if self.epoch else b"\x00"
-        return head + epoch + _encode_fraction(self.support) + _encode_fraction(self.dispute)
+        return head + epoch + _encode_units(self.support) + _encode_units(self.dispute)
 
     @classmethod
     def decode(cls, data: bytes) -> CandidateState:
@@ -173,12 +189,12 @@ class CandidateState:
             offset = _STATE_HEAD.size
             epoch = _NO_EPOCH
             if data[offset] == 1:
-                epoch = data[offset + 1 : offset + 33]
+                epoch = bytes(data[offset + 1 : offset + 33])
                 offset += 33
             else:
                 offset += 1
-            support, offset = _decode_fraction(data, offset)
-            dispute, offset = _decode_fraction(data, offset)
+            support, offset = _decode_units(data, offset)
+            dispute, offset = _decode_units(data, offset)
         except (struct.error, IndexError) as exc:
             raise LatticeCorrupt(f"candidate state does not decode: {exc}") from None
         if offset != len(data):
@@ -186,18 +202,18 @@ class CandidateState:
         return cls(first, last, epoch, support, dispute, supporters, disputers, votes)
 
     def endorse(self, weight: float, e: float, sign: int) -> CandidateState:
-        """Add (sign 1) or remove (sign -1) agent endorsement ``e`` of an agent of trust w."""
+        """Add (sign 1) or remove (sign -1) the endorsement ``e`` of an agent of trust w."""
         counted = 1 if weight > 0 else 0
         if e > 0:
             return replace(
                 self,
-                support=self.support + sign * Fraction(weight * e),
+                support=self.support + sign * exact(weight * e),
                 supporters=self.supporters + sign * counted,
             )
         if e < 0:
             return replace(
                 self,
-                dispute=self.dispute + sign * Fraction(weight * -e),
+                dispute=self.dispute + sign * exact(weight * -e),
                 disputers=self.disputers + sign * counted,
             )
         return self
@@ -205,20 +221,20 @@ class CandidateState:
     def tally(self, assertion_hash: bytes) -> query_pb2.Tally:
         return query_pb2.Tally(
             assertion_hash=assertion_hash,
-            support=float(self.support),
-            dispute=float(self.dispute),
+            support=rounded(self.support),
+            dispute=rounded(self.dispute),
             supporters=self.supporters,
             disputers=self.disputers,
             votes=self.votes,
-            score=float(self.support - self.dispute),
+            score=rounded(self.support - self.dispute),
         )
 
     def figures(self, assertion_hash: bytes, retired: bool) -> CandidateFigures:
         return CandidateFigures(
             hash=assertion_hash,
-            support=float(self.support),
-            dispute=float(self.dispute),
-            score=float(self.support - self.dispute),
+            support=rounded(self.support),
+            dispute=rounded(self.dispute),
+            score=rounded(self.support - self.dispute),
             supporters=self.supporters,
             disputers=self.disputers,
             votes=self.votes,
@@ -250,13 +266,28 @@ class _Counted:
 class Lattice:
     """The incremental engine over one StoreDb, under one trust policy."""
 
-    def __init__(self, db: StoreDb, policy: TrustPolicy) -> None:
+    def __init__(
+        self, db: StoreDb, policy: TrustPolicy, slot_cache_candidates_max: int = 200_000
+    ) -> None:
         self.db = db
         self.policy = policy
+        self.slots = SlotCache(slot_cache_candidates_max)
+        self.in_force: dict[bytes, bool] = {}  # epoch hash -> in force (stored epochs only)
+        self._committed = True
 
     def batch(self, overlay: dict[bytes, bytes]) -> LatticeBatch:
         """Fold records into ``overlay``: the puts of the WriteBatch being built."""
+        if not self._committed:
+            # The last batch never reached RocksDB: the caches may hold its effects.
+            self.slots.clear()
+            self.in_force.clear()
+        self._committed = False
         return LatticeBatch(self, overlay, self.db.read_checkpoint().lsn)
+
+    def committed(self) -> None:
+        """The batch is written: the caches agree with the database again."""
+        self._committed = True
+        self.slots.trim()
 
 
 class LatticeBatch:
@@ -265,11 +296,12 @@ class LatticeBatch:
     def __init__(self, lattice: Lattice, overlay: dict[bytes, bytes], applied_lsn: int) -> None:
         self._db = lattice.db
         self._policy = lattice.policy
+        self._slots = lattice.slots
+        self._in_force = lattice.in_force
         self._overlay = overlay
         self._applied_lsn = applied_lsn  # records at or below it are already folded in
         self._read: dict[bytes, bytes | None] = {}
         self._added: dict[bytes, set[bytes]] = {}  # scan prefix -> keys this batch created
-        self._in_force: dict[bytes, bool] = {}
         if lattice.db.get(POLICY_KEY) is None and POLICY_KEY not in overlay:
             overlay[POLICY_KEY] = lattice.policy.canonical()
 
@@ -315,11 +347,36 @@ class LatticeBatch:
             raise LatticeCorrupt(f"candidate {assertion_hash.hex()} has no H: record")
         return records_pb2.Record.FromString(raw).assertion
 
-    def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> None:
+    def _index(self, slot: bytes) -> SlotIndex:
+        """The slot's ranked index, loaded from its SC: keys on first use."""
+        index = self._slots.get(slot)
+        if index is not None:
+            return index
+        prefix = _slot_candidates_prefix(slot)
+        states = []
+        for key, value in self.scan(prefix):
+            if len(key) != len(prefix) + _HEX_DIGITS:
+                continue  # a longer predicate that happens to share this prefix
+            h = bytes.fromhex(key[len(prefix) :].decode())
+            states.append((h, CandidateState.decode(value)))
+        retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch})
+        candidates = [(s.figures(h, s.epoch in retired), s.epoch) for h, s in states]
+        index = SlotIndex(self._policy, candidates, retired, self.get(view_key(slot)))
+        self._slots.put(slot, index)
+        return index
+
+    def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
+        """Write a candidate's state; True when the slot's view may have changed."""
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(assertion_hash), value)
         prefix = _slot_candidates_prefix(slot)
         self._put(prefix + _hex(assertion_hash), value, prefix)
+        index = self._index(slot)
+        changed = False
+        if state.epoch and state.epoch not in index.epochs:
+            changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))
+        figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
+        return index.put(figures, state.epoch) or changed
 
     # -- records --------------------------------------------------------------------------------
 
@@ -340,16 +397,7 @@ class LatticeBatch:
     ) -> None:
         slot = slot_key(a.subject, a.predicate)
         if previous is None:
-            state = CandidateState(lsn, lsn, bytes(a.epoch))
-            endorsed = {s.public_key: a.confidence for s in a.signatures}
-            votes = 0
-            for key, value in self.scan(_counted_prefix(h)):
-                agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
-                endorsed[agent] = _Counted.decode(value).weight
-                votes += 1
-            for agent in sorted(endorsed):
-                state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
-            state = replace(state, votes=votes)
+            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)))
             if a.epoch:
                 members = _members_prefix(a.epoch)
                 self._put(members + _hex(h), slot, members)
@@ -368,7 +416,38 @@ class LatticeBatch:
                 before.add(key)
                 if self.get(_counted_prefix(h) + _hex(key)) is None:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
-        self._save(h, slot, state)
+        if self._save(h, slot, state):
+            self._refresh(slot, lsn)
+
+    def _fresh_tally(
+        self, h: bytes, a: records_pb2.Assertion, state: CandidateState
+    ) -> CandidateState:
+        """``state`` with the tally computed from scratch: signers, then counted votes."""
+        endorsed = {s.public_key: a.confidence for s in a.signatures}
+        votes = 0
+        for key, value in self.scan(_counted_prefix(h)):
+            agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+            endorsed[agent] = _Counted.decode(value).weight
+            votes += 1
+        state = replace(state, support=0, dispute=0, supporters=0, disputers=0, votes=votes)
+        for agent in sorted(endorsed):
+            state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
+        return state
+
+    # -- re-derivation under a new policy (``_rederive.py``) ------------------------------------
+
+    def rederive_tally(self, h: bytes, stored: bytes) -> bytes:
+        """Recompute one assertion's tally under this batch's policy; return its slot."""
+        a = self._assertion(h)
+        slot = slot_key(a.subject, a.predicate)
+        state = self._fresh_tally(h, a, CandidateState.decode(stored))
+        value = state.encode()
+        self._put(TALLY_PREFIX + _hex(h), value)
+        self._put(_slot_candidates_prefix(slot) + _hex(h), value)
+        return slot
+
+    def rederive_view(self, slot: bytes, lsn: int) -> None:
+        """Rebuild a slot's view from its (re-derived) candidates; a change is history at lsn."""
         self._refresh(slot, lsn)
 
     def _on_vote(self, lsn: int, v: records_pb2.Vote) -> None:
@@ -392,8 +471,8 @@ class LatticeBatch:
             state = state.endorse(w, current.weight, -1)
         state = state.endorse(w, v.weight, 1)
         slot = slot_key(a.subject, a.predicate)
-        self._save(x, slot, state)
-        self._refresh(slot, lsn)
+        if self._save(x, slot, state):
+            self._refresh(slot, lsn)
 
     def _on_epoch(self, lsn: int, h: bytes, e: records_pb2.Epoch) -> None:
         if not e.supersedes:
@@ -404,7 +483,9 @@ class LatticeBatch:
             return
         slots = {value for _key, value in self.scan(_members_prefix(e.supersedes))}
         for slot in sorted(slots):
-            self._refresh(slot, lsn)
+            index = self._index(slot)
+            if index.retire(self._retired_epochs(set(index.epochs))):
+                self._refresh(slot, lsn)
 
     # -- epochs and views -----------------------------------------------------------------------
 
@@ -412,14 +493,16 @@ class LatticeBatch:
         known = self._in_force.get(epoch_hash)
         if known is None:
             raw = self.get(record_key(EPOCH_PREFIX, epoch_hash))
-            known = raw is not None and any(
+            if raw is None:
+                return False  # not stored (yet): not cached, it may arrive
+            known = any(
                 self._policy.weight(s.public_key) >= self._policy.epoch_authority_min
                 for s in records_pb2.Record.FromString(raw).epoch.signatures
             )
             self._in_force[epoch_hash] = known
         return known
 
-    def _retired_epochs(self, slot_epochs: set[bytes]) -> set[bytes]:
+    def _retired_epochs(self, slot_epochs: set[bytes]) -> frozenset[bytes]:
         """The epochs whose assertions in this slot are retired."""
         retired = set()
         for f in sorted(slot_epochs):
@@ -430,42 +513,27 @@ class LatticeBatch:
                 if retires and self._epoch_in_force(e):
                     retired.add(f)
                     break
-        return retired
+        return frozenset(retired)
 
     def _refresh(self, slot: bytes, lsn: int) -> None:
-        """Recompute the slot's view; on a change, write it and append it to the history."""
-        prefix = _slot_candidates_prefix(slot)
-        states = []
-        for key, value in self.scan(prefix):
-            if len(key) != len(prefix) + _HEX_DIGITS:
-                continue  # a longer predicate that happens to share this prefix
-            states.append(
-                (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value))
-            )
-        slot_epochs = {s.epoch for _h, s in states if s.epoch}
-        retired = self._retired_epochs(slot_epochs)
-        figures = [s.figures(h, bool(s.epoch) and s.epoch in retired) for h, s in states]
+        """Rebuild the slot's view; on a change, write it and append it to the history."""
+        index = self._index(slot)
         subject, predicate = split_slot(slot)
-        view = slot_view(subject, predicate, figures, self._policy, self._assertion)
-        old = self.get(view_key(slot))
+        view = index.build_view(subject, predicate, self._assertion)
+        old = index.view
         if old is not None:
-            view.lsn = query_pb2.SlotView.FromString(old).lsn
+            view.lsn = index.view_lsn
             if view.SerializeToString(deterministic=True) == old:
                 return
         view.lsn = lsn
-        self._put(view_key(slot), view.SerializeToString(deterministic=True))
-        entry = query_pb2.SlotHistoryEntry(
-            lsn=lsn, view=view, changed_lenses=_changed_lenses(old, view)
-        )
+        data = view.SerializeToString(deterministic=True)
+        self._put(view_key(slot), data)
+        verdicts = {r.lens: _verdict(r) for r in view.resolutions}
+        changed = [lens for lens, v in verdicts.items() if index.verdicts.get(lens) != v]
+        index.view, index.view_lsn, index.verdicts = data, lsn, verdicts
+        entry = query_pb2.SlotHistoryEntry(lsn=lsn, view=view, changed_lenses=changed)
         self._put(history_key(slot, lsn), entry.SerializeToString(deterministic=True))
 
 
 def _verdict(res: query_pb2.Resolution) -> tuple[int, bytes]:
-    return res.status, res.winner.hash if res.HasField("winner") else b""
-
-
-def _changed_lenses(old: bytes | None, new: query_pb2.SlotView) -> list[str]:
-    before = {}
-    if old is not None:
-        before = {r.lens: _verdict(r) for r in query_pb2.SlotView.FromString(old).resolutions}
-    return [r.lens for r in new.resolutions if before.get(r.lens) != _verdict(r)]
+    return res.status, res.winner.hash

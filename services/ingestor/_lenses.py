@@ -29,8 +29,13 @@ from stemedb.v1 import query_pb2, records_pb2, store_pb2
 __all__ = [
     "LENS_DESCRIPTIONS",
     "CandidateFigures",
+    "build",
+    "candidate_message",
     "empty_resolution",
+    "qualifies",
+    "rank_key",
     "resolve",
+    "retired_key",
     "skeptic_score",
     "slot_view",
 ]
@@ -89,6 +94,41 @@ def empty_resolution(
     )
 
 
+def rank_key(lens: str, c: CandidateFigures, policy: TrustPolicy) -> tuple[object, ...]:
+    """The sort key of a non-retired candidate under ``lens`` (smallest ranks first)."""
+    if lens == "consensus":
+        return (-c.score, c.first_lsn, c.hash)
+    if lens == "skeptic":
+        return (0 if qualifies(c, policy) else 1, -_score(lens, c), c.first_lsn, c.hash)
+    return (-c.last_lsn, c.hash)
+
+
+def retired_key(c: CandidateFigures) -> tuple[int, bytes]:
+    return (c.first_lsn, c.hash)
+
+
+def qualifies(c: CandidateFigures, policy: TrustPolicy) -> bool:
+    """Whether a non-retired candidate qualifies for the skeptic lens."""
+    return c.supporters >= policy.min_supporters
+
+
+def candidate_message(lens: str, c: CandidateFigures, policy: TrustPolicy) -> query_pb2.Candidate:
+    """The Candidate message of ``c`` under ``lens``."""
+    return query_pb2.Candidate(
+        assertion_hash=c.hash,
+        score=_score(lens, c),
+        support=c.support,
+        dispute=c.dispute,
+        supporters=c.supporters,
+        disputers=c.disputers,
+        retired=c.retired,
+        votes=c.votes,
+        first_lsn=c.first_lsn,
+        last_lsn=c.last_lsn,
+        qualified=not c.retired and (lens != "skeptic" or qualifies(c, policy)),
+    )
+
+
 def resolve(
     subject: str,
     predicate: str,
@@ -97,43 +137,44 @@ def resolve(
     policy: TrustPolicy,
     assertion_of: Callable[[bytes], records_pb2.Assertion],
 ) -> query_pb2.Resolution:
-    """The slot's resolution under ``lens``; ``assertion_of`` gives the winner's record."""
+    """The slot's resolution under ``lens``, from all of its candidates (sorted here)."""
+    ranked = sorted(
+        (c for c in candidates if not c.retired), key=lambda c: rank_key(lens, c, policy)
+    )
+    retired = sorted((c for c in candidates if c.retired), key=retired_key)
+    return build(subject, predicate, lens, ranked, retired, len(candidates), policy, assertion_of)
+
+
+def build(
+    subject: str,
+    predicate: str,
+    lens: str,
+    ranked: Sequence[CandidateFigures],
+    retired: Sequence[CandidateFigures],
+    total: int,
+    policy: TrustPolicy,
+    assertion_of: Callable[[bytes], records_pb2.Assertion],
+    message_of: Callable[[str, CandidateFigures], query_pb2.Candidate] | None = None,
+) -> query_pb2.Resolution:
+    """The resolution from the best non-retired candidates in rank order and the first retired
+    ones: at least ``max(candidates_max, 2)`` of the former (when there are that many) and
+    ``candidates_max`` of the latter are enough. ``message_of`` may serve cached Candidate
+    messages (it must return what ``candidate_message`` would)."""
+    if message_of is None:
+
+        def message_of(lens: str, c: CandidateFigures) -> query_pb2.Candidate:
+            return candidate_message(lens, c, policy)
+
     res = empty_resolution(subject, predicate, lens, policy)
-    res.candidates_total = len(candidates)
-    scores = {c.hash: _score(lens, c) for c in candidates}
-    live = [c for c in candidates if not c.retired]
-    retired = sorted((c for c in candidates if c.retired), key=lambda c: (c.first_lsn, c.hash))
-    qualified = {c.hash for c in live}
-    if lens == "recent":
-        ranked = sorted(live, key=lambda c: (-c.last_lsn, c.hash))
-    else:
-        ranked = sorted(live, key=lambda c: (-scores[c.hash], c.first_lsn, c.hash))
-    if lens == "skeptic":
-        qualified = {c.hash for c in live if c.supporters >= policy.min_supporters}
-        ranked = [c for c in ranked if c.hash in qualified] + [
-            c for c in ranked if c.hash not in qualified
-        ]
-    for c in (ranked + retired)[: policy.candidates_max]:
-        res.candidates.append(
-            query_pb2.Candidate(
-                assertion_hash=c.hash,
-                score=scores[c.hash],
-                support=c.support,
-                dispute=c.dispute,
-                supporters=c.supporters,
-                disputers=c.disputers,
-                retired=c.retired,
-                votes=c.votes,
-                first_lsn=c.first_lsn,
-                last_lsn=c.last_lsn,
-                qualified=c.hash in qualified,
-            )
-        )
+    res.candidates_total = total
+    shown = list(ranked[: policy.candidates_max])
+    shown += list(retired[: policy.candidates_max - len(shown)])
+    res.candidates.extend(message_of(lens, c) for c in shown)
     if not ranked:
         return res  # EMPTY
     best = ranked[0]
-    res.score = scores[best.hash]
-    res.status = _status(lens, ranked, scores, best.hash in qualified, policy)
+    res.score = _score(lens, best)
+    res.status = _status(lens, ranked, policy)
     if res.status in (query_pb2.STATUS_RESOLVED, query_pb2.STATUS_CONTESTED):
         res.winner.CopyFrom(
             store_pb2.HashedAssertion(hash=best.hash, assertion=assertion_of(best.hash))
@@ -141,24 +182,18 @@ def resolve(
     return res
 
 
-def _status(
-    lens: str,
-    ranked: list[CandidateFigures],
-    scores: dict[bytes, float],
-    best_qualifies: bool,
-    policy: TrustPolicy,
-) -> query_pb2.Status:
-    s1 = scores[ranked[0].hash]
+def _status(lens: str, ranked: Sequence[CandidateFigures], policy: TrustPolicy) -> query_pb2.Status:
+    s1 = _score(lens, ranked[0])
     if lens == "consensus":
         if s1 <= 0:
             return query_pb2.STATUS_UNCERTAIN
         if len(ranked) > 1:
-            s2 = scores[ranked[1].hash]
+            s2 = _score(lens, ranked[1])
             if s2 > 0 and s1 - s2 < policy.contested_margin * s1:
                 return query_pb2.STATUS_CONTESTED
         return query_pb2.STATUS_RESOLVED
     if lens == "skeptic":
-        if best_qualifies and s1 >= policy.threshold:
+        if qualifies(ranked[0], policy) and s1 >= policy.threshold:
             return query_pb2.STATUS_RESOLVED
         return query_pb2.STATUS_UNCERTAIN
     return query_pb2.STATUS_RESOLVED

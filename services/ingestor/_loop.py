@@ -78,7 +78,7 @@ class ApplyLoop:
     ) -> None:
         self._cfg = config
         self._db = db
-        self._engine = ApplyEngine(db)
+        self._engine = ApplyEngine(db, config.policy)
         self._state = state
         self._metrics = metrics
         self._listener = listener

@@ -23,6 +23,9 @@ from stemedb.ingestor._config import IngestorConfig
 from stemedb.ingestor._db import DbOptions, StoreDb
 from stemedb.ingestor._loop import ApplyLoop
 from stemedb.ingestor._metrics import IngestorMetrics
+from stemedb.ingestor._query import Query, ViewsState
+from stemedb.ingestor._query_servicer import QUERY_SERVICE_NAME, QueryServicer
+from stemedb.ingestor._rederive import lattice_progress_gauge, rederive_if_needed
 from stemedb.ingestor._servicer import SERVICE_NAME, StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
@@ -36,7 +39,7 @@ from stemedb.runtime import (
     log_event,
     start_metrics_http_server,
 )
-from stemedb.v1 import store_pb2
+from stemedb.v1 import query_pb2, store_pb2
 
 __all__ = ["INGEST_HEALTH_NAME", "serve"]
 
@@ -46,6 +49,7 @@ _MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a page of 1,000 entries of up to ~1 MiB
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _log = logging.getLogger("stemedb.ingestor")
+QUERY_SERVICE = query_pb2.DESCRIPTOR.services_by_name["QueryService"]
 
 
 class _LoopBridge:
@@ -106,6 +110,7 @@ async def serve(cfg: IngestorConfig) -> int:
     metrics = IngestorMetrics(registry, state)
     metrics.progress(state)
     grpc_metrics = GrpcMetrics(registry)
+    metrics_rederive = lattice_progress_gauge(registry)
     methods = store_pb2.DESCRIPTOR.services_by_name["StoreService"].methods
     grpc_metrics.initialize(f"/{SERVICE_NAME}/{m.name}" for m in methods)
 
@@ -122,14 +127,19 @@ async def serve(cfg: IngestorConfig) -> int:
     server.add_generic_rpc_handlers(
         (decoding_generic_handler(store_pb2.DESCRIPTOR.services_by_name["StoreService"], servicer),)
     )
-    health_servicer = add_health_and_reflection(server, [SERVICE_NAME])
+    views = ViewsState(ready=False, message="starting")  # the Lattice (docs/lattice.md)
+    query_servicer = QueryServicer(Query(db, state, cfg.policy, views), waiter)
+    server.add_generic_rpc_handlers((decoding_generic_handler(QUERY_SERVICE, query_servicer),))
+    grpc_metrics.initialize(f"/{QUERY_SERVICE_NAME}/{m.name}" for m in QUERY_SERVICE.methods)
+    health_servicer = add_health_and_reflection(server, [SERVICE_NAME, QUERY_SERVICE_NAME])
     await health_servicer.set(INGEST_HEALTH_NAME, _NOT_SERVING)
     if server.add_insecure_port(cfg.listen) == 0:
         raise OSError(f"cannot listen on {cfg.listen}")
     start_metrics_http_server(cfg.metrics_listen, registry)
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, QUERY_SERVICE_NAME):
         await health_servicer.set(name, _SERVING)
+    await loop.run_in_executor(None, rederive_if_needed, db, cfg.policy, views, metrics_rederive)
 
     bridge = _LoopBridge(loop, waiter, health_servicer, state)
     apply_loop = ApplyLoop(cfg, db, state, metrics, bridge)

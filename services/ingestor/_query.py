@@ -1,0 +1,243 @@
+"""QueryService reads (DESIGN 9.6) as plain synchronous calls over a StoreDb.
+
+``applied_lsn`` is sampled before RocksDB is read. A slot's view (``MV:``) carries the LSN of
+the record that last changed it; when that is at or below the sampled LSN the view is the answer
+(one key read), otherwise the apply thread moved on in between and the answer comes from the
+slot's history at the sampled LSN (one backward seek). So every answer is exactly what the log
+up to its ``as_of_lsn`` gives, whatever the timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._errors import IngestorError, InvalidRequest
+from stemedb.ingestor._lattice import (
+    TALLY_PREFIX,
+    VIEW_PREFIX,
+    CandidateState,
+    history_key,
+    history_prefix,
+    slot_key,
+    split_slot,
+    view_key,
+)
+from stemedb.ingestor._lenses import LENS_DESCRIPTIONS, empty_resolution
+from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
+from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
+from stemedb.ingestor._state import ApplyState
+
+from stemedb.v1 import query_pb2
+
+__all__ = ["HISTORY_SCAN_ENTRIES_MAX", "Query", "ViewsState", "ViewsUnavailable"]
+
+HISTORY_SCAN_ENTRIES_MAX = 10_000  # stored history entries examined per ListHistory page
+_SUBJECT_BYTES_MAX = 1024
+_PREDICATE_BYTES_MAX = 256
+_HASH_BYTES = 32
+_LSN_DIGITS = 20
+_SCOPE_SUBJECT = b"resolve-subject"
+_SCOPE_HISTORY = b"history"
+
+
+class ViewsUnavailable(IngestorError):
+    """The views are being re-derived for a new trust policy (UNAVAILABLE)."""
+
+
+@dataclass
+class ViewsState:
+    """Whether the views match the policy in force; written by the re-derivation, read here."""
+
+    ready: bool = True
+    message: str = ""
+
+
+def _text(value: str, name: str, limit: int) -> bytes:
+    raw = value.encode("utf-8")
+    if not raw:
+        raise InvalidRequest(f"{name} is required")
+    if len(raw) > limit:
+        raise InvalidRequest(f"{name} is {len(raw)} bytes, more than the limit of {limit}")
+    return raw
+
+
+def _subject(subject: str) -> str:
+    if "\x00" in subject:
+        raise InvalidRequest("subject must not contain NUL")
+    _text(subject, "subject", _SUBJECT_BYTES_MAX)
+    return subject
+
+
+def lens_index(lens: str) -> int:
+    """The position of ``lens`` ('' = consensus) in a SlotView; INVALID_ARGUMENT if unknown."""
+    name = lens or "consensus"
+    if name not in LENS_NAMES:
+        raise InvalidRequest(f"lens {lens!r} is unknown: use one of {', '.join(LENS_NAMES)}")
+    return LENS_NAMES.index(name)
+
+
+class Query:
+    def __init__(
+        self, db: StoreDb, state: ApplyState, policy: TrustPolicy, views: ViewsState
+    ) -> None:
+        self._db = db
+        self._state = state
+        self._policy = policy
+        self._views = views
+
+    def _ready(self) -> int:
+        if not self._views.ready:
+            raise ViewsUnavailable(
+                f"views are being re-derived for a new trust policy: {self._views.message}"
+            )
+        return self._state.applied_lsn
+
+    # -- Resolve -----------------------------------------------------------------------------
+
+    def _from_history(self, slot: bytes, lens: int, lsn: int) -> query_pb2.Resolution | None:
+        prefix = history_prefix(slot)
+        found = self._db.last_before(prefix, history_key(slot, lsn))
+        if found is not None and len(found[0]) == len(prefix) + _LSN_DIGITS:
+            entry = query_pb2.SlotHistoryEntry.FromString(found[1])
+            return entry.view.resolutions[lens]
+        if found is None:
+            return None
+        # A longer predicate sharing this prefix sorted in between: look at every entry.
+        best: bytes | None = None
+        start = prefix
+        while True:
+            page = self._db.scan(prefix, start, 1000)
+            for key, value in page.entries:
+                if len(key) == len(prefix) + _LSN_DIGITS and int(key[-_LSN_DIGITS:]) <= lsn:
+                    best = value
+            if page.next_key is None:
+                break
+            start = page.next_key
+        if best is None:
+            return None
+        return query_pb2.SlotHistoryEntry.FromString(best).view.resolutions[lens]
+
+    def _resolution(
+        self, subject: str, predicate: str, lens: int, raw_view: bytes | None, applied: int
+    ) -> query_pb2.Resolution:
+        res: query_pb2.Resolution | None = None
+        if raw_view is not None:
+            view = query_pb2.SlotView.FromString(raw_view)
+            if view.lsn <= applied:
+                res = view.resolutions[lens]
+            else:
+                res = self._from_history(slot_key(subject, predicate), lens, applied)
+        if res is None:
+            res = empty_resolution(subject, predicate, LENS_NAMES[lens], self._policy)
+        res.as_of_lsn = applied
+        return res
+
+    def resolve(
+        self, subject: str, predicate: str, lens: str, as_of_lsn: int
+    ) -> query_pb2.ResolveResponse:
+        _subject(subject)
+        _text(predicate, "predicate", _PREDICATE_BYTES_MAX)
+        index = lens_index(lens)
+        applied = self._ready()
+        if as_of_lsn > applied:
+            raise InvalidRequest(f"as_of_lsn {as_of_lsn} is above applied_lsn {applied}")
+        slot = slot_key(subject, predicate)
+        if as_of_lsn == 0:
+            res = self._resolution(subject, predicate, index, self._db.get(view_key(slot)), applied)
+        else:
+            found = self._from_history(slot, index, as_of_lsn)
+            res = found or empty_resolution(subject, predicate, LENS_NAMES[index], self._policy)
+            res.as_of_lsn = as_of_lsn
+        return query_pb2.ResolveResponse(resolution=res, applied_lsn=applied)
+
+    def resolve_subject(
+        self, subject: str, lens: str, page_size: int, page_token: str
+    ) -> query_pb2.ResolveSubjectResponse:
+        raw = _subject(subject).encode("utf-8")
+        index = lens_index(lens)
+        limit = page_size_of(page_size)
+        prefix = VIEW_PREFIX + raw + b"\x00"
+        start = decode_page_token(page_token, _SCOPE_SUBJECT + bytes((index,)), prefix)
+        applied = self._ready()
+        page = self._db.scan(prefix, start, limit)
+        response = query_pb2.ResolveSubjectResponse(applied_lsn=applied)
+        for key, value in page.entries:
+            subject_text, predicate = split_slot(key[len(VIEW_PREFIX) :])
+            response.resolutions.append(
+                self._resolution(subject_text, predicate, index, value, applied)
+            )
+        if page.next_key is not None:
+            response.next_page_token = encode_page_token(
+                _SCOPE_SUBJECT + bytes((index,)), prefix, page.next_key
+            )
+        return response
+
+    # -- tallies, history, lenses ------------------------------------------------------------
+
+    def get_tally(self, assertion_hash: bytes) -> query_pb2.GetTallyResponse:
+        if len(assertion_hash) != _HASH_BYTES:
+            raise InvalidRequest(
+                f"assertion_hash must be {_HASH_BYTES} bytes, got {len(assertion_hash)}"
+            )
+        applied = self._ready()
+        raw = self._db.get(TALLY_PREFIX + assertion_hash.hex().encode())
+        response = query_pb2.GetTallyResponse(
+            applied_lsn=applied, policy_hash=self._policy.policy_hash
+        )
+        if raw is not None:
+            response.found = True
+            response.tally.CopyFrom(CandidateState.decode(raw).tally(assertion_hash))
+        return response
+
+    def list_history(
+        self, subject: str, predicate: str, lens: str, page_size: int, page_token: str
+    ) -> query_pb2.ListHistoryResponse:
+        _subject(subject)
+        _text(predicate, "predicate", _PREDICATE_BYTES_MAX)
+        index = lens_index(lens)
+        name = LENS_NAMES[index]
+        limit = page_size_of(page_size)
+        slot = slot_key(subject, predicate)
+        prefix = history_prefix(slot)
+        scope = _SCOPE_HISTORY + bytes((index,))
+        start = decode_page_token(page_token, scope, prefix)
+        applied = self._ready()
+        response = query_pb2.ListHistoryResponse(applied_lsn=applied)
+        examined = 0
+        while True:
+            page = self._db.scan(prefix, start, 1000)
+            for key, value in page.entries:
+                if len(response.entries) == limit or examined == HISTORY_SCAN_ENTRIES_MAX:
+                    response.next_page_token = encode_page_token(scope, prefix, key)
+                    return response
+                examined += 1
+                if len(key) != len(prefix) + _LSN_DIGITS:
+                    continue  # another slot whose predicate extends this one
+                if int(key[-_LSN_DIGITS:]) > applied:
+                    return response  # applied after the sampled LSN: not part of this answer
+                entry = query_pb2.SlotHistoryEntry.FromString(value)
+                if name in entry.changed_lenses:
+                    res = entry.view.resolutions[index]
+                    response.entries.add(
+                        lsn=entry.lsn,
+                        status=res.status,
+                        winner_hash=res.winner.hash,
+                        score=res.score,
+                    )
+            if page.next_key is None:
+                return response
+            start = page.next_key
+
+    def list_lenses(self) -> query_pb2.ListLensesResponse:
+        applied = self._ready()
+        parameters = self._policy.lens_parameters()
+        response = query_pb2.ListLensesResponse(
+            policy_hash=self._policy.policy_hash,
+            candidates_max=self._policy.candidates_max,
+            applied_lsn=applied,
+        )
+        for name in LENS_NAMES:
+            lens = response.lenses.add(name=name, description=LENS_DESCRIPTIONS[name])
+            lens.parameters.update(parameters[name])
+        return response
