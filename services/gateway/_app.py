@@ -140,7 +140,7 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
         state["handlers"] = Handlers(config, backends, metrics)
         log_event(
             _log, logging.INFO, "gateway serving", listen=config.listen,
-            writer=config.write_target, store=config.store, query=config.query_target,
+            writer=config.write_target, store=config.store,
         )  # fmt: skip
         try:
             yield

@@ -22,7 +22,8 @@ HEALTH_CHECK_SECONDS = 1.0
 
 @dataclass
 class Backends:
-    """The channels (writer or wallet, store, query) and their stubs. No other state."""
+    """The channels (writer or wallet; the ingestor, serving StoreService and QueryService) and
+    their stubs. No other state."""
 
     config: GatewayConfig
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
@@ -36,13 +37,10 @@ class Backends:
             else aio_channel(cfg.writer, cfg.tls)
         )
         self.store_channel = aio_channel(cfg.store, cfg.tls)
-        self.query_channel = aio_channel(cfg.query, cfg.tls) if cfg.query else self.store_channel
         self._channels = [self.write_channel, self.store_channel]
-        if cfg.query:
-            self._channels.append(self.query_channel)
         self.writer = writer_pb2_grpc.WriterServiceStub(self.write_channel)  # type: ignore[no-untyped-call]
         self.store = store_pb2_grpc.StoreServiceStub(self.store_channel)  # type: ignore[no-untyped-call]
-        self.query = query_pb2_grpc.QueryServiceStub(self.query_channel)  # type: ignore[no-untyped-call]
+        self.query = query_pb2_grpc.QueryServiceStub(self.store_channel)  # type: ignore[no-untyped-call]
         self._health: dict[str, Any] = {
             "writer": health_pb2_grpc.HealthStub(self.write_channel),
             "store": health_pb2_grpc.HealthStub(self.store_channel),

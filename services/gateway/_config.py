@@ -20,8 +20,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 class GatewayConfig:
     """Everything the gateway needs; it keeps no state of its own beyond this.
 
-    ``query`` is the QueryService address (None: the ``store`` address, where the ingestor serves
-    it). ``wallet`` routes every write through a wallet (a WriterService signing proxy) instead of
+    ``wallet`` routes every write through a wallet (a WriterService signing proxy) instead of
     the writer. Bounds: ``body_bytes_max`` per request body (413 beyond), ``body_read_seconds`` to
     receive a body (408 beyond), ``request_timeout_seconds`` is the default deadline of the gRPC
     calls a request makes (a client may ask for less with ``X-Stemedb-Timeout``), and
@@ -30,7 +29,6 @@ class GatewayConfig:
     listen: str = DEFAULT_LISTEN
     writer: str = DEFAULT_WRITER
     store: str = DEFAULT_STORE
-    query: str | None = None
     wallet: str | None = None
     tls: TlsConfig | None = None
     request_timeout_seconds: float = 10.0
@@ -40,10 +38,6 @@ class GatewayConfig:
     connections_max: int = 1024
     shutdown_seconds: float = 20.0
     log_level: str = "info"
-
-    @property
-    def query_target(self) -> str:
-        return self.query or self.store
 
     @property
     def write_target(self) -> str:
@@ -189,7 +183,6 @@ def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         listen=args.listen,
         writer=args.writer,
         store=args.store,
-        query=args.query,
         wallet=args.wallet,
         tls=tls,
         request_timeout_seconds=args.request_timeout,

@@ -16,7 +16,6 @@ from stemedb.client import AgentKey, make_assertion, make_epoch, source_hash_of
 from stemedb.jsonrecord import record_to_json
 from stemedb.v1 import records_pb2
 from tests.client.stack import Stack, running_stack
-from tests.gateway.query_standin import ingestor_serves_query, start_standin
 from tests.support import BIN, free_port, wait_until
 
 GATEWAY = BIN / "stemedb-gateway"
@@ -70,7 +69,6 @@ class Gateway:
 class GatewayStack:
     stack: Stack
     gateway: Gateway
-    real_query: bool
 
     @property
     def url(self) -> str:
@@ -79,23 +77,15 @@ class GatewayStack:
 
 @contextmanager
 def running_gateway(root: Path, *gateway_flags: str) -> Iterator[GatewayStack]:
-    """Writer + ingestor + gateway; QueryService from the ingestor, or the stand-in until then."""
+    """Writer + ingestor + gateway, each a process on loopback."""
     with running_stack(root) as stack:
-        real = ingestor_serves_query(stack.ingestor.listen)
-        standin = None
         flags = ["--writer", stack.writer.listen, "--store", stack.ingestor.listen]
-        if not real:
-            port = free_port()
-            standin = start_standin(stack.ingestor.listen, port)
-            flags += ["--query", f"127.0.0.1:{port}"]
         gateway = Gateway(root / "gateway.log", *flags, *gateway_flags)
         try:
             gateway.wait_listening()
-            yield GatewayStack(stack, gateway, real)
+            yield GatewayStack(stack, gateway)
         finally:
             gateway.kill()
-            if standin is not None:
-                standin.stop(grace=None)
 
 
 def signed_assertion_json(
