@@ -48,6 +48,10 @@ def serve(config: GatewayConfig) -> None:
             host=host,
             port=port,
             lifespan="on",
+            # uvloop and httptools (C parsers) when installed, as they are with our dependencies;
+            # uvicorn falls back to asyncio and h11 otherwise.
+            loop="auto",
+            http="auto",
             log_config=None,
             access_log=False,
             timeout_keep_alive=int(max(1, config.keep_alive_seconds)),
