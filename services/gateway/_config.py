@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
-from stemedb.client._cli import CliError, tls_from_args
 
 from stemedb.runtime import EnvArgumentParser, parse_host_port
 
@@ -171,13 +171,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
+def _tls(args: argparse.Namespace) -> TlsConfig | None:
+    """TLS to both backends from the CLI's flag names; None (plaintext) when none asks for it."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together (mutual TLS needs both)")
+    if not (args.tls or args.tls_ca or args.tls_cert):
+        return None
+    return TlsConfig(
+        root_ca=Path(args.tls_ca) if args.tls_ca else None,
+        client_cert=Path(args.tls_cert) if args.tls_cert else None,
+        client_key=Path(args.tls_key) if args.tls_key else None,
+        server_name=args.tls_server_name,
+    )
+
+
 def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
     """Parse flags (and STEMEDB_* variables); a bad value exits 2 naming the flag."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        tls = tls_from_args(args)
-    except CliError as exc:
+        tls = _tls(args)
+    except ValueError as exc:
         parser.error(str(exc))
     return GatewayConfig(
         listen=args.listen,

@@ -22,7 +22,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
-    with running_gateway(tmp_path_factory.mktemp("gw")) as g:
+    with running_gateway(tmp_path_factory.mktemp("gw"), "--body-read-seconds", "1") as g:
         yield g
 
 
@@ -201,21 +201,28 @@ def test_refusals_are_problem_json_naming_the_field(gw: GatewayStack) -> None:
 def test_deadline_becomes_504(gw: GatewayStack) -> None:
     start = time.monotonic()
     r = httpx.get(
-        gw.url + "/v1/query", params={"subject": "D", "predicate": "p", "min_lsn": 10**15},
-        headers={"X-Stemedb-Timeout": "0.3"}, timeout=30,
-    )  # fmt: skip
+        gw.url + "/v1/query",
+        params={"subject": "D", "predicate": "p", "min_lsn": 10**15},
+        headers={"X-Stemedb-Timeout": "0.3"},
+        timeout=30,
+    )
     body = problem(r, 504)
     assert body["grpc_status"] == "DEADLINE_EXCEEDED" and body["backend"] == "store"
     assert time.monotonic() - start < 5
-    problem(httpx.get(gw.url + "/v1/lenses", headers={"X-Stemedb-Timeout": "soon"}), 400,
-            "X-Stemedb-Timeout")  # fmt: skip
+    problem(
+        httpx.get(gw.url + "/v1/lenses", headers={"X-Stemedb-Timeout": "soon"}),
+        400,
+        "X-Stemedb-Timeout",
+    )
 
 
 def test_declared_body_over_the_limit_is_413_before_it_is_sent(gw: GatewayStack) -> None:
     port = int(gw.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 17000000\r\n\r\n")  # fmt: skip
+        s.sendall(
+            b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 17000000\r\n\r\n"
+        )
         reply = b""
         while b"}" not in reply:  # the problem document ends the reply
             chunk = s.recv(65536)
@@ -225,6 +232,26 @@ def test_declared_body_over_the_limit_is_413_before_it_is_sent(gw: GatewayStack)
     text = reply.decode()
     assert text.startswith("HTTP/1.1 413"), text
     assert PROBLEM in text and "16777216" in text
+
+
+def test_slow_body_is_408(gw: GatewayStack) -> None:
+    port = int(gw.url.rsplit(":", 1)[1])
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(
+            b"POST /v1/assertions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"subject": '
+        )  # and then nothing more
+        reply = b""
+        while b"}" not in reply:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    text = reply.decode()
+    assert text.startswith("HTTP/1.1 408"), text
+    assert PROBLEM in text and "did not arrive within 1 seconds" in text
+    assert time.monotonic() - start < 10
 
 
 def test_streamed_body_over_the_limit_is_413(gw: GatewayStack) -> None:
@@ -258,8 +285,9 @@ def test_metrics_are_promtool_clean(gw: GatewayStack) -> None:
 def test_healthz_and_docs(gw: GatewayStack) -> None:
     h = httpx.get(gw.url + "/healthz", timeout=10)
     assert h.status_code == 200 and h.json() == {
-        "status": "ok", "backends": {"writer": "SERVING", "store": "SERVING"}
-    }  # fmt: skip
+        "status": "ok",
+        "backends": {"writer": "SERVING", "store": "SERVING"},
+    }
     docs = httpx.get(gw.url + "/docs", timeout=10)
     assert docs.status_code == 200 and "/v1/assertions/{hash}/tally" in docs.text
     page = httpx.get(gw.url + "/", timeout=10)
@@ -273,8 +301,14 @@ def test_flags_from_environment_backend_down_and_sigterm(tmp_path: Path) -> None
 
     port, dead = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
-    env.update({"STEMEDB_LISTEN": f"127.0.0.1:{port}", "STEMEDB_WRITER": f"127.0.0.1:{dead}",
-                "STEMEDB_STORE": f"127.0.0.1:{dead}", "STEMEDB_REQUEST_TIMEOUT": "2"})  # fmt: skip
+    env.update(
+        {
+            "STEMEDB_LISTEN": f"127.0.0.1:{port}",
+            "STEMEDB_WRITER": f"127.0.0.1:{dead}",
+            "STEMEDB_STORE": f"127.0.0.1:{dead}",
+            "STEMEDB_REQUEST_TIMEOUT": "2",
+        }
+    )
     log = open(tmp_path / "gw.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(GATEWAY)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -291,8 +325,11 @@ def test_flags_from_environment_backend_down_and_sigterm(tmp_path: Path) -> None
         h = httpx.get(url + "/healthz", timeout=10)
         assert h.status_code == 503
         assert h.json()["backends"] == {"writer": "UNREACHABLE", "store": "UNREACHABLE"}
-        r = httpx.post(url + "/v1/assertions", json=signed_assertion_json(
-            AgentKey.generate(), "S", "p", "v"), timeout=30)  # fmt: skip
+        r = httpx.post(
+            url + "/v1/assertions",
+            json=signed_assertion_json(AgentKey.generate(), "S", "p", "v"),
+            timeout=30,
+        )
         body = problem(r, 503)
         assert body["backend"] == "writer" and body["grpc_status"] == "UNAVAILABLE"
         body = problem(httpx.get(url + "/v1/subjects/S", timeout=30), 503)
@@ -303,3 +340,22 @@ def test_flags_from_environment_backend_down_and_sigterm(tmp_path: Path) -> None
         log.close()
     assert code == 0, (tmp_path / "gw.log").read_text()
     assert "gateway stopped" in (tmp_path / "gw.log").read_text()
+
+
+def test_bad_flags_exit_2_naming_the_flag() -> None:
+    from tests.gateway.gwstack import GATEWAY
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+    for argv, words in [
+        (["--tls-cert", "c.pem"], "--tls-key"),
+        (["--listen", "nowhere"], "--listen"),
+        (["--request-timeout", "0"], "--request-timeout"),
+        (["--body-bytes-max", "-5"], "--body-bytes-max"),
+    ]:
+        out = subprocess.run(
+            [str(GATEWAY), *argv], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 2 and words in out.stderr, (argv, out.stderr)
+    bad_env = {**env, "STEMEDB_REQUEST_TIMEOUT": "soon"}
+    out = subprocess.run([str(GATEWAY)], env=bad_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "STEMEDB_REQUEST_TIMEOUT" in out.stderr, out.stderr
