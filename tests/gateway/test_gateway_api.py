@@ -359,3 +359,41 @@ def test_bad_flags_exit_2_naming_the_flag() -> None:
     bad_env = {**env, "STEMEDB_REQUEST_TIMEOUT": "soon"}
     out = subprocess.run([str(GATEWAY)], env=bad_env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "STEMEDB_REQUEST_TIMEOUT" in out.stderr, out.stderr
+
+
+def test_sigterm_lets_requests_in_flight_finish(tmp_path: Path) -> None:
+    import threading
+
+    with running_gateway(tmp_path) as g:
+        answers: list[httpx.Response] = []
+        # A read waiting for an LSN that never comes is in flight for its 2 s deadline.
+        t = threading.Thread(
+            target=lambda: answers.append(
+                httpx.get(
+                    g.url + "/v1/query",
+                    params={"subject": "s", "predicate": "p", "min_lsn": 10**12},
+                    headers={"X-Stemedb-Timeout": "2"},
+                    timeout=30,
+                )
+            )
+        )
+        t.start()
+
+        def reached_the_ingestor() -> bool:
+            text = httpx.get(f"http://{g.stack.ingestor.metrics}/metrics", timeout=5).text
+            return any(
+                line.startswith("grpc_server_started_total{")
+                and 'grpc_method="Resolve"' in line
+                and not line.endswith(" 0.0")
+                for line in text.splitlines()
+            )
+
+        from tests.support import wait_until
+
+        wait_until(reached_the_ingestor, 10, "the slow request to reach the ingestor")
+        assert t.is_alive(), "the request should still be waiting for its LSN"
+        code = g.gateway.terminate()
+        t.join(timeout=30)
+        assert code == 0, g.gateway.log_text()
+        assert answers and answers[0].status_code == 504, answers
+        assert answers[0].json()["grpc_status"] == "DEADLINE_EXCEEDED"
