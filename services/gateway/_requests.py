@@ -86,6 +86,8 @@ async def read_json_body(request: Request, config: GatewayConfig) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GatewayError(400, f"the body is not valid JSON: {exc}", field="body") from None
+    except RecursionError:
+        raise GatewayError(400, "the body nests too deeply to be a record", field="body") from None
 
 
 def record_of_body(body: Any, kind: str) -> records_pb2.Record:
@@ -96,6 +98,8 @@ def record_of_body(body: Any, kind: str) -> records_pb2.Record:
     except InvalidRecord as exc:
         path = exc.field.removeprefix("_.")
         raise GatewayError(400, f"{path}: {exc.reason}", field=path) from None
+    except (OverflowError, ValueError) as exc:  # e.g. an integer too large for a double
+        raise GatewayError(400, f"{kind}: a value is out of range: {exc}", field=kind) from None
 
 
 def batch_of_body(body: Any, records_max: int) -> list[records_pb2.Record]:
@@ -119,6 +123,10 @@ def batch_of_body(body: Any, records_max: int) -> list[records_pb2.Record]:
             out.append(record_from_json(item, field=f"records[{i}]"))
         except InvalidRecord as exc:
             raise GatewayError(400, str(exc), field=exc.field) from None
+        except (OverflowError, ValueError) as exc:
+            raise GatewayError(
+                400, f"records[{i}]: a value is out of range: {exc}", field=f"records[{i}]"
+            ) from None
     return out
 
 

@@ -179,6 +179,11 @@ def test_refusals_are_problem_json_naming_the_field(gw: GatewayStack) -> None:
     r = httpx.post(gw.url + "/v1/assertions", content=b"{not json", timeout=10)
     problem(r, 400, "body")
     problem(httpx.post(gw.url + "/v1/assertions", timeout=10), 400, "body")
+    problem(post(gw, "/v1/assertions", {**good, "confidence": 10**400}), 400, "assertion")
+    deep = b"[" * 200_000 + b"]" * 200_000
+    problem(httpx.post(gw.url + "/v1/assertions", content=deep, timeout=30), 400, "body")
+    huge = {"records": [{"vote": {"assertion_hash": "00" * 32, "weight": 10**400}}]}
+    problem(post(gw, "/v1/batch", huge), 400, "records[0]")
     problem(post(gw, "/v1/batch", {"records": []}), 400, "records")
     problem(post(gw, "/v1/batch", {"records": [{"thing": {}}]}), 400, "records[0]")
     problem(
