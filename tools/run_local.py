@@ -1,7 +1,7 @@
-"""`make run`: start the writer and the ingestor on loopback with data under ./data.
+"""`make run`: start the writer, the ingestor and the gateway on loopback, data under ./data.
 
-Prints both endpoints and example commands, waits until both serve, and stops both cleanly
-(SIGTERM, then a bounded wait) on Ctrl-C or when either exits. Every flag of the services keeps
+Prints the endpoints and example commands, waits until all three serve, and stops them cleanly
+(SIGTERM, then a bounded wait) on Ctrl-C or when any exits. Every flag of the services keeps
 its default (DESIGN section 3), so what runs here is exactly what a user gets.
 """
 
@@ -33,12 +33,24 @@ def _serving(target: str) -> bool:
     return resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def _http_up(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def main() -> int:
     data = Path("data")
     data.mkdir(exist_ok=True)
     procs = {
         "writer": subprocess.Popen([str(BIN / "stemedb-writer")]),
         "ingestor": subprocess.Popen([str(BIN / "stemedb-ingestor")]),
+        "gateway": subprocess.Popen([str(BIN / "stemedb-gateway")]),
     }
     stopping = False
 
@@ -51,21 +63,27 @@ def main() -> int:
     deadline = time.monotonic() + READY_WAIT_SECONDS
     targets = {"writer": "127.0.0.1:50051", "ingestor": "127.0.0.1:50052"}
     ready: set[str] = set()
-    while not stopping and len(ready) < 2 and time.monotonic() < deadline:
-        for name, target in targets.items():
+    while not stopping and len(ready) < len(procs) and time.monotonic() < deadline:
+        for name in procs:
             if procs[name].poll() is not None:
                 print(f"make run: {name} exited with {procs[name].returncode}", file=sys.stderr)
                 stopping = True
-            elif name not in ready and _serving(target):
+            elif name not in ready and (
+                _http_up("http://127.0.0.1:8080/openapi.json")
+                if name == "gateway"
+                else _serving(targets[name])
+            ):
                 ready.add(name)
         time.sleep(0.1)
-    if len(ready) == 2:
+    if len(ready) == len(procs):
         print(
-            "\nStemeDB is running (data under ./data). Ctrl-C stops both services.\n"
+            "\nStemeDB is running (data under ./data). Ctrl-C stops the services.\n"
             "  writer    gRPC 127.0.0.1:50051   metrics http://127.0.0.1:9101/metrics\n"
             "  ingestor  gRPC 127.0.0.1:50052   metrics http://127.0.0.1:9102/metrics\n"
+            "  gateway   HTTP http://127.0.0.1:8080/ (explorer)  /docs  /metrics\n"
             "Try, in another terminal:\n"
-            "  .venv/bin/stemedb assert Q42 name 'Douglas Adams'\n",
+            "  .venv/bin/stemedb assert Q42 name 'Douglas Adams'\n"
+            "  curl -s 'http://127.0.0.1:8080/v1/subjects/Q42'\n",
             flush=True,
         )
     elif not stopping:
@@ -73,7 +91,7 @@ def main() -> int:
         stopping = True
     while not stopping:
         if any(p.poll() is not None for p in procs.values()):
-            print("make run: a service exited; stopping the other", file=sys.stderr)
+            print("make run: a service exited; stopping the others", file=sys.stderr)
             break
         time.sleep(0.2)
     for p in procs.values():

@@ -33,7 +33,7 @@ def _port_free(port: int) -> bool:
 
 
 def test_readme_quickstart(tmp_path: Path) -> None:
-    for port in (50051, 50052, 9101, 9102):
+    for port in (50051, 50052, 9101, 9102, 8080):
         if not _port_free(port):
             pytest.fail(f"port {port} is busy: stop your own `make run` to run this test")
     commands = _quickstart_commands()
