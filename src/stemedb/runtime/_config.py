@@ -304,6 +304,12 @@ class ServerSettings:
         10.0, help="in-flight RPCs get this long on SIGTERM", bounds=(0.0, 300.0)
     )
     log_level: str = setting("INFO", help="DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting(
+        "auto",
+        help="json (one object per line), console (readable, coloured on a terminal) or auto "
+        "(console when stderr is a terminal, else json)",
+        choices=("json", "console", "auto"),
+    )
 
     def __post_init__(self) -> None:
         for name in ("tls_cert", "tls_key", "tls_client_ca"):
