@@ -38,7 +38,9 @@ __all__ = [
     "client_from_args",
     "escape_text",
     "main",
+    "target",
     "unsafe_char",
+    "whole_number",
 ]
 
 EXIT_OK = 0
@@ -94,6 +96,33 @@ def fail(message: str) -> None:
     print(f"{PROG}: error: {escape_text(one_line(message))}", file=sys.stderr)
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number >= 0 (an LSN, a page size, a count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+# A gRPC target with a scheme (unix:/path, dns:///host:port, ...) is passed through as it is.
+_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
+
+
+def target(text: str) -> str:
+    """An argparse type: a server address, HOST:PORT (``[v6]:PORT``) or a gRPC target URI."""
+    if text.startswith(_SCHEMES):
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a number in [1, 65535]")
+    return text
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
@@ -129,11 +158,13 @@ def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
 
     g = p.add_argument_group("connection and output (also accepted before the command)")
     g.add_argument(
-        "--writer", metavar="HOST:PORT", default=d(_env("STEMEDB_WRITER", DEFAULT_WRITER)),
+        "--writer", metavar="HOST:PORT", type=target,
+        default=d(_env("STEMEDB_WRITER", DEFAULT_WRITER)),
         help=f"writer address (env STEMEDB_WRITER, default {DEFAULT_WRITER})",
     )  # fmt: skip
     g.add_argument(
-        "--store", metavar="HOST:PORT", default=d(_env("STEMEDB_STORE", DEFAULT_STORE)),
+        "--store", metavar="HOST:PORT", type=target,
+        default=d(_env("STEMEDB_STORE", DEFAULT_STORE)),
         help=f"store (ingestor) address (env STEMEDB_STORE, default {DEFAULT_STORE})",
     )  # fmt: skip
     g.add_argument(
@@ -168,6 +199,14 @@ def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
         return own or getattr(args, f"tls_{name}")
 
     ca, cert, key = value("ca"), value("cert"), value("key")
+    for name, path in (("ca", ca), ("cert", cert), ("key", key)):
+        if path and not Path(path).expanduser().is_file():
+            flag = (
+                f"--{channel}-tls-{name}"
+                if getattr(args, f"{channel}_tls_{name}")
+                else (f"--tls-{name}")
+            )
+            raise CliError(f"{flag} {path}: no such file")
     if bool(cert) != bool(key):
         raise CliError(
             f"the {channel}'s client certificate and key go together "
@@ -185,7 +224,10 @@ def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
 
 def client_from_args(args: argparse.Namespace) -> Client:
     if args.timeout <= 0:
-        raise CliError("--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds")
+        shown = os.environ.get("STEMEDB_TIMEOUT") if args.timeout == -1.0 else args.timeout
+        raise CliError(
+            f"--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds, got {shown!r}"
+        )
     return Client(
         args.writer, args.store, timeout_seconds=args.timeout,
         writer_tls=tls_from_args(args, "writer"), store_tls=tls_from_args(args, "store"),
