@@ -13,6 +13,7 @@ Every failure ends as one line on stderr (``stemedb: error: ...``) and an exit c
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import unicodedata
@@ -38,6 +39,7 @@ __all__ = [
     "client_from_args",
     "escape_text",
     "main",
+    "package_version",
     "target",
     "unsafe_char",
     "whole_number",
@@ -234,8 +236,16 @@ def client_from_args(args: argparse.Namespace) -> Client:
     )  # fmt: skip
 
 
+def package_version() -> str:
+    """The installed ``stemedb`` package's version (pyproject.toml), from its metadata."""
+    try:
+        return importlib.metadata.version("stemedb")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from stemedb.client import _cli_import, _cli_reads, _cli_records
+    from stemedb.client import _cli_completion, _cli_import, _cli_reads, _cli_records
 
     parser = _Parser(
         prog=PROG,
@@ -243,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
         "log, bulk-import JSON Lines, inspect a WAL. Docs: docs/cli.md",
         epilog="exit codes: 0 ok, 1 not found, 2 usage or invalid input, 3 server or network error",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {package_version()}",
+        help="print the version of the stemedb package and exit",
+    )  # fmt: skip
     _global_options(parser, top=True)
     common = _Parser(add_help=False)
     _global_options(common, top=False)
@@ -258,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_reads.register(add)
     _cli_import.register(add)
     add_wal_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", commands))
+    _cli_completion.register(add)
     return parser
 
 
