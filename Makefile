@@ -62,7 +62,7 @@ $(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package.json $(NO
 	touch $@
 
 nodetest: $(STAMP) $(NODE_CLIENT)/node_modules/.package-lock.json
-	cd $(NODE_CLIENT) && npm test
+	cd $(NODE_CLIENT) && npm test && npm run --silent typecheck
 
 # Debian packages the tests and benchmarks use: prometheus (and promtool) for tests/deploy and
 # the real scrape test, fuse3 for powerfs (tests/faults), chromium and chromium-driver for the
