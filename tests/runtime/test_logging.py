@@ -48,6 +48,8 @@ def test_console_line_has_time_level_service_event_and_fields() -> None:
 
 def test_auto_is_json_off_a_terminal_and_console_on_one() -> None:
     stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     try:
         assert configure_logging("INFO", "auto", "writer", stream) == "json"
         log_event(logging.getLogger("stemedb.writer"), logging.INFO, "hello", n=1)
@@ -61,7 +63,8 @@ def test_auto_is_json_off_a_terminal_and_console_on_one() -> None:
         with pytest.raises(ValueError, match="--log-format: 'fancy'"):
             configure_logging("INFO", "fancy", "writer", stream)
     finally:
-        configure_logging("INFO", "json")  # leave the root logger as pytest's other tests expect
+        root.handlers[:], level = saved  # leave the root logger as the other tests expect it
+        root.setLevel(level)
 
 
 def test_log_format_setting_refuses_an_unknown_value() -> None:

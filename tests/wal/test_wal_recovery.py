@@ -294,6 +294,7 @@ def test_brand_new_log_says_created_not_missing_watermark(
 def test_lost_watermark_still_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     build_log(tmp_path, 3)
     (tmp_path / WATERMARK_NAME).unlink()
+    caplog.clear()  # only what this open logs
     with caplog.at_level("INFO", logger="stemedb.wal"), Wal.open(WalConfig(dir=tmp_path)):
         pass
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
