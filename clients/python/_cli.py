@@ -284,6 +284,13 @@ def _server_code(exc: RpcFailed) -> int:
 def _describe(exc: RpcFailed) -> str:
     what = "writer" if exc.method.startswith("Append") else "store"
     if exc.code == grpc.StatusCode.UNAVAILABLE:
+        if "connection refused" in exc.details.lower():
+            # Nothing listens there: the usual cause is a service that is not started.
+            flag = "--writer" if what == "writer" else "--store"
+            return (
+                f"cannot reach the {what} at {exc.target}: connection refused (is it running? "
+                f"`make run` starts the writer and the ingestor; {flag} sets the address)"
+            )
         return f"cannot reach the {what} at {exc.target} ({exc.details})"
     if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{exc.method} at {exc.target}: no answer within the deadline (--timeout)"

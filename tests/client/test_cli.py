@@ -216,6 +216,7 @@ def test_unreachable_server_is_exit_3_one_line(tmp_path: Path) -> None:
         r = run_cli("--writer", dead, "--store", dead, "--timeout", "2", *args, env=e)
         assert r.returncode == 3, r.stderr
         assert r.stderr.count("\n") == 1 and "cannot reach" in r.stderr and dead in r.stderr
+        assert ": connection refused (is it running? `make run` starts" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
 
 

@@ -38,6 +38,11 @@ def test_console_line_has_time_level_service_event_and_fields() -> None:
         r'\d\d:\d\d:\d\d\.\d{3} WARNING writer slow fsync fsync_seconds=0\.25 path="a b"', line
     ), line
     assert "\x1b[" not in line
+    config = '{"listen": "127.0.0.1:1", "n": 2}'
+    nested = plain.format(
+        _record("stemedb.ingestor", logging.INFO, "ingestor started", config=config, tls=False)
+    )
+    assert nested.endswith(' ingestor started config={"listen":"127.0.0.1:1","n":2} tls=false')
     other = plain.format(_record("stemedb.wal", logging.INFO, "created a new WAL in data/wal"))
     assert " INFO  writer/wal created a new WAL in data/wal" in other
     coloured = ConsoleFormatter("writer", colour=True).format(

@@ -71,6 +71,12 @@ class _JsonFormatter(logging.Formatter):
 def _console_value(value: Any) -> str:
     """A field's value as ``key=value`` shows it: bare when it is one plain word, else quoted."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text.startswith(("{", "[")):
+        try:
+            # A field that already holds JSON (the ingestor's config) reads better unescaped.
+            return json.dumps(json.loads(text), separators=(",", ":"), default=str)
+        except ValueError:
+            pass
     if text and not any(c.isspace() or c in "\"'=" for c in text):
         return text
     return json.dumps(text)
