@@ -117,11 +117,15 @@ def target(text: str) -> str:
     """An argparse type: a server address, HOST:PORT (``[v6]:PORT``) or a gRPC target URI."""
     if text.startswith(_SCHEMES):
         return text
+    # Not stemedb.runtime.parse_host_port: importing the servers' runtime (gRPC server shell,
+    # Prometheus) would add a fifth of a second to every CLI start. Same rules, same messages.
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    if not port.isdigit() or not 0 < int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: the port must be a number in [1, 65535]")
+    if not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number")
+    if not 0 < int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {int(port)} is out of range")
     return text
 
 

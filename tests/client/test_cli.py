@@ -368,7 +368,7 @@ def test_every_bad_flag_value_and_file_is_one_line_naming_it(tmp_path: Path) -> 
         (["tail", "--from-lsn", "-3"], {}, "argument --from-lsn: must not be negative"),
         (["--writer", "nonsense", "assert", "Q", "n", "x"], {},
          "--writer: 'nonsense' is not HOST:PORT"),
-        (["--store", "h:99999", "get", h], {}, "--store: 'h:99999': the port must be a number"),
+        (["--store", "h:99999", "get", h], {}, "--store: 'h:99999': port 99999 is out of range"),
         (["get", h], {"STEMEDB_STORE": "bad"}, "--store: 'bad' is not HOST:PORT"),
         (["get", h], {"STEMEDB_TIMEOUT": "abc"},
          "STEMEDB_TIMEOUT) must be a positive number of seconds, got 'abc'"),
