@@ -62,14 +62,15 @@ $(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package.json $(NO
 	touch $@
 
 nodetest: $(STAMP) $(NODE_CLIENT)/node_modules/.package-lock.json
-	cd $(NODE_CLIENT) && npm test
+	cd $(NODE_CLIENT) && npm test && npm run --silent typecheck
 
 # Debian packages the tests and benchmarks use: prometheus (and promtool) for tests/deploy and
 # the real scrape test, fuse3 for powerfs (tests/faults), chromium and chromium-driver for the
-# explorer's browser test, etcd-server as the benchmarks' baseline. Idempotent: apt runs only
-# when a command is missing, and installs only what is missing.
+# explorer's browser test, etcd-server as the benchmarks' baseline, zsh for the CLI's zsh
+# completion test. Idempotent: apt runs only when a command is missing, and installs only what
+# is missing.
 SYSDEP_CMDS := promtool:prometheus prometheus:prometheus fusermount3:fuse3 \
-	chromium:chromium chromedriver:chromium-driver etcd:etcd-server
+	chromium:chromium chromedriver:chromium-driver etcd:etcd-server zsh:zsh
 sysdeps:
 	@missing=""; for pair in $(SYSDEP_CMDS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

@@ -13,6 +13,7 @@ Every failure ends as one line on stderr (``stemedb: error: ...``) and an exit c
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import unicodedata
@@ -38,7 +39,10 @@ __all__ = [
     "client_from_args",
     "escape_text",
     "main",
+    "package_version",
+    "target",
     "unsafe_char",
+    "whole_number",
 ]
 
 EXIT_OK = 0
@@ -94,6 +98,37 @@ def fail(message: str) -> None:
     print(f"{PROG}: error: {escape_text(one_line(message))}", file=sys.stderr)
 
 
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number >= 0 (an LSN, a page size, a count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+# A gRPC target with a scheme (unix:/path, dns:///host:port, ...) is passed through as it is.
+_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:")
+
+
+def target(text: str) -> str:
+    """An argparse type: a server address, HOST:PORT (``[v6]:PORT``) or a gRPC target URI."""
+    if text.startswith(_SCHEMES):
+        return text
+    # Not stemedb.runtime.parse_host_port: importing the servers' runtime (gRPC server shell,
+    # Prometheus) would add a fifth of a second to every CLI start. Same rules, same messages.
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    if not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number")
+    if not 0 < int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: port {int(port)} is out of range")
+    return text
+
+
 def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
@@ -129,11 +164,13 @@ def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
 
     g = p.add_argument_group("connection and output (also accepted before the command)")
     g.add_argument(
-        "--writer", metavar="HOST:PORT", default=d(_env("STEMEDB_WRITER", DEFAULT_WRITER)),
+        "--writer", metavar="HOST:PORT", type=target,
+        default=d(_env("STEMEDB_WRITER", DEFAULT_WRITER)),
         help=f"writer address (env STEMEDB_WRITER, default {DEFAULT_WRITER})",
     )  # fmt: skip
     g.add_argument(
-        "--store", metavar="HOST:PORT", default=d(_env("STEMEDB_STORE", DEFAULT_STORE)),
+        "--store", metavar="HOST:PORT", type=target,
+        default=d(_env("STEMEDB_STORE", DEFAULT_STORE)),
         help=f"store (ingestor) address (env STEMEDB_STORE, default {DEFAULT_STORE})",
     )  # fmt: skip
     g.add_argument(
@@ -168,6 +205,14 @@ def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
         return own or getattr(args, f"tls_{name}")
 
     ca, cert, key = value("ca"), value("cert"), value("key")
+    for name, path in (("ca", ca), ("cert", cert), ("key", key)):
+        if path and not Path(path).expanduser().is_file():
+            flag = (
+                f"--{channel}-tls-{name}"
+                if getattr(args, f"{channel}_tls_{name}")
+                else (f"--tls-{name}")
+            )
+            raise CliError(f"{flag} {path}: no such file")
     if bool(cert) != bool(key):
         raise CliError(
             f"the {channel}'s client certificate and key go together "
@@ -185,15 +230,33 @@ def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
 
 def client_from_args(args: argparse.Namespace) -> Client:
     if args.timeout <= 0:
-        raise CliError("--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds")
+        shown = os.environ.get("STEMEDB_TIMEOUT") if args.timeout == -1.0 else args.timeout
+        raise CliError(
+            f"--timeout (or STEMEDB_TIMEOUT) must be a positive number of seconds, got {shown!r}"
+        )
     return Client(
         args.writer, args.store, timeout_seconds=args.timeout,
         writer_tls=tls_from_args(args, "writer"), store_tls=tls_from_args(args, "store"),
     )  # fmt: skip
 
 
+def package_version() -> str:
+    """The installed ``stemedb`` package's version (pyproject.toml), from its metadata."""
+    try:
+        return importlib.metadata.version("stemedb")
+    except importlib.metadata.PackageNotFoundError:  # run from a tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from stemedb.client import _cli_import, _cli_reads, _cli_records, _cli_verify, _cli_wallet
+    from stemedb.client import (
+        _cli_completion,
+        _cli_import,
+        _cli_reads,
+        _cli_records,
+        _cli_verify,
+        _cli_wallet,
+    )
 
     parser = _Parser(
         prog=PROG,
@@ -201,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         "log, bulk-import JSON Lines, inspect a WAL. Docs: docs/cli.md",
         epilog="exit codes: 0 ok, 1 not found, 2 usage or invalid input, 3 server or network error",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"{PROG} {package_version()}",
+        help="print the version of the stemedb package and exit",
+    )  # fmt: skip
     _global_options(parser, top=True)
     common = _Parser(add_help=False)
     _global_options(common, top=False)
@@ -218,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_wallet.register(add)
     _cli_verify.register(add)
     add_wal_commands(cast("argparse._SubParsersAction[argparse.ArgumentParser]", commands))
+    _cli_completion.register(add)
     return parser
 
 
@@ -229,6 +297,13 @@ def _server_code(exc: RpcFailed) -> int:
 def _describe(exc: RpcFailed) -> str:
     what = "writer" if exc.method.startswith("Append") else "store"
     if exc.code == grpc.StatusCode.UNAVAILABLE:
+        if "connection refused" in exc.details.lower():
+            # Nothing listens there: the usual cause is a service that is not started.
+            flag = "--writer" if what == "writer" else "--store"
+            return (
+                f"cannot reach the {what} at {exc.target}: connection refused (is it running? "
+                f"`make run` starts the writer and the ingestor; {flag} sets the address)"
+            )
         return f"cannot reach the {what} at {exc.target} ({exc.details})"
     if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"{exc.method} at {exc.target}: no answer within the deadline (--timeout)"

@@ -29,6 +29,7 @@ from stemedb.client._cli import (
     fail,
     out,
     unsafe_char,
+    whole_number,
 )
 from stemedb.client._records import Entry, GetResult
 from stemedb.jsonrecord import record_to_json
@@ -40,6 +41,9 @@ __all__ = ["display_key", "parse_key", "register"]
 
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _RECORD_PREFIXES = ("H:", "V:", "E:")
+# The key prefixes of the store (docs/ingestor.md, "Keys"), named when a key matches none.
+KNOWN_KEY_PREFIXES = ("H:", "V:", "E:", "S:", "VA:", "HS:", "MV:")
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 DEFAULT_WAL_DIR = "./data/wal"
 TAIL_READ_RECORDS_MAX = 1000
 
@@ -47,7 +51,7 @@ TAIL_READ_RECORDS_MAX = 1000
 def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("get", "read a key (a bare 64-hex hash means H:, then V:, then E:)")
     p.add_argument("key", metavar="KEY_OR_HASH")
-    p.add_argument("--min-lsn", type=int, default=0, help="wait until this LSN is applied")
+    p.add_argument("--min-lsn", type=whole_number, default=0, help="wait until this LSN is applied")
     p.set_defaults(func=get)
 
     listings: list[tuple[str, str, str, Callable[[argparse.Namespace], int]]] = [
@@ -71,7 +75,7 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--from-lsn",
-        type=int,
+        type=whole_number,
         default=None,
         help="start at this LSN (default: only records appended from now on)",
     )
@@ -82,9 +86,11 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
 
 def _listing_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--limit", type=int, default=None, help="print at most N entries")
-    p.add_argument("--page-size", type=int, default=0, help="entries per call (server default 100)")
-    p.add_argument("--min-lsn", type=int, default=0, help="wait until this LSN is applied")
+    p.add_argument("--limit", type=whole_number, default=None, help="print at most N entries")
+    p.add_argument(
+        "--page-size", type=whole_number, default=0, help="entries per call (server default 100)"
+    )
+    p.add_argument("--min-lsn", type=whole_number, default=0, help="wait until this LSN is applied")
 
 
 _ESCAPE = re.compile(r"\\(?:\\|x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4}))")
@@ -149,13 +155,25 @@ def _limited(items: Iterator[Any], limit: int | None) -> Iterator[Any]:
     return items if limit is None else islice(items, limit)
 
 
+def _not_a_key(text: str) -> str:
+    """Why ``text`` is neither a record hash nor a key of the store."""
+    shown = escape_text(text)
+    if _HEX_DIGITS.fullmatch(text):
+        return f"{shown!r} has {len(text)} hex digits; a record hash has 64"
+    return (
+        f"{shown!r} is neither a 64-hex hash nor a key with a known prefix "
+        f"({', '.join(KNOWN_KEY_PREFIXES)})"
+    )
+
+
 def get(args: argparse.Namespace) -> int:
     text: str = args.key
-    keys = (
-        [(p + text.lower()).encode() for p in _RECORD_PREFIXES]
-        if _HASH.fullmatch(text)
-        else [parse_key(text)]
-    )
+    is_hash = _HASH.fullmatch(text) is not None
+    known = is_hash or text.startswith(KNOWN_KEY_PREFIXES)
+    if not known and ":" not in text:
+        # Every key of the store is PREFIX:...; this one cannot exist, so ask no server.
+        raise CliError(_not_a_key(text))
+    keys = [(p + text.lower()).encode() for p in _RECORD_PREFIXES] if is_hash else [parse_key(text)]
     with client_from_args(args) as client:
         result: GetResult | None = None
         for key in keys:
@@ -165,11 +183,12 @@ def get(args: argparse.Namespace) -> int:
     if result is None or not result.found:
         if args.json:
             out(_dump({"key": display_key(keys[0]), "found": False}))
-        what = (
-            f"no record with hash {text.lower()} (H:, V:, E:)"
-            if len(keys) > 1
-            else display_key(keys[0])
-        )
+        if len(keys) > 1:
+            what = f"no record with hash {text.lower()} (H:, V:, E:)"
+        elif known:
+            what = display_key(keys[0])
+        else:
+            what = _not_a_key(text)
         fail(f"not found: {what}")
         return EXIT_NOT_FOUND
     record = record_to_json(result.record) if result.record is not None else None
@@ -230,6 +249,9 @@ def subject(args: argparse.Namespace) -> int:
 
 
 def votes(args: argparse.Namespace) -> int:
+    if not _HASH.fullmatch(args.assertion_hash):
+        shown = escape_text(args.assertion_hash)
+        raise CliError(f"ASSERTION_HASH: {shown!r} is not a 64-hex hash")
     with client_from_args(args) as client:
         items = client.iter_votes(args.assertion_hash, args.page_size, args.min_lsn)
         return _print_hashed(args, items, "vote")

@@ -175,12 +175,21 @@ def keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_hash(path: Path) -> int:
+    if path.is_dir():
+        raise CliError(f"--image {path}: is a directory, not a PNG or JPEG file")
+    try:
+        return visual_hash(path.read_bytes())
+    except InvalidRecord as exc:
+        raise CliError(f"--image {path}: not a readable PNG or JPEG image") from exc
+
+
 def assert_(args: argparse.Namespace) -> int:
     if args.source_hash:
         source_hash = _hex(args.source_hash, "assertion.source_hash")
     else:
         source_hash = source_hash_of(args.source if args.source is not None else CLI_SOURCE)
-    vh = visual_hash(args.image.read_bytes()) if args.image else None
+    vh = _image_hash(args.image) if args.image else None
     a = make_assertion(
         args.subject, args.predicate, _object(args),
         source_hash=source_hash, confidence=args.confidence, visual_hash=vh,

@@ -15,7 +15,7 @@ import uvicorn
 
 from stemedb.gateway._app import build_app
 from stemedb.gateway._config import GatewayConfig, config_from_args
-from stemedb.runtime import configure_json_logging, parse_host_port
+from stemedb.runtime import configure_logging, parse_host_port
 
 __all__ = ["main", "serve"]
 
@@ -66,7 +66,7 @@ def serve(config: GatewayConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(argv)
-    configure_json_logging(config.log_level)
+    configure_logging(config.log_level.upper(), config.log_format, "gateway")
     serve(config)
     return 0
 

@@ -37,6 +37,7 @@ class GatewayConfig:
     connections_max: int = 1024
     shutdown_seconds: float = 20.0
     log_level: str = "info"
+    log_format: str = "auto"  # json, console, or auto (console on a terminal), as every service
 
     @property
     def write_target(self) -> str:
@@ -167,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="log level (default info)",
     )
+    p.add_argument(
+        "--log-format",
+        default=d.log_format,
+        choices=["json", "console", "auto"],
+        help="json, console (readable, coloured on a terminal) or auto: console on a terminal, "
+        "else json (default auto)",
+    )
     return p  # fmt: skip
 
 
@@ -204,4 +212,5 @@ def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         keep_alive_seconds=args.keep_alive_seconds,
         connections_max=args.connections_max,
         log_level=args.log_level,
+        log_format=args.log_format,
     )

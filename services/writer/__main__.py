@@ -17,8 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(argv)
     # Corruption, a second writer, an unusable directory or port: refuse to start, say why.
     return run_service(
-        "stemedb-writer", _log, cfg.log_level, lambda: serve(cfg), (StemeError, OSError)
-    )
+        "stemedb-writer", _log, cfg.log_level, lambda: serve(cfg), (StemeError, OSError),
+        log_format=cfg.log_format,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

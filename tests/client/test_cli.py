@@ -216,6 +216,7 @@ def test_unreachable_server_is_exit_3_one_line(tmp_path: Path) -> None:
         r = run_cli("--writer", dead, "--store", dead, "--timeout", "2", *args, env=e)
         assert r.returncode == 3, r.stderr
         assert r.stderr.count("\n") == 1 and "cannot reach" in r.stderr and dead in r.stderr
+        assert ": connection refused (is it running? `make run` starts" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
 
 
@@ -324,3 +325,67 @@ def test_global_options_after_the_command(env: dict[str, str]) -> None:
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["kind"] == "assertion"
     assert os.environ.get("STEMEDB_WRITER") != dead
+
+
+def test_get_names_what_is_wrong_with_the_key(env: dict[str, str], tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    prefixes = "(H:, V:, E:, S:, VA:, HS:, MV:)"
+    # No prefix at all: refused before any server is asked (the store is unreachable here).
+    r = run_cli("--store", dead, "get", "nothex", env=cli_env(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"'nothex' is neither a 64-hex hash nor a key with a known prefix {prefixes}" in (
+        r.stderr
+    )
+    r = run_cli("--store", dead, "get", "abc123", env=cli_env(tmp_path))
+    assert r.returncode == 2 and "'abc123' has 6 hex digits; a record hash has 64" in r.stderr
+    # A prefix the CLI does not know is still asked for; missing, the message says why.
+    r = run_cli("get", "ZZ:thing", env=env)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "not found: 'ZZ:thing' is neither a 64-hex hash nor a key with a known prefix" in (
+        r.stderr
+    )
+    # A known prefix that is missing is plainly not found.
+    r = run_cli("get", "S:nobody", env=env)
+    assert r.returncode == 1 and r.stderr.strip() == "stemedb: error: not found: S:nobody"
+
+
+def _text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not an image\n")
+    return path
+
+
+def test_every_bad_flag_value_and_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    e = cli_env(tmp_path)
+    h = "ab" * 32
+    missing = str(tmp_path / "missing.pem")
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["get", h, "--min-lsn", "-1"], {}, "argument --min-lsn: must not be negative, got -1"),
+        (["get", h, "--min-lsn", "abc"], {}, "argument --min-lsn: 'abc' is not a whole number"),
+        (["scan", "S:", "--page-size", "-5"], {}, "argument --page-size: must not be negative"),
+        (["subject", "Q", "--limit", "-2"], {}, "argument --limit: must not be negative"),
+        (["tail", "--from-lsn", "-3"], {}, "argument --from-lsn: must not be negative"),
+        (["--writer", "nonsense", "assert", "Q", "n", "x"], {},
+         "--writer: 'nonsense' is not HOST:PORT"),
+        (["--store", "h:99999", "get", h], {}, "--store: 'h:99999': port 99999 is out of range"),
+        (["get", h], {"STEMEDB_STORE": "bad"}, "--store: 'bad' is not HOST:PORT"),
+        (["get", h], {"STEMEDB_TIMEOUT": "abc"},
+         "STEMEDB_TIMEOUT) must be a positive number of seconds, got 'abc'"),
+        (["--tls-ca", missing, "get", h], {}, f"--tls-ca {missing}: no such file"),
+        (["--store-tls-cert", missing, "--store-tls-key", missing, "get", h], {},
+         f"--store-tls-cert {missing}: no such file"),
+        (["assert", "Q", "n", "x", "--image", str(_text_file(tmp_path))], {},
+         "--image " + str(tmp_path / "notes.txt") + ": not a readable PNG or JPEG image"),
+        (["assert", "Q", "n", "x", "--image", str(tmp_path)], {}, "is a directory"),
+        (["votes", "nothex"], {}, "ASSERTION_HASH: 'nothex' is not a 64-hex hash"),
+        (["wal", "verify", str(tmp_path / "nowal")], {}, "nowal: no such directory"),
+        (["import", str(tmp_path / "none.jsonl")], {}, "none.jsonl: No such file or directory"),
+    ]  # fmt: skip
+    for args, extra_env, needle in cases:
+        # Dead addresses: every one of these is refused before any server is asked.
+        targets = ["--writer", dead] + ([] if "STEMEDB_STORE" in extra_env else ["--store", dead])
+        r = run_cli(*targets, *args, env={**e, **extra_env})
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert r.stderr.count("\n") == 1 and needle in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and r.stdout == "", (args, r.stdout)

@@ -66,3 +66,4 @@ def test_readme_quickstart(tmp_path: Path) -> None:
         out, _ = launcher.communicate(timeout=60)
     assert launcher.returncode == 0, out.decode(errors="replace")
     assert b"StemeDB is running" in out
+    assert b"writer   | " in out and b"ingestor | " in out, "each service's lines carry its name"

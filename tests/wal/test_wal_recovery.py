@@ -273,3 +273,30 @@ def test_cli_verify_dump_repair(tmp_path: Path, capsys: pytest.CaptureFixture[st
         with pytest.raises(Exception, match="locked"):
             repair_wal(tmp_path, 5)
     assert [r.lsn for r in dump_wal(tmp_path)] == list(range(1, 12))
+
+
+def test_brand_new_log_says_created_not_missing_watermark(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wal_dir = tmp_path / "wal"
+    with caplog.at_level("INFO", logger="stemedb.wal"), Wal.open(WalConfig(dir=wal_dir)) as wal:
+        assert wal.durable_lsn == 0
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("INFO", f"created a new WAL in {wal_dir}") in messages
+    assert not [m for level, m in messages if level == "WARNING"], messages
+    assert (wal_dir / WATERMARK_NAME).is_file()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="stemedb.wal"), Wal.open(WalConfig(dir=wal_dir)):
+        pass  # the second open finds the log it created: nothing to announce
+    assert not [r for r in caplog.records if "created a new WAL" in r.getMessage()]
+
+
+def test_lost_watermark_still_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    build_log(tmp_path, 3)
+    (tmp_path / WATERMARK_NAME).unlink()
+    caplog.clear()  # only what this open logs
+    with caplog.at_level("INFO", logger="stemedb.wal"), Wal.open(WalConfig(dir=tmp_path)):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("WATERMARK is missing" in w and "possibly torn" in w for w in warnings)
+    assert not [r for r in caplog.records if "created a new WAL" in r.getMessage()]

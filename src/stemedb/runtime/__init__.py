@@ -1,6 +1,6 @@
 """What every service shares: the service shell (gRPC server, health, reflection, TLS, metrics,
 the drain on SIGTERM), the config builder (flags and ``STEMEDB_*`` variables from one frozen
-dataclass), the error-to-status table, JSON logs and the service ``main``."""
+dataclass), the error-to-status table, logs (JSON or console) and the service ``main``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,13 @@ from stemedb.runtime._decoding import (
     decoding_generic_handler,
 )
 from stemedb.runtime._grpc_metrics import GrpcMetrics, GrpcMetricsInterceptor
-from stemedb.runtime._logging import configure_json_logging, log_event
+from stemedb.runtime._logging import (
+    LOG_FORMATS,
+    ConsoleFormatter,
+    configure_json_logging,
+    configure_logging,
+    log_event,
+)
 from stemedb.runtime._main import run_service
 from stemedb.runtime._server import start_metrics_http_server
 from stemedb.runtime._shell import (
@@ -41,8 +47,10 @@ from stemedb.runtime._status import StatusTable
 __all__ = [
     "CONTROL_RPCS_CONCURRENT_MAX",
     "HEALTH_SERVICE_NAME",
+    "LOG_FORMATS",
     "UNIX_SOCKET_MODE",
     "ConcurrencyLimitInterceptor",
+    "ConsoleFormatter",
     "EnvArgumentParser",
     "GrpcMetrics",
     "GrpcMetricsInterceptor",
@@ -55,6 +63,7 @@ __all__ = [
     "check_settings",
     "config_from_args",
     "configure_json_logging",
+    "configure_logging",
     "decode_request",
     "decoding_generic_handler",
     "derived",

@@ -316,6 +316,12 @@ class ServerSettings:
     log_level: str = setting("INFO", help="DEBUG, INFO, WARNING or ERROR")
     # A service whose ``listen`` may be ``unix:PATH`` (served by the shell, mode 0600) says so.
     LISTEN_UNIX_ALLOWED: ClassVar[bool] = False
+    log_format: str = setting(
+        "auto",
+        help="json (one object per line), console (readable, coloured on a terminal) or auto "
+        "(console when stderr is a terminal, else json)",
+        choices=("json", "console", "auto"),
+    )
 
     def __post_init__(self) -> None:
         for name in ("tls_cert", "tls_key", "tls_client_ca"):

@@ -1,4 +1,5 @@
-"""The ``main`` of every service: JSON logs, run the server, say plainly why it cannot start."""
+"""The ``main`` of every service: logs (JSON or console), run the server, say plainly why it
+cannot start."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from prometheus_client import disable_created_metrics
 
-from stemedb.runtime._logging import configure_json_logging, log_event
+from stemedb.runtime._logging import configure_logging, log_event
 
 __all__ = ["run_service"]
 
@@ -23,13 +24,15 @@ def run_service(
     startup_errors: tuple[type[BaseException], ...],
     *,
     other_errors: tuple[type[BaseException], ...] = (),
+    log_format: str = "auto",
 ) -> int:
     """Run ``serve()`` to its end and return the exit code: its own, or 2 when it raises one of
     ``startup_errors`` (corruption, a second writer, a port in use: "cannot start") or of
-    ``other_errors`` ("failed"), logged and printed on stderr with ``prog`` in front."""
-    configure_json_logging(log_level)
-    disable_created_metrics()  # type: ignore[no-untyped-call]
+    ``other_errors`` ("failed"), logged and printed on stderr with ``prog`` in front. Logs go
+    to stderr in ``log_format`` (``--log-format``: json, console or auto)."""
     service = prog.removeprefix("stemedb-")
+    configure_logging(log_level, log_format, service)
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     try:
         return asyncio.run(serve()) or 0
     except startup_errors as exc:

@@ -19,6 +19,16 @@ EXIT_CORRUPT = 1
 EXIT_FAILED = 2
 
 
+def _wal_dir(text: str) -> Path:
+    """An argparse type: an existing directory (a missing one is a mistyped path, not a log
+    that is corrupt)."""
+    path = Path(text)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "no such directory"
+        raise argparse.ArgumentTypeError(f"{text}: {what}")
+    return path
+
+
 def add_wal_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``wal verify DIR``, ``wal dump DIR [--from LSN]``, ``wal repair DIR
     --accept-loss-from LSN``; each parser's ``func(args)`` returns the exit code."""
@@ -26,18 +36,18 @@ def add_wal_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     commands = wal.add_subparsers(dest="wal_command", required=True)
 
     verify = commands.add_parser("verify", help="check every record; exit 0 when sound")
-    verify.add_argument("dir", type=Path)
+    verify.add_argument("dir", type=_wal_dir)
     verify.set_defaults(func=_verify)
 
     dump = commands.add_parser("dump", help="print one JSON line per record")
-    dump.add_argument("dir", type=Path)
+    dump.add_argument("dir", type=_wal_dir)
     dump.add_argument("--from", dest="from_lsn", type=int, default=1, metavar="LSN")
     dump.set_defaults(func=_dump)
 
     repair = commands.add_parser(
         "repair", help="give up every LSN from --accept-loss-from on (copies files aside first)"
     )
-    repair.add_argument("dir", type=Path)
+    repair.add_argument("dir", type=_wal_dir)
     repair.add_argument(
         "--accept-loss-from", dest="accept_loss_from", type=int, required=True, metavar="LSN"
     )

@@ -25,7 +25,12 @@ from stemedb.wal._segment import (
     read_segment_first_lsn,
     remove_stale_temporaries,
 )
-from stemedb.wal._watermark import WATERMARK_NAME, publish_watermark_durably, read_watermark
+from stemedb.wal._watermark import (
+    WATERMARK_MISSING,
+    WATERMARK_NAME,
+    publish_watermark_durably,
+    read_watermark,
+)
 
 __all__ = ["Recovered", "TailVerdict", "inspect_tail", "recover"]
 
@@ -148,6 +153,12 @@ def recover(directory: Path, sync: bool) -> Recovered:
             )
         path = create_segment(directory, 1, sync)
         segments = [(1, path)]
+        if state.lsn == 0 or state.problem == WATERMARK_MISSING:
+            # A log created now has no watermark yet: that is not a log that lost its watermark,
+            # so it gets one (LSN 0) before the tail is inspected. An unreadable WATERMARK is
+            # left for inspect_tail to warn about.
+            publish_watermark_durably(directory, 0, sync)
+            _log.info("created a new WAL in %s", directory)
     check_segment_headers(segments)
     last_first, last_path = segments[-1]
     verdict = inspect_tail(directory, last_first, last_path)

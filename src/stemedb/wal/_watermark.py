@@ -18,6 +18,7 @@ from stemedb.wal._encoder import CHECKSUM_BYTES, FORMAT_VERSION, checksum
 
 __all__ = [
     "WATERMARK_BYTES",
+    "WATERMARK_MISSING",
     "WATERMARK_NAME",
     "WatermarkPublisher",
     "WatermarkState",
@@ -37,6 +38,10 @@ WATERMARK_BYTES = _BODY.size + CHECKSUM_BYTES  # 32
 def encode_watermark(durable_lsn: int) -> bytes:
     body = _BODY.pack(_MAGIC, FORMAT_VERSION, 0, 0, durable_lsn)
     return body + checksum(body)
+
+
+# The problem ``read_watermark`` reports when the file does not exist.
+WATERMARK_MISSING = "WATERMARK is missing"
 
 
 def decode_watermark(data: bytes) -> int:
@@ -65,7 +70,7 @@ def read_watermark(directory: Path) -> WatermarkState:
     try:
         data = (directory / WATERMARK_NAME).read_bytes()
     except FileNotFoundError:
-        return WatermarkState(None, "WATERMARK is missing")
+        return WatermarkState(None, WATERMARK_MISSING)
     try:
         return WatermarkState(decode_watermark(data))
     except ValueError as exc:

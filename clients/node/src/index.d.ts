@@ -1,0 +1,66 @@
+// @stemedb/client: type declarations of the public API (index.js), hand-written beside the
+// JavaScript, so TypeScript agents need no build step. `make nodetest` checks them with
+// `tsc --noEmit` against examples/agent.ts; test/types.test.js checks every export is declared.
+
+export {
+  ASSERTION_TAG,
+  EPOCH_TAG,
+  SUPERSESSION_TYPES,
+  VOTE_TAG,
+  assertionBytes,
+  canonicalBytes,
+  contentHash,
+  epochBytes,
+  generateSeed,
+  hash,
+  hashHex,
+  normalizeRecord,
+  publicKeyFromSeed,
+  recordKind,
+  sign,
+  toBytes,
+  toHex,
+  verify,
+  voteBytes,
+} from './canonical.js';
+export type {
+  Assertion,
+  Bytes,
+  Epoch,
+  RecordKind,
+  SignatureEntry,
+  StemeRecord,
+  SupersessionTypeName,
+  Value,
+  Vote,
+} from './canonical.js';
+
+export { checkSignatures, makeAssertion, makeEpoch, makeVote, signRecord } from './records.js';
+export type { SignatureCheck } from './records.js';
+
+export {
+  HashMismatchError,
+  LOADER_OPTIONS,
+  StemeClient,
+  StemeRpcError,
+  defaultProtoDir,
+  loadProtos,
+  recordFromProto,
+  recordToProto,
+} from './client.js';
+export type {
+  AssertionPage,
+  AssertionResult,
+  CallOptions,
+  ClientOptions,
+  GetResult,
+  PageOptions,
+  ReadOptions,
+  Receipt,
+  ScanEntry,
+  ScanPage,
+  VotePage,
+} from './client.js';
+
+export { status } from '@grpc/grpc-js';
+export * from './merkle.js';
