@@ -16,18 +16,19 @@ from tests.support import ROOT
 MARKER = "<!-- test: curl-quickstart"
 
 
-def quickstart_block() -> str:
-    text = (ROOT / "docs" / "gateway.md").read_text()
+def quickstart_block(doc: str = "docs/gateway.md") -> str:
+    text = (ROOT / doc).read_text()
     after = text[text.index(MARKER) :]
     match = re.search(r"```sh\n(.*?)```", after, re.S)
     assert match, "the curl block is missing from docs/gateway.md"
     return match.group(1)
 
 
-def test_curl_quickstart_verbatim(tmp_path: Path) -> None:
+@pytest.mark.parametrize("doc", ["docs/gateway.md", "README.md"])
+def test_curl_quickstart_verbatim(tmp_path: Path, doc: str) -> None:
     if shutil.which("curl") is None:
         pytest.fail("curl is not installed")
-    block = quickstart_block()
+    block = quickstart_block(doc)
     with running_gateway(tmp_path) as gw:
         out = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", block],
