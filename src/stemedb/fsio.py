@@ -42,6 +42,10 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+# errno values of link(2) on a filesystem that has no hard links.
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+
+
 def _tmp_path(path: Path) -> Path:
     # A dot name that list_segments and other directory scans never match, unique per call:
     # two threads (or processes) writing the same path never share a temporary file.
@@ -80,7 +84,17 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600, sync: bool =
     tmp = _tmp_path(path)
     try:
         _write_tmp(tmp, data, mode, sync)
-        os.link(tmp, path)
+        try:
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            # A filesystem without hard links (some FUSE layers, e.g. the tests' powerfs): the
+            # rename is still atomic, but the existence check before it is not, so two creators
+            # racing on such a filesystem could both succeed, the last one winning.
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+            os.rename(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     if sync:

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from stemedb.fsio import fsync_dir
+from stemedb.merkle import CompactRange
 from stemedb.v1 import writer_pb2_grpc
 from stemedb.wal import Wal, WalConfig, WalError, WalReader, verify_wal
 from stemedb.wal._encoder import encode_batch
@@ -22,7 +23,15 @@ from stemedb.wal._segment import list_segments
 from tests.faults.faultlib import missing_acked, wal_contents
 from tests.faults.powerfs import PowerFS
 from tests.faults.test_writer_faults import _append
-from tests.support import start_writer
+from tests.support import start_writer, wait_until
+
+
+def _tree_size(wal_dir: Path) -> int:
+    """The size TREE holds (written after CHECKPOINT, so both have it then); 0 if none yet."""
+    try:
+        return CompactRange.from_bytes((wal_dir / "TREE").read_bytes()).size
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def _write(path: Path, data: bytes, *, fsync: bool) -> None:
@@ -123,6 +132,9 @@ def test_writer_fsync_failure_loses_nothing_acknowledged(
                 _append(stub, f"before-{n}", "acknowledged")
             acked = wal_contents(wal_dir)
             assert sorted(acked) == list(range(1, 11))
+            # The writer's tree head files are fsynced too: let them settle at size 10 first, so
+            # the one failing fsync is the WAL's (docs/verifiable-log.md: TREE follows CHECKPOINT).
+            wait_until(lambda: _tree_size(wal_dir) == 10, 30, "the tree head to reach 10")
             segment = list_segments(wal_dir)[-1][1]
             durable_size = segment.stat().st_size
             powerfs.fail_fsyncs(1, "keep")
