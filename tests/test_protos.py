@@ -43,7 +43,7 @@ def test_contract_field_names() -> None:
     assert _fields(records_pb2.Epoch) == [
         "name", "description", "supersedes", "supersession_type", "signatures",
     ]  # fmt: skip
-    assert _fields(records_pb2.Receipt) == ["hash", "lsn"]
+    assert _fields(records_pb2.Receipt) == ["hash", "lsn", "tree_size"]  # DESIGN 13
     assert _fields(writer_pb2.AppendAssertionRequest) == ["assertion", "job"]
     assert _fields(writer_pb2.AppendVoteRequest) == ["vote", "job"]
     assert _fields(writer_pb2.AppendEpochRequest) == ["epoch", "job"]
