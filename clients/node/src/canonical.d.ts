@@ -86,6 +86,9 @@ export function supersessionTypeNumber(v: SupersessionTypeName | number | null |
 export function supersessionTypeName(n: number): SupersessionTypeName | number;
 
 export function assertionBytes(a: Assertion, field?: string): Buffer;
+/** A vote's sequence as a bigint (0 when unset); throws a TypeError naming ``field`` unless it
+ * is a non-negative integer below 2^64 (a safe integer, a bigint or a decimal string). */
+export function voteSequence(x: number | bigint | string | null | undefined, field?: string): bigint;
 export function voteBytes(v: Vote, field?: string): Buffer;
 export function epochBytes(e: Epoch, field?: string): Buffer;
 /** The kind and body of a JSON-form record. */

@@ -22,6 +22,7 @@ export {
   toHex,
   verify,
   voteBytes,
+  voteSequence,
 } from './canonical.js';
 export type {
   Assertion,
