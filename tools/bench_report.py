@@ -11,6 +11,7 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,17 @@ def _wallet(d: dict[str, Any]) -> list[str]:
     return rows
 
 
+# One entry per section of docs/benchmarks.md, in order: (the JSON names it reads, its renderer).
+# A section whose first JSON is missing is left out. Add a benchmark's section by adding a line.
+SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
+    (("wal",), _wal),
+    (("writer",), _writer),
+    (("ingestor", "reads"), _ingestor),
+    (("scaling",), _scaling),
+    (("wallet",), _wallet),
+]
+
+
 def main() -> int:
     parts = [
         "# Benchmarks",
@@ -248,21 +260,14 @@ def main() -> int:
         "baseline is measured in the same run.",
         "",
     ]
-    wal, writer = _load("wal"), _load("writer")
-    ingestor, reads = _load("ingestor"), _load("reads")
-    if wal:
-        parts += _wal(wal)
-    if writer:
-        parts += _writer(writer)
-    if ingestor:
-        parts += _ingestor(ingestor, reads)
-    scaling = _load("scaling")
-    if scaling:
-        parts += _scaling(scaling)
-    wallet = _load("wallet")
-    if wallet:
-        parts += _wallet(wallet)
-    if not (wal or writer or ingestor):
+    rendered = 0
+    for names, render in SECTIONS:
+        figures = [_load(name) for name in names]
+        if figures[0] is None:
+            continue
+        parts += render(*figures)
+        rendered += 1
+    if not rendered:
         print("no figures in build/bench: run `make bench` first", file=sys.stderr)
         return 1
     OUT.write_text("\n".join(parts))
