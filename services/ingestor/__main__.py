@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     # RocksDB reports a locked or unreadable database as a plain Exception: "failed", exit 2.
     return run_service(
         "stemedb-ingestor", _log, cfg.log_level, lambda: serve(cfg), (OSError, StemeError),
-        other_errors=(Exception,), log_format=cfg.log_format,
+        other_errors=(Exception,), log_format=cfg.log_format, event_loop=cfg.event_loop,
     )  # fmt: skip
 
 

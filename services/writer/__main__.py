@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     # Corruption, a second writer, an unusable directory or port: refuse to start, say why.
     return run_service(
         "stemedb-writer", _log, cfg.log_level, lambda: serve(cfg), (StemeError, OSError),
-        log_format=cfg.log_format,
+        log_format=cfg.log_format, event_loop=cfg.event_loop,
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from stemedb.runtime._config import (
     unix_socket_path,
 )
 from stemedb.runtime._decoding import (
+    ServiceHandlers,
     bytes_generic_handler,
     decode_request,
     decoding_generic_handler,
@@ -55,6 +56,7 @@ __all__ = [
     "GrpcMetrics",
     "GrpcMetricsInterceptor",
     "ServerSettings",
+    "ServiceHandlers",
     "ServiceShell",
     "StatusTable",
     "bounds_of",

@@ -27,7 +27,12 @@ from google.protobuf.message_factory import GetMessageClass
 from stemedb.errors import InvalidRecord
 from stemedb.validation import check_known_fields
 
-__all__ = ["bytes_generic_handler", "decode_request", "decoding_generic_handler"]
+__all__ = [
+    "ServiceHandlers",
+    "bytes_generic_handler",
+    "decode_request",
+    "decoding_generic_handler",
+]
 
 M = TypeVar("M", bound=Message)
 
@@ -72,9 +77,31 @@ def _decoding(
     return handler
 
 
+class ServiceHandlers(grpc.GenericRpcHandler):
+    """The unary method handlers of one service, by method name.
+
+    A generic handler (grpcio looks its methods up per call), which also gives the shell the
+    handlers themselves, so that it registers them by path: grpcio then finds a method without
+    a lookup, and the native runtime (``--grpc-runtime native``) serves only registered methods
+    itself (generic handlers go to its slower fallback server).
+    """
+
+    def __init__(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.service_name = service_name
+        self.method_handlers = method_handlers
+        self._by_path = {f"/{service_name}/{m}": h for m, h in method_handlers.items()}
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        return self._by_path.get(handler_call_details.method)
+
+
 def decoding_generic_handler(
     service: ServiceDescriptor, servicer: object, *, refuse_unknown: bool = False
-) -> grpc.GenericRpcHandler:
+) -> ServiceHandlers:
     """A generic handler for every unary method of ``service``, served by ``servicer``'s
     methods of the same names, with request decoding in our hands (``refuse_unknown``: as
     :func:`decode_request`; the wallet never signs a record holding bytes its signature would
@@ -85,10 +112,10 @@ def decoding_generic_handler(
         handlers[m.name] = grpc.unary_unary_rpc_method_handler(
             _decoding(request_cls, getattr(servicer, m.name), refuse_unknown)
         )
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+    return ServiceHandlers(service.full_name, handlers)
 
 
-def bytes_generic_handler(service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+def bytes_generic_handler(service: ServiceDescriptor, servicer: object) -> ServiceHandlers:
     """A generic handler for every unary method of ``service``, served by ``servicer``'s methods
     of the same names, which take the raw request bytes (to decode with :func:`decode_request`)
     and return the serialized response."""
@@ -96,4 +123,4 @@ def bytes_generic_handler(service: ServiceDescriptor, servicer: object) -> grpc.
         m.name: grpc.unary_unary_rpc_method_handler(getattr(servicer, m.name))
         for m in service.methods
     }
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+    return ServiceHandlers(service.full_name, handlers)

@@ -43,6 +43,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from stemedb.runtime._config import ServerSettings, unix_socket_path
+from stemedb.runtime._decoding import ServiceHandlers
 from stemedb.runtime._grpc_metrics import Continuation, GrpcMetrics, GrpcMetricsInterceptor, Handler
 from stemedb.runtime._logging import log_event
 from stemedb.runtime._server import start_metrics_http_server
@@ -162,6 +163,36 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+def _new_server(
+    runtime: str,
+    interceptors: list[grpc.aio.ServerInterceptor],
+    rpcs_max: int | None,
+    options: Sequence[tuple[str, Any]],
+) -> grpc.aio.Server:
+    """The data server of ``--grpc-runtime``: grpc.aio, or pygrpc-native's drop-in server."""
+    # A second process on the same port must fail, not share it.
+    all_options = [("grpc.so_reuseport", 0), *options]
+    if runtime == "grpcio":
+        return grpc.aio.server(
+            interceptors=interceptors, maximum_concurrent_rpcs=rpcs_max, options=all_options
+        )
+    if runtime != "native":
+        raise ValueError(f"--grpc-runtime: unknown runtime {runtime!r}")
+    if rpcs_max is not None:
+        # pygrpc-native has no maximum_concurrent_rpcs: health and reflection, which the data
+        # path's limit exempts, would have no bound at all.
+        raise ValueError(
+            "--grpc-runtime native cannot bound the control RPCs (health, reflection) of a "
+            "service with a data-path concurrency limit: use --grpc-runtime grpcio"
+        )
+    import pygrpc_native.aio
+
+    server: grpc.aio.Server = pygrpc_native.aio.server(
+        interceptors=interceptors, options=all_options
+    )
+    return server
+
+
 class ServiceShell:
     """One gRPC server process's shell; see the module docstring."""
 
@@ -188,12 +219,7 @@ class ServiceShell:
             self.limiter = ConcurrencyLimitInterceptor(data_rpcs_concurrent_max, data_rpcs_flag)
             interceptors.append(self.limiter)
             core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
-        self.server = grpc.aio.server(
-            interceptors=interceptors,
-            maximum_concurrent_rpcs=core_max,
-            # A second process on the same port must fail, not share it.
-            options=[("grpc.so_reuseport", 0), *options],
-        )
+        self.server = _new_server(cfg.grpc_runtime, interceptors, core_max, options)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._health_server: grpc.aio.Server | None = None
@@ -215,7 +241,10 @@ class ServiceShell:
         if self._started:
             raise RuntimeError("add_service after start: the server is already serving")
         name = descriptor.full_name
-        self.server.add_generic_rpc_handlers((handler,))
+        if isinstance(handler, ServiceHandlers) and handler.service_name == name:
+            self.server.add_registered_method_handlers(name, handler.method_handlers)
+        else:
+            self.server.add_generic_rpc_handlers((handler,))
         self._service_names.append(name)
         self._grpc_metrics.initialize(f"/{name}/{m.name}" for m in descriptor.methods)
 
