@@ -229,6 +229,50 @@ def test_group_commit_is_real(wal_dir: Path) -> None:
     print(f"{total} records in {len(observer.groups)} groups, largest {max(observer.groups)}")
 
 
+@pytest.mark.parametrize("gather_async", [True, False])
+def test_one_loop_turn_of_async_appends_is_one_group(wal_dir: Path, gather_async: bool) -> None:
+    """The appends of one event-loop turn reach the commit thread together: one group, one
+    fdatasync, LSNs in call order. Handed over one by one (gather_async=False), the commit
+    thread, woken by the first, takes a group before the rest are queued."""
+    observer = _Observer()
+    calls = 64
+
+    async def run(wal: Wal) -> list[list[int]]:
+        return await asyncio.gather(*(wal.append_async([(1, b"a" * 50)]) for _ in range(calls)))
+
+    interval = sys.getswitchinterval()
+    # Hand the GIL over at once, so that a commit thread woken by the first append runs while
+    # the loop is still making the others (as it does on a busy server).
+    sys.setswitchinterval(1e-6)
+    try:
+        config = WalConfig(dir=wal_dir, observer=observer, gather_async=gather_async)
+        with Wal.open(config) as wal:
+            results = asyncio.run(run(wal))
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == [[i + 1] for i in range(calls)]
+    assert sum(observer.groups) == calls
+    if gather_async:
+        assert observer.groups == [calls]
+    print(f"gather_async={gather_async}: groups {observer.groups}")
+
+
+def test_gathered_appends_past_a_full_queue_wait_for_space(wal_dir: Path) -> None:
+    """A loop turn's appends beyond the queue bound wait for space off the loop, and all of
+    them commit, LSNs contiguous, in groups within the bound."""
+    observer = _Observer()
+
+    async def run(wal: Wal) -> list[list[int]]:
+        return await asyncio.gather(*(wal.append_async([(1, b"q" * 30)]) for _ in range(40)))
+
+    with Wal.open(WalConfig(dir=wal_dir, observer=observer, queue_records_max=8)) as wal:
+        results = asyncio.run(run(wal))
+    assert sorted(lsn for lsns in results for lsn in lsns) == list(range(1, 41))
+    assert sum(observer.groups) == 40
+    assert max(observer.groups) <= 8
+    assert [r.lsn for r in read_all(wal_dir)] == list(range(1, 41))
+
+
 def test_consumer_checkpoints_round_trip(wal_dir: Path) -> None:
     wal_dir.mkdir()
     cp = ConsumerCheckpoint(name="ingestor-0", lsn=42, checksum=b"\x01" * 16, updated_ns=7)

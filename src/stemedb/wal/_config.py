@@ -51,6 +51,10 @@ class WalConfig:
     retention_consumer_stale_seconds: float | None = None
     fsync_warn_seconds: float = 0.5  # observer/log "slow fsync" threshold
     observer: WalObserver | None = None
+    # asyncio appends of one event-loop turn are handed to the commit queue together: one
+    # mutex, one wake-up of the commit thread per turn. False hands each append over on its
+    # own (the older path, kept for A/B benchmarks).
+    gather_async: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dir", Path(self.dir))

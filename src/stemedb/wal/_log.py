@@ -47,19 +47,25 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class _LoopWaker:
-    """Wakes the asyncio callers of one event loop, coalescing wake-ups.
+    """One event loop's side of the hand-off: gathers its appends, coalesces their wake-ups.
 
-    ``call_soon_threadsafe`` writes to the loop's self-pipe and wakes it: once per completed
-    append that is a syscall and a context switch per call. Here the first completion schedules
-    one drain, and completions that land before the loop runs it ride along, so a group of
-    hundreds of appends costs the loop about one wake-up.
+    Going in, the appends made during one turn of the loop wait in ``gathered`` (touched by the
+    loop's thread only) and are handed to the commit queue together at the end of the turn:
+    one mutex acquisition and one wake-up of the commit thread for all of them, instead of a
+    lock hand-off between the two threads per call.
+
+    Coming back, ``call_soon_threadsafe`` writes to the loop's self-pipe and wakes it: once per
+    completed append that is a syscall and a context switch per call. Here the first completion
+    schedules one drain, and completions that land before the loop runs it ride along, so a
+    group of hundreds of appends costs the loop about one wake-up.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._lock = threading.Lock()
         self._pending: list[asyncio.Future[None]] = []
         self._scheduled = False
+        self.gathered: list[_Ticket] = []
 
     def wake(self, future: asyncio.Future[None]) -> None:
         with self._lock:
@@ -69,7 +75,7 @@ class _LoopWaker:
             self._scheduled = True
         # A closed loop raises RuntimeError: nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._drain)
+            self.loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         with self._lock:
@@ -88,6 +94,7 @@ class _Ticket:
         "callback",
         "count",
         "data",
+        "deadline",
         "done",
         "error",
         "first_lsn",
@@ -108,6 +115,7 @@ class _Ticket:
         self.callback: Callable[[], None] | None = None
         self.afuture: asyncio.Future[None] | None = None
         self.waker: _LoopWaker | None = None
+        self.deadline: float | None = None  # an asyncio append's, for its enqueue
         # A pre-acquired lock is the cheapest one-shot event CPython offers: the committer
         # releases it, the caller's acquire returns.
         self.waiter = threading.Lock()
@@ -125,6 +133,11 @@ class _Ticket:
             self.callback()
         if self.waker is not None and self.afuture is not None:
             self.waker.wake(self.afuture)
+
+
+def sum_frame_bytes(ticket: _Ticket) -> int:
+    """The encoded size of a ticket's frames."""
+    return sum(frame_size_bytes(len(payload)) for _type, payload in ticket.records)
 
 
 def _validate(records: Sequence[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
@@ -278,16 +291,50 @@ class Wal:
         waker = self._wakers.get(loop)
         if waker is None:
             waker = self._wakers.setdefault(loop, _LoopWaker(loop))
-        ticket.afuture = loop.create_future()
+        future = ticket.afuture = loop.create_future()
         ticket.waker = waker
         deadline = _deadline(timeout_seconds)
-        if not self._enqueue(ticket, deadline, block=False):
+        if self._config.gather_async:
+            # Handed to the queue with the rest of this loop turn's appends (_flush_gathered).
+            ticket.deadline = deadline
+            waker.gathered.append(ticket)
+            if len(waker.gathered) == 1:
+                loop.call_soon(self._flush_gathered, waker)
+        elif not self._enqueue(ticket, deadline, block=False):
             # The queue is full: wait for space on a worker thread, not on the event loop.
             await loop.run_in_executor(None, self._enqueue, ticket, deadline, True)
-        # shield: a cancelled caller (its RPC ended) must not cancel the shared future's
-        # bookkeeping; the record may still commit, which is safe since a record is its hash.
-        await asyncio.shield(ticket.afuture)
+        # A cancelled caller (its RPC ended) cancels only its own future, which the waker then
+        # skips; the record may still commit, which is safe since a record is its hash.
+        await future
         return self._outcome(ticket)
+
+    def _flush_gathered(self, waker: _LoopWaker) -> None:
+        """Hand one loop turn's appends to the commit queue under one mutex, in call order
+        (so LSN order is call order); what does not fit waits for space on a worker thread."""
+        tickets, waker.gathered = waker.gathered, []
+        waiting = 0
+        with self._mutex:
+            for ticket in tickets:
+                refusal = self._refusal_locked()
+                if refusal is not None:
+                    ticket.complete(refusal)
+                    waiting += 1
+                    continue
+                if not self._fits_locked(ticket, sum_frame_bytes(ticket)):
+                    break
+                self._enqueue_locked(ticket)
+                waiting += 1
+            self._work.notify()
+        rest = tickets[waiting:]
+        if rest:
+            waker.loop.run_in_executor(None, self._enqueue_blocking, rest)
+
+    def _enqueue_blocking(self, tickets: list[_Ticket]) -> None:
+        for ticket in tickets:
+            try:
+                self._enqueue(ticket, ticket.deadline, block=True)
+            except WalError as exc:
+                ticket.complete(exc)
 
     def _outcome(self, ticket: _Ticket) -> list[int]:
         if ticket.error is not None:
@@ -297,20 +344,13 @@ class Wal:
     def _enqueue(
         self, ticket: _Ticket, deadline: float | None, block: bool, notify: bool = True
     ) -> bool:
-        size_bytes = sum(frame_size_bytes(len(payload)) for _type, payload in ticket.records)
+        size_bytes = sum_frame_bytes(ticket)
         with self._mutex:
             while True:
-                if self._failed is not None:
-                    raise WalError(f"the WAL stopped after an error: {self._failed}")
-                if self._closing:
-                    raise WalClosed(f"the WAL {self._dir} is closed")
-                fits = (
-                    self._queued_records + ticket.count <= self._config.queue_records_max
-                    and self._queued_bytes + size_bytes <= self._config.queue_bytes_max
-                )
-                # An empty queue always admits one call, however large, so a batch bigger than
-                # the bounds is slow rather than impossible.
-                if fits or not self._queue:
+                refusal = self._refusal_locked()
+                if refusal is not None:
+                    raise refusal
+                if self._fits_locked(ticket, size_bytes):
                     break
                 if not block:
                     return False
@@ -321,15 +361,34 @@ class Wal:
                         f"{self._queued_bytes} bytes waiting) past the deadline"
                     )
                 self._space.wait(remaining)
-            ticket.timestamp_ns = time.time_ns()
-            ticket.encode(self._next_lsn)
-            self._next_lsn += ticket.count
-            self._queue.append(ticket)
-            self._queued_records += ticket.count
-            self._queued_bytes += len(ticket.data)
+            self._enqueue_locked(ticket)
             if notify:
                 self._work.notify()
         return True
+
+    def _refusal_locked(self) -> WalError | None:
+        """Why no append is accepted now (a stopped or closed log), or None."""
+        if self._failed is not None:
+            return WalError(f"the WAL stopped after an error: {self._failed}")
+        if self._closing:
+            return WalClosed(f"the WAL {self._dir} is closed")
+        return None
+
+    def _fits_locked(self, ticket: _Ticket, size_bytes: int) -> bool:
+        # An empty queue always admits one call, however large, so a batch bigger than the
+        # bounds is slow rather than impossible.
+        return not self._queue or (
+            self._queued_records + ticket.count <= self._config.queue_records_max
+            and self._queued_bytes + size_bytes <= self._config.queue_bytes_max
+        )
+
+    def _enqueue_locked(self, ticket: _Ticket) -> None:
+        ticket.timestamp_ns = time.time_ns()
+        ticket.encode(self._next_lsn)
+        self._next_lsn += ticket.count
+        self._queue.append(ticket)
+        self._queued_records += ticket.count
+        self._queued_bytes += len(ticket.data)
 
     # -- the commit thread -------------------------------------------------------------------
 
