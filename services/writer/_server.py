@@ -163,6 +163,7 @@ class WriterServer:
             require_signatures=cfg.require_signatures,
             trusted_keys=len(cfg.trusted_keys) if cfg.trusted_keys is not None else None,
             sync=cfg.sync_mode, durable_lsn=wal.durable_lsn,
+            event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
             recovery_seconds=round(recovery_seconds, 3),
         )  # fmt: skip
 

@@ -23,6 +23,7 @@ from stemedb.wal import SyncMode, Wal, WalConfig
 RECORD_BYTES = 200
 REPETITIONS = 3
 PRODUCERS = (1, 16, 64)
+PER_CALL = "64-asyncio, handed over one by one"
 RESULT_PATH = Path(__file__).resolve().parents[2] / "build" / "bench" / "wal.json"
 
 
@@ -122,13 +123,17 @@ def test_wal_append_throughput(tmp_path: Path) -> None:
     raw: list[float] = []
     rates: dict[str, list[float]] = {str(n): [] for n in PRODUCERS}
     rates["64-asyncio"] = []
-    with Wal.open(WalConfig(dir=bench_dir / "log")) as wal:
+    # The hand-off before appends of one loop turn were gathered (WalConfig.gather_async).
+    rates[PER_CALL] = []
+    per_call = WalConfig(dir=bench_dir / "per-call", gather_async=False)
+    with Wal.open(WalConfig(dir=bench_dir / "log")) as wal, Wal.open(per_call) as one_by_one:
         for _ in range(REPETITIONS):
             # Interleaved, so that drift of the disk affects raw and WAL alike.
             raw.append(_raw_rate(bench_dir, payload))
             for producers in PRODUCERS:
                 rates[str(producers)].append(_wal_rate(wal, producers, payload))
             rates["64-asyncio"].append(_async_rate(wal, 64, payload))
+            rates[PER_CALL].append(_async_rate(one_by_one, 64, payload))
     raw_median = statistics.median(raw)
     reopen_dir = bench_dir / "reopen"
     reopen_bytes, reopen_seconds = _reopen_seconds(reopen_dir)

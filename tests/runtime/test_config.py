@@ -117,6 +117,37 @@ def test_ingestor_has_the_server_flags(tmp_path: Path) -> None:
         IngestorConfig(tls_client_ca=tmp_path / "ca")
 
 
+def test_event_loop_flag_runs_the_service_on_that_loop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import logging
+
+    import uvloop
+
+    from stemedb.runtime import run_service
+
+    assert writer_config([]).event_loop == "asyncio"
+    monkeypatch.setenv("STEMEDB_EVENT_LOOP", "uvloop")
+    cfg = writer_config([])
+    assert cfg.event_loop == "uvloop"
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def serve() -> int:
+        loops.append(asyncio.get_running_loop())
+        return 0
+
+    log = logging.getLogger("stemedb.test")
+    for name in ("uvloop", "asyncio"):
+        assert run_service("stemedb-test", log, "INFO", serve, (), event_loop=name) == 0
+    assert isinstance(loops[0], uvloop.Loop)
+    assert not isinstance(loops[1], uvloop.Loop)
+    monkeypatch.setenv("STEMEDB_EVENT_LOOP", "trio")
+    with pytest.raises(SystemExit):
+        writer_config([])
+    assert "STEMEDB_EVENT_LOOP='trio': expected one of asyncio, uvloop" in capsys.readouterr().err
+
+
 def test_a_new_setting_is_a_flag_a_variable_and_a_bound(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -209,3 +209,22 @@ def test_verify_workers_die_with_a_killed_writer(tmp_path: Path) -> None:
     assert len(workers) >= 2, "the writer should have started its verify workers"
     svc.kill()
     wait_until(lambda: not any(_alive(p) for p in workers), 10, "orphaned verify workers to exit")
+
+
+def test_writer_on_uvloop_serves_appends_and_drains(tmp_path: Path) -> None:
+    """--event-loop uvloop: the writer says which loop it runs, appends, batches, drains."""
+    svc = start_writer(tmp_path / "wal", "--event-loop", "uvloop")
+    svc.wait_ready()
+    with grpc.insecure_channel(svc.listen) as ch:
+        stub = writer_pb2_grpc.WriterServiceStub(ch)
+        one = stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion("u")), timeout=10)
+        batch = stub.AppendBatch(
+            wpb.AppendBatchRequest(
+                records=[pb.Record(assertion=assertion(f"b{i}")) for i in range(3)]
+            ),
+            timeout=10,
+        )
+    assert one.receipt.lsn == 1
+    assert [r.lsn for r in batch.receipts] == [2, 3, 4]
+    assert svc.terminate() == 0
+    assert '"event_loop": "uvloop"' in svc.log_text()

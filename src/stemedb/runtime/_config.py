@@ -27,7 +27,6 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 
 __all__ = [
     "EVENT_LOOPS",
-    "GRPC_RUNTIMES",
     "EnvArgumentParser",
     "ServerSettings",
     "bounds_of",
@@ -290,7 +289,6 @@ def optional_path(value: str) -> Path | None:
 
 
 EVENT_LOOPS = ("asyncio", "uvloop")
-GRPC_RUNTIMES = ("grpcio", "native")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,18 +332,8 @@ class ServerSettings:
         help="the event loop: asyncio (the standard library's) or uvloop (libuv's)",
         choices=EVENT_LOOPS,
     )
-    grpc_runtime: str = setting(
-        "grpcio",
-        help="the gRPC server: grpcio (grpc.aio; TLS) or native (pygrpc-native: HTTP/2 in Rust "
-        "outside the GIL; plaintext only)",
-        choices=GRPC_RUNTIMES,
-    )
 
     def __post_init__(self) -> None:
-        if self.grpc_runtime == "native" and self.tls_cert is not None:
-            raise ValueError(
-                "--grpc-runtime native has no TLS: serve --tls-cert with --grpc-runtime grpcio"
-            )
         for name in ("tls_cert", "tls_key", "tls_client_ca"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):

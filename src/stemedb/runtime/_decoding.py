@@ -81,9 +81,9 @@ class ServiceHandlers(grpc.GenericRpcHandler):
     """The unary method handlers of one service, by method name.
 
     A generic handler (grpcio looks its methods up per call), which also gives the shell the
-    handlers themselves, so that it registers them by path: grpcio then finds a method without
-    a lookup, and the native runtime (``--grpc-runtime native``) serves only registered methods
-    itself (generic handlers go to its slower fallback server).
+    handlers themselves, so that it registers them by path and grpcio finds a method without
+    calling a generic handler (servers such as pygrpc-native serve only registered methods on
+    their fast path).
     """
 
     def __init__(

@@ -164,33 +164,16 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _new_server(
-    runtime: str,
     interceptors: list[grpc.aio.ServerInterceptor],
     rpcs_max: int | None,
     options: Sequence[tuple[str, Any]],
 ) -> grpc.aio.Server:
-    """The data server of ``--grpc-runtime``: grpc.aio, or pygrpc-native's drop-in server."""
-    # A second process on the same port must fail, not share it.
-    all_options = [("grpc.so_reuseport", 0), *options]
-    if runtime == "grpcio":
-        return grpc.aio.server(
-            interceptors=interceptors, maximum_concurrent_rpcs=rpcs_max, options=all_options
-        )
-    if runtime != "native":
-        raise ValueError(f"--grpc-runtime: unknown runtime {runtime!r}")
-    if rpcs_max is not None:
-        # pygrpc-native has no maximum_concurrent_rpcs: health and reflection, which the data
-        # path's limit exempts, would have no bound at all.
-        raise ValueError(
-            "--grpc-runtime native cannot bound the control RPCs (health, reflection) of a "
-            "service with a data-path concurrency limit: use --grpc-runtime grpcio"
-        )
-    import pygrpc_native.aio
-
-    server: grpc.aio.Server = pygrpc_native.aio.server(
-        interceptors=interceptors, options=all_options
+    return grpc.aio.server(
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=rpcs_max,
+        # A second process on the same port must fail, not share it.
+        options=[("grpc.so_reuseport", 0), *options],
     )
-    return server
 
 
 class ServiceShell:
@@ -219,7 +202,7 @@ class ServiceShell:
             self.limiter = ConcurrencyLimitInterceptor(data_rpcs_concurrent_max, data_rpcs_flag)
             interceptors.append(self.limiter)
             core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
-        self.server = _new_server(cfg.grpc_runtime, interceptors, core_max, options)
+        self.server = _new_server(interceptors, core_max, options)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._health_server: grpc.aio.Server | None = None
