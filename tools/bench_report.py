@@ -84,9 +84,10 @@ def _writer(d: dict[str, Any]) -> list[str]:
         )
 
     u1 = d["stemedb AppendAssertion c=1"]
+    e1 = d["etcd Put c=1"]
     u64 = d["stemedb AppendAssertion c=64"]
     e64 = d["etcd Put c=64"]
-    u64_ok = u64["records_per_s_median"] >= 0.8 * e64["records_per_s_median"]
+    r64 = u64["records_per_s_median"] / e64["records_per_s_median"]
     b500 = d["stemedb AppendBatch 500 unsigned c=4"]["records_per_s_median"]
     b128 = d["stemedb AppendBatch 128 c=8"]["records_per_s_median"]
     txn = d["etcd Txn 128 puts c=8"]["records_per_s_median"]
@@ -99,24 +100,24 @@ def _writer(d: dict[str, Any]) -> list[str]:
         "The same load generator (separate processes, `tests/bench/loadgen.py`) drives both "
         "servers. Server CPU is the whole process tree's user+system time per record (the "
         "writer's verify workers included): on 2 cores client and server compete, so it is the "
-        "figure that shows a server's own cost.",
+        "figure that shows a server's own cost. Servers measured together are interleaved, "
+        "one run each per round.",
         "",
         "| scenario | records/s median (min-max) | p50 ms | p99 ms | server CPU µs/record "
         "| vs etcd | target |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         row("etcd Put, 1 in flight", "etcd Put c=1", None),
         row("StemeDB AppendAssertion, 1 in flight", "stemedb AppendAssertion c=1", "etcd Put c=1",
-            f"p50 <= 1.5 ms: {_mark(u1['p50_ms'] <= 1.5)}"),
+            f"p50 <= etcd's {e1['p50_ms']:.2f} ms: {_mark(u1['p50_ms'] <= e1['p50_ms'])}"),
         row("etcd Put, 16 in flight", "etcd Put c=16", None),
         row("StemeDB AppendAssertion, 16 in flight", "stemedb AppendAssertion c=16",
             "etcd Put c=16"),
         row("etcd Put, 64 in flight", "etcd Put c=64", None),
         row("StemeDB AppendAssertion, 64 in flight", "stemedb AppendAssertion c=64",
-            "etcd Put c=64",
-            f">= 0.8x etcd: {_mark(u64_ok)}"),
+            "etcd Put c=64", f">= 1.0x etcd: {_mark(r64 >= 1.0)}"),
         row("etcd Txn of 128 puts, 8 in flight", "etcd Txn 128 puts c=8", None),
         row("StemeDB AppendBatch of 128, 8 in flight", "stemedb AppendBatch 128 c=8",
-            "etcd Txn 128 puts c=8", f">= 1.3x etcd Txn: {_mark(b128 >= 1.3 * txn)}"),
+            "etcd Txn 128 puts c=8", f">= 1.0x etcd Txn: {_mark(b128 >= txn)}"),
         row("StemeDB AppendBatch of 500 unsigned, 4 in flight",
             "stemedb AppendBatch 500 unsigned c=4", None, f">= 50,000/s: {_mark(b500 >= 50_000)}"),
         row("StemeDB AppendBatch of 500 signed, 4 in flight",
@@ -126,16 +127,77 @@ def _writer(d: dict[str, Any]) -> list[str]:
         "",
         f"One core verifies {verify:,.0f} ed25519 signatures/s (libsodium through pynacl).",
         "",
+    ]  # fmt: skip
+    ab = [
+        (f"{n} in flight", f"stemedb AppendAssertion c={n}",
+         f"stemedb uvloop AppendAssertion c={n}")
+        for n in (1, 64)
+    ] + [("AppendBatch of 128, 8 in flight", "stemedb AppendBatch 128 c=8",
+          "stemedb uvloop AppendBatch 128 c=8")]  # fmt: skip
+    if all(k in d for _, _, k in ab):
+        rows += [
+            "Lever: uvloop (`--event-loop uvloop`, the same writer beside the default one, "
+            "interleaved):",
+            "",
+            "| scenario | asyncio records/s | uvloop records/s | uvloop / asyncio | CPU µs/record "
+            "asyncio / uvloop |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, base, uv in ab:
+            a, u = d[base], d[uv]
+            rows.append(
+                f"| {label} | {a['records_per_s_median']:,.0f} | {u['records_per_s_median']:,.0f} "
+                f"| {u['records_per_s_median'] / a['records_per_s_median']:.2f}x | "
+                f"{a['server_cpu_us_per_record']:.0f} / {u['server_cpu_us_per_record']:.0f} |"
+            )
+        rows.append("")
+    rows += [
         "What the profile shows where unary targets are missed: the Python gRPC runtime itself. "
         "A bare `grpc.aio` handler that returns a constant costs about 270 µs of server CPU per "
-        "call here (the thread-pool server about the same), against etcd's whole Put path at "
-        "well under 200 µs; the writer's own work (decode, validation, BLAKE3, protobuf, metrics) "
-        "is about 10 µs per record, and the hand-off to the WAL's commit thread about 100 µs "
-        "more per call. py-spy shows the rest inside grpcio's Cython event-loop integration "
-        "and its poller thread. Batching removes the per-call cost: `AppendBatch` records "
-        "cost 15-25 µs of server CPU each.",
+        "call here, against etcd's whole Put path at well under 200 µs. The writer's own work "
+        "per record, measured alone (`cProfile` and `process_time` loops): decode 2 µs, "
+        "validation + canonical bytes + BLAKE3 + policy 25-28 µs, log payload 1 µs, response "
+        "2-3 µs. The WAL hand-off from asyncio costs about 15-30 µs of CPU per append at 64 in "
+        "flight (the commit thread's wake-up and the callers' one wake-up per group), and 100-"
+        "200 µs at 1 in flight, where every append pays two thread switches. Batching removes "
+        "the per-call cost: `AppendBatch` records cost 15-25 µs of server CPU each.",
         "",
-    ]  # fmt: skip
+        "Levers tried (issue 17), each A/B in one interleaved run:",
+        "",
+        "- **One WAL hand-off per loop turn** (kept; `WalConfig.gather_async`): the appends of "
+        "one event-loop turn enter the commit queue under one mutex with one wake-up of the "
+        "commit thread, and callers await their own future without `asyncio.shield`. The WAL "
+        "table above has it against the one-by-one hand-off in the same run; in process, on "
+        "the writer's whole path at 64 in flight, it was 133-166 µs of CPU per call against "
+        "141-174 µs (medians of 5 rounds, sync on and off): a few percent, because the "
+        "hand-off was not the main cost.",
+        "- **uvloop** (`--event-loop`, default asyncio): grpc.aio drives its own poller, so the "
+        "loop carries little of the per-call work; see the A/B table. Kept as a flag, not as "
+        "the default, until a run shows it winning.",
+        "- **pygrpc-native 0.5.0** (HTTP/2 in Rust, calls handed to Python in batches; dropped, "
+        "no flag shipped): measured as the writer's server in one interleaved run with "
+        "grpcio (3 rounds, a heavily loaded machine): AppendAssertion at 64 in flight "
+        "1.6-2.4x grpcio's rate and 0.35-0.42x its server CPU per call (about 500 µs against "
+        "1,300-1,660 µs under that load); batches of 128 no faster (0.84x). It fails the "
+        "writer's contract suite in one place: on SIGTERM a `grpc.health.v1` Watch does not "
+        "receive NOT_SERVING before the stream is cut (`tests/writer/test_lifecycle.py::"
+        "test_sigterm_drains_in_flight_commits`); it has no TLS and no "
+        "`maximum_concurrent_rpcs` (which the ingestor's control-RPC bound needs). The rest "
+        "of `tests/writer` (fuzzers included) passed on it.",
+        "",
+        "More cores (issue 17, lever 5, a model from the profile, not measured): per unary "
+        "call the grpcio front end spends about 500 µs (the gRPC runtime about 450, admission "
+        "about 30, the hand-off 15-30); one WAL owner taking batched frames spends what an "
+        "`AppendBatch` record costs, 15-25 µs. With front-end processes that parse, validate "
+        "and hash, feeding the one WAL owner over a Unix socket in batched frames, a front end "
+        "serves about 2,000 unary calls/s per core and the owner caps near 40,000-60,000 "
+        "records/s on its one core: 8 cores (1 owner, 7 front ends) about 14,000/s, 16 cores "
+        "about 30,000/s, both below the owner's cap. etcd's Put costs 64-100 µs of CPU per "
+        "call, so it too grows with cores; matching it on unary calls needs a gRPC runtime "
+        "near its per-call cost (the native runtime's ~0.4x CPU would give about 5,000 calls/s "
+        "per front-end core), and batches are the way past it today.",
+        "",
+    ]
     return rows
 
 

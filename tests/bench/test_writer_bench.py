@@ -71,6 +71,21 @@ def _verify_rate_one_core() -> float:
     return sorted(rates)[1]
 
 
+def _interleaved(
+    results: dict[str, dict[str, float]],
+    servers: list[tuple[str, str, str, list[bytes], int]],
+    concurrency: int,
+    records_per_call: int,
+) -> None:
+    """REPS rounds, each server once per round (so drift of the machine hits all alike)."""
+    runs: dict[str, list[harness.Run]] = {name: [] for name, *_ in servers}
+    for _ in range(REPS):
+        for name, target, method, requests, pid in servers:
+            runs[name].append(harness.load(target, method, requests, concurrency, SECONDS, pid))
+    for name, done in runs.items():
+        results[name] = harness.summarize(done, records_per_call=records_per_call)
+
+
 def _row(name: str, s: dict[str, float], base: dict[str, float] | None) -> str:
     ratio = f"{s['records_per_s_median'] / base['records_per_s_median']:.2f}x" if base else ""
     return (
@@ -83,21 +98,26 @@ def _row(name: str, s: dict[str, float], base: dict[str, float] | None) -> str:
 def test_writer_against_etcd(tmp_path: Path) -> None:
     etcd = harness.Etcd()
     writer = start_writer(tmp_path / "wal", "--verify-workers", "2")
+    # The same writer on uvloop (--event-loop), measured interleaved with the default one.
+    uv = start_writer(tmp_path / "wal-uvloop", "--verify-workers", "2", "--event-loop", "uvloop")
     results: dict[str, dict[str, float]] = {}
     try:
         writer.wait_ready()
+        uv.wait_ready()
         target, pid = writer.listen, writer.proc.pid
         unary = _unary_requests(2000)
         value = unary[0]
         etcd_puts = [harness.etcd_put(f"bench/{i}".encode(), value) for i in range(2000)]
+        method_unary = "/stemedb.v1.WriterService/AppendAssertion"
         for conc in (1, 16, 64):
-            for name, tgt, method, reqs, spid in (
-                (f"stemedb AppendAssertion c={conc}", target,
-                 "/stemedb.v1.WriterService/AppendAssertion", unary, pid),
+            servers = [
+                (f"stemedb AppendAssertion c={conc}", target, method_unary, unary, pid),
                 (f"etcd Put c={conc}", etcd.target, harness.ETCD_PUT, etcd_puts, etcd.proc.pid),
-            ):  # fmt: skip
-                runs = [harness.load(tgt, method, reqs, conc, SECONDS, spid) for _ in range(REPS)]
-                results[name] = harness.summarize(runs)
+            ]
+            if conc != 16:
+                servers.append((f"stemedb uvloop AppendAssertion c={conc}", uv.listen,
+                                method_unary, unary, uv.proc.pid))  # fmt: skip
+            _interleaved(results, servers, conc, 1)
         batch500 = _batch_requests(40, 500, signed=False)
         signed500 = _batch_requests(20, 500, signed=True)
         batch128 = _batch_requests(100, 128, signed=False)
@@ -106,17 +126,21 @@ def test_writer_against_etcd(tmp_path: Path) -> None:
             for b in range(100)
         ]
         method_batch = "/stemedb.v1.WriterService/AppendBatch"
-        for name, tgt, method, reqs, per, spid, conc in (
-            ("stemedb AppendBatch 500 unsigned c=4", target, method_batch, batch500, 500, pid, 4),
-            ("stemedb AppendBatch 500 signed c=4", target, method_batch, signed500, 500, pid, 4),
-            ("stemedb AppendBatch 128 c=8", target, method_batch, batch128, 128, pid, 8),
-            ("etcd Txn 128 puts c=8", etcd.target, harness.ETCD_TXN, txn128, 128,
-             etcd.proc.pid, 8),
-        ):  # fmt: skip
-            runs = [harness.load(tgt, method, reqs, conc, SECONDS, spid) for _ in range(REPS)]
-            results[name] = harness.summarize(runs, records_per_call=per)
+        _interleaved(results, [
+            ("stemedb AppendBatch 500 unsigned c=4", target, method_batch, batch500, pid),
+        ], 4, 500)  # fmt: skip
+        _interleaved(results, [
+            ("stemedb AppendBatch 500 signed c=4", target, method_batch, signed500, pid),
+        ], 4, 500)  # fmt: skip
+        _interleaved(results, [
+            ("stemedb AppendBatch 128 c=8", target, method_batch, batch128, pid),
+            ("etcd Txn 128 puts c=8", etcd.target, harness.ETCD_TXN, txn128, etcd.proc.pid),
+            ("stemedb uvloop AppendBatch 128 c=8", uv.listen, method_batch, batch128,
+             uv.proc.pid),
+        ], 8, 128)  # fmt: skip
     finally:
         writer.terminate()
+        uv.terminate()
         etcd.stop()
     verify_rate = _verify_rate_one_core()
     cores = os.cpu_count() or 1
