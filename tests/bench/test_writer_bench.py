@@ -95,6 +95,7 @@ def _row(name: str, s: dict[str, float], base: dict[str, float] | None) -> str:
     )
 
 
+@pytest.mark.timeout(1800)
 def test_writer_against_etcd(tmp_path: Path) -> None:
     etcd = harness.Etcd()
     writer = start_writer(tmp_path / "wal", "--verify-workers", "2")
