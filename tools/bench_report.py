@@ -50,6 +50,15 @@ def _wal(d: dict[str, Any]) -> list[str]:
         rows.append(
             f"| {key} | {v['median']:,.0f} ({v['min']:,.0f}-{v['max']:,.0f}) | {ratio:.2f}x | {t} |"
         )
+    per_call = d["wal_appends_per_second"].get("64-asyncio, handed over one by one")
+    if per_call:
+        gathered = d["wal_appends_per_second"]["64-asyncio"]["median"]
+        rows.append("")
+        rows.append(
+            f"One hand-off per loop turn (asyncio, 64 in flight): {gathered:,.0f} appends/s "
+            f"against {per_call['median']:,.0f}/s handed over one by one, "
+            f"{gathered / per_call['median']:.2f}x in the same run."
+        )
     reopen = d.get("reopen")
     if reopen:
         rows.append("")
@@ -177,8 +186,8 @@ def _writer(d: dict[str, Any]) -> list[str]:
         "- **pygrpc-native 0.5.0** (HTTP/2 in Rust, calls handed to Python in batches; dropped, "
         "no flag shipped): measured as the writer's server in one interleaved run with "
         "grpcio (3 rounds, a heavily loaded machine): AppendAssertion at 64 in flight "
-        "1.6-2.4x grpcio's rate and 0.35-0.42x its server CPU per call (about 500 µs against "
-        "1,300-1,660 µs under that load); batches of 128 no faster (0.84x). It fails the "
+        "1.6-2.5x grpcio's rate and 0.33-0.42x its server CPU per call (about 500-700 µs "
+        "against 1,300-1,660 µs under that load); batches of 128 no faster (0.84x). It fails the "
         "writer's contract suite in one place: on SIGTERM a `grpc.health.v1` Watch does not "
         "receive NOT_SERVING before the stream is cut (`tests/writer/test_lifecycle.py::"
         "test_sigterm_drains_in_flight_commits`); it has no TLS and no "
