@@ -18,13 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     # No passphrase, a wrong one, a tampered key file, a keystore of another version, a socket
     # another process serves on: refuse to start, exit 2, say why.
     return run_service(
-        "stemedb-wallet",
-        _log,
-        cfg.log_level,
-        lambda: serve(cfg),
-        (KeystoreError, OSError),
+        "stemedb-wallet", _log, cfg.log_level, lambda: serve(cfg), (KeystoreError, OSError),
         event_loop=cfg.event_loop,
-    )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
