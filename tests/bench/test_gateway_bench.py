@@ -120,8 +120,6 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
                 resp = await stub.Resolve(req, timeout=10)
                 assert resp.resolution.status == query_pb2.STATUS_RESOLVED
 
-            conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
-
             async def query(conn: _Http) -> None:
                 body = await conn.get(PATH)
                 assert b"STATUS_RESOLVED" in body
@@ -129,10 +127,12 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
             grpc_runs, http_runs = [], []
             for _ in range(REPETITIONS):  # interleaved: the noise of the machine hits both
                 grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY))
+                # Fresh connections: the gateway closes idle ones after --keep-alive-seconds.
+                conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
                 http_runs.append(await _measure(query, conns))
+                for c in conns:
+                    c.writer.close()
             await channel.close()
-            for c in conns:
-                c.writer.close()
             return grpc_runs, http_runs
 
         grpc_runs, http_runs = asyncio.run(run())
