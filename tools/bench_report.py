@@ -250,14 +250,14 @@ def _gateway(d: dict[str, Any]) -> list[str]:
         f"{g['repetitions']} repetitions: p50 and p99 with one request in flight, requests/s with "
         f"{d['concurrency']} in flight (median, min-max).",
         "",
-        "| path | p50 | p99 | requests/s |",
-        "| --- | --- | --- | --- |",
+        "| path | p50 | p99 | requests/s | CPU per request of the server called |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for label, r in (("gRPC `Resolve`", g), ("`GET /v1/query`", h)):
+    for label, r in (("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)):
         rows.append(
             f"| {label} | {r['p50_ms']:.2f} ms ({r['p50_ms_min']:.2f}-{r['p50_ms_max']:.2f}) | "
             f"{r['p99_ms']:.1f} ms | {r['rps_16']:,.0f} ({r['rps_16_min']:,.0f}-"
-            f"{r['rps_16_max']:,.0f}) |"
+            f"{r['rps_16_max']:,.0f}) | {r['server_cpu_us_per_request']:,.0f} us |"
         )
     over, ratio = d["p50_overhead_ms"], d["rate_ratio"]
     rows += [

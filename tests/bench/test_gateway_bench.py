@@ -24,7 +24,7 @@ import pytest
 
 from stemedb.client import AgentKey
 from stemedb.v1 import query_pb2, query_pb2_grpc
-from tests.bench.harness import save
+from tests.bench.harness import save, tree_cpu_seconds
 from tests.gateway.gwstack import running_gateway, signed_assertion_json, vote_json
 
 REPETITIONS = 3
@@ -59,7 +59,9 @@ class _Http:
         return await self.reader.readexactly(length)
 
 
-async def _measure(call: Any, clients: list[Any]) -> dict[str, float]:
+async def _measure(call: Any, clients: list[Any], pid: int) -> dict[str, float]:
+    """p50/p99 sequential, then requests/s at len(clients) in flight and the CPU that process
+    ``pid`` (the server called: the gateway, or the ingestor for Resolve) spent per request."""
     for _ in range(200):  # warm up
         await call(clients[0])
     samples = []
@@ -76,18 +78,19 @@ async def _measure(call: Any, clients: list[Any]) -> dict[str, float]:
             await call(client)
             done += 1
 
-    start = time.monotonic()
+    start, cpu = time.monotonic(), tree_cpu_seconds(pid)
     await asyncio.gather(*(worker(c) for c in clients))
     return {
         "p50_ms": statistics.median(samples) * 1000,
         "p99_ms": statistics.quantiles(samples, n=100)[98] * 1000,
         "rps_16": done / (time.monotonic() - start),
+        "server_cpu_us_per_request": (tree_cpu_seconds(pid) - cpu) / max(1, done) * 1e6,
     }
 
 
 def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     out: dict[str, Any] = {"repetitions": len(runs)}
-    for key in ("p50_ms", "p99_ms", "rps_16"):
+    for key in ("p50_ms", "p99_ms", "rps_16", "server_cpu_us_per_request"):
         values = [r[key] for r in runs]
         out[key] = statistics.median(values)
         out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
@@ -110,6 +113,7 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
             last = r.json()["receipt"]["lsn"]
         httpx.get(gw.url + PATH + f"&min_lsn={last}", timeout=30)
         port = int(gw.url.rsplit(":", 1)[1])
+        gateway_pid, ingestor_pid = gw.gateway.proc.pid, gw.stack.ingestor.proc.pid
 
         async def run() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
             channel = grpc.aio.insecure_channel(gw.stack.ingestor.listen)
@@ -126,10 +130,10 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
 
             grpc_runs, http_runs = [], []
             for _ in range(REPETITIONS):  # interleaved: the noise of the machine hits both
-                grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY))
+                grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY, ingestor_pid))
                 # Fresh connections: the gateway closes idle ones after --keep-alive-seconds.
                 conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
-                http_runs.append(await _measure(query, conns))
+                http_runs.append(await _measure(query, conns, gateway_pid))
                 for c in conns:
                     c.writer.close()
             await channel.close()
