@@ -41,6 +41,15 @@ KEY_HEADER = "x-stemedb-key"
 R = TypeVar("R", bound=Message)
 
 
+def _paging(request: Request) -> dict[str, Any]:
+    """The AIP-158 paging parameters and ``min_lsn`` that every paged read takes."""
+    return {
+        "page_size": uint_param(request, "page_size", bits=32),
+        "page_token": str_param(request, "page_token", required=False),
+        "min_lsn": uint_param(request, "min_lsn"),
+    }
+
+
 class Handlers:
     """The route handlers; they share the backends, the config and the metrics, nothing else."""
 
@@ -151,9 +160,7 @@ class Handlers:
         req = query_pb2.ResolveSubjectRequest(
             subject=subject,
             lens=str_param(request, "lens", required=False),
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.query.ResolveSubject, req, backend="store", deadline=deadline
@@ -206,9 +213,7 @@ class Handlers:
         digest = hash_param(request.path_params["hash"], "hash")
         req = store_pb2.ListVotesRequest(
             assertion_hash=digest,
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.store.ListVotes, req, backend="store", deadline=deadline
@@ -221,9 +226,7 @@ class Handlers:
             subject=str_param(request, "subject", required=True),
             predicate=str_param(request, "predicate", required=True),
             lens=str_param(request, "lens", required=False),
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.query.ListHistory, req, backend="store", deadline=deadline
@@ -295,9 +298,7 @@ class Handlers:
         digest = hash_param(request.path_params["hash"], "hash")
         req = log_pb2.ListRecordLsnsRequest(
             hash=digest,
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._log_call(
             self.backends.log.ListRecordLsns, req, deadline, ("hash", "page_token")
