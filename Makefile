@@ -95,7 +95,7 @@ bench: $(STAMP) sysdeps
 	$(PY) tools/bench_report.py
 
 fuzz: $(STAMP)
-	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py tests/ingestor/test_store_fuzz.py
+	STEMEDB_FUZZ_EXAMPLES=5000 $(PY) -m pytest -s tests/writer/test_fuzz.py tests/ingestor/test_store_fuzz.py tests/gateway/test_openapi.py
 
 torture: $(STAMP) sysdeps
 	$(PY) -m pytest -m torture -s tests

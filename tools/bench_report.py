@@ -312,6 +312,39 @@ def _wallet(d: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _gateway(d: dict[str, Any]) -> list[str]:
+    # tests/bench/test_gateway_bench.py: GET /v1/query through the gateway against the gRPC
+    # Resolve it wraps, interleaved on the same stack.
+    g, h = d["grpc_resolve"], d["gateway_query"]
+    rows = [
+        "## Gateway (HTTP/JSON)",
+        "",
+        f"`GET /v1/query` against the gRPC `Resolve` it wraps, same stack, interleaved, "
+        f"{g['repetitions']} repetitions: p50 and p99 with one request in flight, requests/s with "
+        f"{d['concurrency']} in flight (median, min-max).",
+        "",
+        "| path | p50 | p99 | requests/s | CPU per request of the server called |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, r in (("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)):
+        rows.append(
+            f"| {label} | {r['p50_ms']:.2f} ms ({r['p50_ms_min']:.2f}-{r['p50_ms_max']:.2f}) | "
+            f"{r['p99_ms']:.1f} ms | {r['rps_16']:,.0f} ({r['rps_16_min']:,.0f}-"
+            f"{r['rps_16_max']:,.0f}) | {r['server_cpu_us_per_request']:,.0f} us |"
+        )
+    over, ratio = d["p50_overhead_ms"], d["rate_ratio"]
+    rows += [
+        "",
+        f"p50 overhead: **{over:.2f} ms** ({d['p50_overhead_ms_min']:.2f}-"
+        f"{d['p50_overhead_ms_max']:.2f}; target at most {d['target_p50_overhead_ms']} ms): "
+        f"{_mark(over <= d['target_p50_overhead_ms'])}. Rate held: **{ratio:.0%}** "
+        f"({d['rate_ratio_min']:.0%}-{d['rate_ratio_max']:.0%}; target at least "
+        f"{d['target_rate_ratio']:.0%}): {_mark(ratio >= d['target_rate_ratio'])}.",
+        "",
+    ]
+    return rows
+
+
 # One entry per section of docs/benchmarks.md, in order: (the JSON names it reads, its renderer).
 # A section whose first JSON is missing is left out. Add a benchmark's section by adding a line.
 SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
@@ -320,6 +353,7 @@ SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("ingestor", "reads"), _ingestor),
     (("scaling",), _scaling),
     (("wallet",), _wallet),
+    (("gateway",), _gateway),
 ]
 
 

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from stemedb.gateway._backends import Backends
 from stemedb.gateway._config import GatewayConfig
 from stemedb.gateway._errors import GatewayError, problem_response
+from stemedb.gateway._fast import FastRouter
 from stemedb.gateway._metrics import GatewayMetrics, MetricsMiddleware
 from stemedb.gateway._openapi import openapi_document, render_docs
 from stemedb.gateway._routes import Handlers
@@ -37,6 +38,8 @@ def _static_dir() -> str:
 
 def _endpoint(template: str, handler: Endpoint, metrics: GatewayMetrics) -> Endpoint:
     """Name the request's route for the metrics and render refusals as problem+json."""
+
+    template = template.replace(":path", "")
 
     async def endpoint(request: Request) -> Response:
         request.scope["stemedb.route"] = template
@@ -58,7 +61,7 @@ def _endpoint(template: str, handler: Endpoint, metrics: GatewayMetrics) -> Endp
     return endpoint
 
 
-def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) -> Starlette:
+def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) -> FastRouter:
     """The gateway's ASGI app. gRPC channels open at startup and close at shutdown."""
     registry = registry or CollectorRegistry()
     metrics = GatewayMetrics(registry)
@@ -100,13 +103,17 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
         ("GET", "/v1/assertions/{hash}/votes", "votes"),
         ("GET", "/v1/history", "history"),
         ("GET", "/v1/lenses", "lenses"),
+        ("GET", "/v1/records/{hash}/lsns", "record_lsns"),
+        ("GET", "/v1/checkpoint", "checkpoint"),
+        ("GET", "/v1/proofs/inclusion", "inclusion_proof"),
+        ("GET", "/v1/proofs/consistency", "consistency_proof"),
         ("POST", "/assert", "append_assertion"),
         ("POST", "/vote", "append_vote"),
         ("GET", "/query", "query"),
         ("GET", "/healthz", "healthz"),
     ]
     routes: list[Route | Mount] = [
-        Route(path, _endpoint(path.replace(":path", ""), bound(name), metrics), methods=[method])
+        Route(path, _endpoint(path, bound(name), metrics), methods=[method])
         for method, path, name in table
     ]
     plain: list[tuple[str, Endpoint]] = [
@@ -151,4 +158,7 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
     exception_handlers: dict[Any, Any] = {HTTPException: http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    return app
+    fast = FastRouter(app, metrics)
+    for method, path, name in table:
+        fast.add(method, path, _endpoint(path, bound(name), metrics))
+    return fast

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stemedb.client._channel import aio_channel
 from stemedb.gateway._config import GatewayConfig
-from stemedb.v1 import query_pb2_grpc, store_pb2_grpc, writer_pb2_grpc
+from stemedb.v1 import log_pb2_grpc, query_pb2_grpc, store_pb2_grpc, writer_pb2_grpc
 
 __all__ = ["HEALTH_CHECK_SECONDS", "Backends"]
 
@@ -22,8 +22,8 @@ HEALTH_CHECK_SECONDS = 1.0
 
 @dataclass
 class Backends:
-    """The channels (writer or wallet; the ingestor, serving StoreService and QueryService) and
-    their stubs. No other state."""
+    """The channels (writer or wallet; the ingestor, serving StoreService, QueryService and
+    LogService) and their stubs. No other state."""
 
     config: GatewayConfig
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
@@ -41,6 +41,7 @@ class Backends:
         self.writer = writer_pb2_grpc.WriterServiceStub(self.write_channel)  # type: ignore[no-untyped-call]
         self.store = store_pb2_grpc.StoreServiceStub(self.store_channel)  # type: ignore[no-untyped-call]
         self.query = query_pb2_grpc.QueryServiceStub(self.store_channel)  # type: ignore[no-untyped-call]
+        self.log = log_pb2_grpc.LogServiceStub(self.store_channel)  # type: ignore[no-untyped-call]
         self._health: dict[str, Any] = {
             "writer": health_pb2_grpc.HealthStub(self.write_channel),
             "store": health_pb2_grpc.HealthStub(self.store_channel),

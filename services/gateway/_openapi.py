@@ -216,6 +216,57 @@ _SCHEMAS: dict[str, Any] = {
         {"hash": _HEX32, "record": _ref("Record"), "applied_lsn": _UINT64},
         ["hash", "record", "applied_lsn"],
     ),
+    "CheckpointResponse": _obj(
+        {
+            "checkpoint": {
+                "type": "string",
+                "description": "the C2SP signed note: origin, tree size, base64 root hash, a "
+                "blank line, the log's ed25519 signature line",
+            },
+            "verifier_key": {
+                "type": "string",
+                "description": "the log's C2SP note verifier key "
+                "(<name>+<8 hex key id>+<base64 of 0x01 || public key>); pin it out of band",
+            },
+            "applied_lsn": _UINT64,
+        },
+        ["checkpoint", "verifier_key", "applied_lsn"],
+    ),
+    "InclusionProofResponse": _obj(
+        {
+            "leaf_index": {**_UINT64, "description": "lsn - 1"},
+            "tree_size": _UINT64,
+            "hashes": {
+                "type": "array",
+                "items": _HEX32,
+                "description": "the audit path, from the leaf's sibling up",
+            },
+            "record": _ref("Record"),
+            "checkpoint": {
+                "type": "string",
+                "description": "the served checkpoint when tree_size is its size, else empty",
+            },
+            "applied_lsn": _UINT64,
+            "leaf": {
+                **_HEX,
+                "description": "the leaf bytes of the record as appended, computed by the gateway "
+                "for browsers; clients that can should recompute them from record",
+            },
+        },
+        ["leaf_index", "tree_size", "hashes", "checkpoint", "applied_lsn", "leaf"],
+    ),
+    "ConsistencyProofResponse": _obj(
+        {"hashes": {"type": "array", "items": _HEX32}, "applied_lsn": _UINT64},
+        ["hashes", "applied_lsn"],
+    ),
+    "RecordLsnsResponse": _obj(
+        {
+            "lsns": {"type": "array", "items": _UINT64},
+            "next_page_token": {"type": "string"},
+            "applied_lsn": _UINT64,
+        },
+        ["lsns", "next_page_token", "applied_lsn"],
+    ),
     "Lens": _obj(
         {
             "name": {"type": "string"},
@@ -257,7 +308,8 @@ _SCHEMAS: dict[str, Any] = {
 
 _PROBLEM = {"application/problem+json": {"schema": _ref("Problem")}}
 _ERRORS = {
-    "400": "invalid input, naming the field (INVALID_ARGUMENT, FAILED_PRECONDITION)",
+    "400": "invalid input, naming the field (INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE)",
+    "500": "the backend reports an internal error or lost data (INTERNAL, DATA_LOSS)",
     "403": "a signer outside the trusted keys (PERMISSION_DENIED)",
     "404": "not found",
     "408": "the body did not arrive in time",
@@ -460,6 +512,63 @@ def _paths() -> dict[str, Any]:
                 "LensesResponse",
                 op_id="list_lenses",
                 errors=("501", "503", "504"),
+            )
+        },
+        "/v1/records/{hash}/lsns": {
+            "get": _op(
+                "The LSNs at which a record (by its content hash) was appended, oldest first "
+                "(paged; empty when unknown)",
+                "the LSNs",
+                "RecordLsnsResponse",
+                params=[_HASH_PATH, *_PAGE, _LSN_Q],
+                op_id="list_record_lsns",
+                errors=("400", "501", "503", "504"),
+            )
+        },
+        "/v1/checkpoint": {
+            "get": _op(
+                "The newest writer-signed checkpoint (signed tree head) the ingestor has applied",
+                "the checkpoint and the log's verifier key",
+                "CheckpointResponse",
+                op_id="get_checkpoint",
+                errors=("400", "500", "501", "503", "504"),
+            )
+        },
+        "/v1/proofs/inclusion": {
+            "get": _op(
+                "The inclusion proof of the record appended at an LSN",
+                "the audit path, the record as appended and its leaf bytes",
+                "InclusionProofResponse",
+                params=[
+                    _q("lsn", {**_UINT64, "minimum": 1}, True, "the record's LSN (leaf lsn - 1)"),
+                    _q(
+                        "tree_size",
+                        _UINT64,
+                        doc="the tree to prove inclusion in, at least lsn; 0 or absent means the "
+                        "served checkpoint's size; above it is 400 (OUT_OF_RANGE)",
+                    ),
+                ],
+                op_id="get_inclusion_proof",
+                errors=("400", "500", "501", "503", "504"),
+            )
+        },
+        "/v1/proofs/consistency": {
+            "get": _op(
+                "The consistency proof between two tree sizes",
+                "the proof (empty when the sizes are equal)",
+                "ConsistencyProofResponse",
+                params=[
+                    _q("first_size", {**_UINT64, "minimum": 1}, True, "the older tree size"),
+                    _q(
+                        "second_size",
+                        {**_UINT64, "minimum": 1},
+                        True,
+                        "the newer tree size, at least first_size, at most the served "
+                        "checkpoint's (400, OUT_OF_RANGE, above it)",
+                    ),
+                ],
+                op_id="get_consistency_proof",
+                errors=("400", "500", "501", "503", "504"),
             )
         },
         "/assert": {

@@ -60,7 +60,7 @@ async def read_json_body(request: Request, config: GatewayConfig) -> Any:
     """The body parsed as JSON; 413 past ``body_bytes_max``, 408 past ``body_read_seconds``."""
     limit = config.body_bytes_max
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise GatewayError(413, f"the body is {declared} bytes, more than the limit of {limit}")
     chunks: list[bytes] = []
     size = 0
@@ -137,13 +137,20 @@ def str_param(request: Request, name: str, *, required: bool) -> str:
     return value
 
 
-def uint_param(request: Request, name: str, *, bits: int = 64) -> int:
+def uint_param(
+    request: Request, name: str, *, bits: int = 64, required: bool = False, minimum: int = 0
+) -> int:
+    """An unsigned integer query parameter; absent or empty is 0 unless ``required``."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
+        if required:
+            raise GatewayError(400, f"{name}: query parameter is required", field=name)
         return 0
     high = _UINT64_MAX if bits == 64 else _INT32_MAX
-    if not raw.isdigit() or int(raw) > high:
-        raise GatewayError(400, f"{name}: {raw!r} is not an integer in [0, {high}]", field=name)
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= high:
+        raise GatewayError(
+            400, f"{name}: {raw!r} is not an integer in [{minimum}, {high}]", field=name
+        )
     return int(raw)
 
 

@@ -31,13 +31,23 @@ from stemedb.gateway._requests import (
     str_param,
     uint_param,
 )
-from stemedb.v1 import query_pb2, store_pb2, writer_pb2
+from stemedb.merkle import leaf_bytes
+from stemedb.v1 import log_pb2, query_pb2, store_pb2, writer_pb2
 from stemedb.validation import DEFAULT_LIMITS
 
 __all__ = ["Handlers"]
 
 KEY_HEADER = "x-stemedb-key"
 R = TypeVar("R", bound=Message)
+
+
+def _paging(request: Request) -> dict[str, Any]:
+    """The AIP-158 paging parameters and ``min_lsn`` that every paged read takes."""
+    return {
+        "page_size": uint_param(request, "page_size", bits=32),
+        "page_token": str_param(request, "page_token", required=False),
+        "min_lsn": uint_param(request, "min_lsn"),
+    }
 
 
 class Handlers:
@@ -150,9 +160,7 @@ class Handlers:
         req = query_pb2.ResolveSubjectRequest(
             subject=subject,
             lens=str_param(request, "lens", required=False),
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.query.ResolveSubject, req, backend="store", deadline=deadline
@@ -205,9 +213,7 @@ class Handlers:
         digest = hash_param(request.path_params["hash"], "hash")
         req = store_pb2.ListVotesRequest(
             assertion_hash=digest,
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.store.ListVotes, req, backend="store", deadline=deadline
@@ -220,9 +226,7 @@ class Handlers:
             subject=str_param(request, "subject", required=True),
             predicate=str_param(request, "predicate", required=True),
             lens=str_param(request, "lens", required=False),
-            page_size=uint_param(request, "page_size", bits=32),
-            page_token=str_param(request, "page_token", required=False),
-            min_lsn=uint_param(request, "min_lsn"),
+            **_paging(request),
         )
         resp = await self._call(
             self.backends.query.ListHistory, req, backend="store", deadline=deadline
@@ -235,6 +239,70 @@ class Handlers:
             self.backends.query.ListLenses, query_pb2.ListLensesRequest(), backend="store",
             deadline=deadline,
         )  # fmt: skip
+        return JSONResponse(message_to_json(resp))
+
+    # -- the verifiable log (DESIGN section 13) ---------------------------------------------
+
+    async def _log_call(
+        self,
+        method: Callable[..., Awaitable[R]],
+        request: Message,
+        deadline: Deadline,
+        params: tuple[str, ...],
+    ) -> R:
+        """A LogService call. The ingestor's refusals start with the parameter they are about
+        ("tree_size 9 is above the served checkpoint's size 4"); name it as the field."""
+        try:
+            return await self._call(method, request, backend="store", deadline=deadline)
+        except GatewayError as exc:
+            if exc.field is None:
+                exc.field = next((p for p in params if exc.detail.startswith(p + " ")), None)
+            raise
+
+    async def checkpoint(self, request: Request) -> Response:
+        deadline = Deadline(request, self.config)
+        resp = await self._log_call(
+            self.backends.log.GetCheckpoint, log_pb2.GetCheckpointRequest(), deadline, ()
+        )
+        return JSONResponse(message_to_json(resp))
+
+    async def inclusion_proof(self, request: Request) -> Response:
+        deadline = Deadline(request, self.config)
+        lsn = uint_param(request, "lsn", required=True, minimum=1)
+        req = log_pb2.GetInclusionProofRequest(lsn=lsn, tree_size=uint_param(request, "tree_size"))
+        resp = await self._log_call(
+            self.backends.log.GetInclusionProof, req, deadline, ("lsn", "tree_size")
+        )
+        body = message_to_json(resp)
+        # For a browser, which has no canonical encoder: the leaf bytes of the record as
+        # appended. Clients that can should recompute them (stemedb.merkle.leaf_bytes).
+        body["leaf"] = leaf_bytes(lsn, resp.record).hex() if resp.HasField("record") else ""
+        return JSONResponse(body)
+
+    async def consistency_proof(self, request: Request) -> Response:
+        deadline = Deadline(request, self.config)
+        first = uint_param(request, "first_size", required=True, minimum=1)
+        second = uint_param(request, "second_size", required=True, minimum=1)
+        if first > second:
+            raise GatewayError(
+                400, f"first_size: {first} is above second_size {second}", field="first_size"
+            )
+        req = log_pb2.GetConsistencyProofRequest(first_size=first, second_size=second)
+        resp = await self._log_call(
+            self.backends.log.GetConsistencyProof, req, deadline, ("first_size", "second_size")
+        )
+        return JSONResponse(message_to_json(resp))
+
+    async def record_lsns(self, request: Request) -> Response:
+        deadline = Deadline(request, self.config)
+        digest = hash_param(request.path_params["hash"], "hash")
+        req = log_pb2.ListRecordLsnsRequest(
+            hash=digest,
+            **_paging(request),
+        )
+        resp = await self._log_call(
+            self.backends.log.ListRecordLsns, req, deadline, ("hash", "page_token")
+        )
         return JSONResponse(message_to_json(resp))
 
     # -- operations -------------------------------------------------------------------------

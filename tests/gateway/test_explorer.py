@@ -8,6 +8,7 @@ with STEMEDB_UPDATE_SCREENSHOT=1, which is how docs/explorer.png is made).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from tests.gateway.gwstack import (
     signed_epoch_json,
     vote_json,
 )
-from tests.support import ROOT
+from tests.support import ROOT, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -205,6 +206,20 @@ def test_explorer_search_lenses_record_and_errors(
         history = driver.find_elements(By.CSS_SELECTOR, "#record-history tr.history")
         assert history[0].find_element(By.TAG_NAME, "td").text == str(facts["name"]["lsn"])
 
+        # Check inclusion: verified in the browser (audit path and the checkpoint's signature).
+        driver.find_element(By.ID, "check-inclusion").click()
+
+        def checked(d: Any) -> bool:
+            state = d.find_element(By.ID, "inclusion").get_attribute("data-state")
+            if state == "pending":  # no checkpoint covers the record yet: ask again
+                d.find_element(By.ID, "check-inclusion").click()
+            return state in ("verified", "failed", "partial")
+
+        wait.until(checked)
+        inclusion = driver.find_element(By.ID, "inclusion")
+        assert inclusion.get_attribute("data-state") == "verified", inclusion.text
+        assert f"LSN {facts['name']['lsn']} is leaf {facts['name']['lsn'] - 1}" in inclusion.text
+
         _screenshot(driver, tmp_path / "explorer-record.png")
 
         box = driver.find_element(By.ID, "subject")
@@ -226,3 +241,48 @@ def test_explorer_search_lenses_record_and_errors(
         )
     finally:
         driver.quit()
+
+
+# Run in the page: StemeVerify against the vectors and the live gateway, untouched and tampered.
+_VECTORS_SCRIPT = Path(__file__).with_name("explorer_vectors.js")
+
+
+def test_inclusion_check_in_the_browser_refuses_tampering(tmp_path: Path) -> None:
+    """The page's verifier against the RFC 6962 vectors, the Go note vector and the live
+    gateway; every tampered input fails. Debian's Chromium must check ed25519 (WebCrypto).
+    (A stack of its own: the test above stops its ingestor.)"""
+    with running_gateway(tmp_path / "stack") as gw:
+        key = AgentKey.generate()
+        for i in range(3):
+            lsn = _post(gw, "/v1/assertions", signed_assertion_json(key, "V", f"p{i}", "x"))["lsn"]
+        _check_in_browser(gw, lsn - 1, tmp_path)
+
+
+def _check_in_browser(gw: GatewayStack, lsn: int, tmp_path: Path) -> None:
+
+    def covered() -> bool:
+        r = httpx.get(gw.url + "/v1/checkpoint", timeout=10)
+        return r.status_code == 200 and int(r.json()["checkpoint"].split("\n")[1]) >= lsn
+
+    wait_until(covered, 30, "a checkpoint covering the first record")
+    vectors = json.loads((ROOT / "tests" / "vectors" / "merkle.json").read_text())
+    args = {"tree": vectors["tree"], "notes": vectors["notes"], "lsn": lsn}
+    driver = _browser(tmp_path / "profile")
+    try:
+        driver.set_script_timeout(WAIT_SECONDS)
+        driver.get(gw.url + "/")
+        out = driver.execute_async_script(_VECTORS_SCRIPT.read_text(), args)
+    finally:
+        driver.quit()
+    assert "error" not in out, out.get("error")
+    assert out["paths"] and all(p["ok"] for p in out["paths"]), out["paths"]
+    assert not any(p["flipped_ok"] for p in out["paths"] if p["n"]), out["paths"]
+    assert out["note"] == "verified", out
+    assert out["note_flipped"] == "failed" and out["note_other_key"] == "failed", out
+    live = out["live"]
+    assert live["ok"] and live["merkle"] and live["signature"] == "verified", live
+    for name in ("live_flipped", "live_leaf", "live_lsn"):
+        assert not out[name]["ok"] and not out[name]["merkle"], (name, out[name])
+    assert not out["live_other_key"]["ok"] and out["live_other_key"]["signature"] == "failed"
+    bad_root = out["live_other_root"]
+    assert not bad_root["ok"] and bad_root["signature"] == "failed" and not bad_root["merkle"]

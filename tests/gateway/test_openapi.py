@@ -19,6 +19,7 @@ from schemathesis.checks import (
 )
 
 from tests.gateway.gwstack import GatewayStack, running_gateway
+from tests.support import wait_until
 
 # A short run in the suite; STEMEDB_FUZZ_EXAMPLES raises it (make fuzz).
 EXAMPLES = int(os.environ.get("STEMEDB_FUZZ_EXAMPLES", "12"))
@@ -39,7 +40,9 @@ def test_document_is_valid_openapi_31_and_lists_every_route(gw: GatewayStack) ->
         ("post", "/v1/batch"), ("get", "/v1/query"), ("get", "/v1/subjects/{subject}"),
         ("get", "/v1/records/{hash}"), ("get", "/v1/assertions/{hash}/tally"),
         ("get", "/v1/assertions/{hash}/votes"), ("get", "/v1/history"), ("post", "/assert"),
-        ("post", "/vote"), ("get", "/query"), ("get", "/healthz"),
+        ("post", "/vote"), ("get", "/query"), ("get", "/healthz"), ("get", "/v1/checkpoint"),
+        ("get", "/v1/proofs/inclusion"), ("get", "/v1/proofs/consistency"),
+        ("get", "/v1/records/{hash}/lsns"),
     }  # fmt: skip
     listed = {(m, p) for p, item in doc["paths"].items() for m in item}
     assert expected <= listed, expected - listed
@@ -69,7 +72,7 @@ def test_api_conforms(gw: GatewayStack) -> None:
     checks = [no_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance, response_headers_conformance]  # fmt: skip
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) >= 15
+    assert len(operations) >= 19
 
     for operation in operations:
 
@@ -133,3 +136,13 @@ def test_successful_answers_conform(gw: GatewayStack) -> None:
     check("GET", "/v1/history?subject=C&predicate=p", "/v1/history")
     check("GET", "/v1/lenses")
     check("GET", "/healthz")
+    check("GET", f"/v1/records/{h}/lsns", "/v1/records/{hash}/lsns")
+
+    def size() -> int:
+        r = httpx.get(url + "/v1/checkpoint", timeout=10)
+        return int(r.json()["checkpoint"].split("\n")[1]) if r.status_code == 200 else 0
+
+    wait_until(lambda: size() >= 2, 30, "a checkpoint of two records or more")
+    check("GET", "/v1/checkpoint")
+    check("GET", f"/v1/proofs/inclusion?lsn={lsn}", "/v1/proofs/inclusion")
+    check("GET", "/v1/proofs/consistency?first_size=1&second_size=2", "/v1/proofs/consistency")

@@ -1,0 +1,89 @@
+"""The API's fast path (services/gateway/_fast.py): what it matches itself, what it leaves to the
+Starlette app, and that it counts each request under its route template."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from stemedb.gateway._fast import FastRouter
+from stemedb.gateway._metrics import GatewayMetrics
+
+
+def _router() -> tuple[FastRouter, GatewayMetrics]:
+    def named(name: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse({"route": name, "params": dict(request.path_params)})
+
+        return endpoint
+
+    async def fallback(request: Request) -> Response:
+        return PlainTextResponse("fallback " + request.method, status_code=299)
+
+    starlette = Starlette(routes=[Route("/{rest:path}", fallback, methods=["GET", "POST"])])
+    metrics = GatewayMetrics(CollectorRegistry())
+    router = FastRouter(starlette, metrics)
+    for method, template in (
+        ("GET", "/v1/query"),
+        ("POST", "/v1/assertions"),
+        ("GET", "/v1/records/{hash}"),
+        ("GET", "/v1/records/{hash}/lsns"),
+        ("GET", "/v1/assertions/{hash}/votes"),
+        ("GET", "/v1/subjects/{subject:path}"),
+    ):
+        router.add(method, template, named(f"{method} {template}"))
+    return router, metrics
+
+
+def test_fast_router_matches_routes_and_leaves_the_rest_to_starlette() -> None:
+    router, metrics = _router()
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return [
+                await client.get("/v1/query?subject=a"),
+                await client.post("/v1/assertions", json={}),
+                await client.get("/v1/records/ab12"),
+                await client.get("/v1/records/ab12/lsns"),
+                await client.get("/v1/assertions/cd/votes"),
+                await client.get("/v1/subjects/New%20York/and/more"),
+                await client.post("/v1/query"),  # another method: the fallback (405 there)
+                await client.post("/v1/records/ab12"),
+                await client.get("/v1/records/ab12/other"),  # no such route
+                await client.get("/v1/records/"),  # an empty segment is no hash
+                await client.get("/static/explorer.js"),
+            ]
+
+    answers = asyncio.run(run())
+    bodies = [r.json() if r.status_code == 200 else r.text for r in answers]
+    assert bodies[:6] == [
+        {"route": "GET /v1/query", "params": {}},
+        {"route": "POST /v1/assertions", "params": {}},
+        {"route": "GET /v1/records/{hash}", "params": {"hash": "ab12"}},
+        {"route": "GET /v1/records/{hash}/lsns", "params": {"hash": "ab12"}},
+        {"route": "GET /v1/assertions/{hash}/votes", "params": {"hash": "cd"}},
+        {"route": "GET /v1/subjects/{subject:path}", "params": {"subject": "New York/and/more"}},
+    ]
+    assert bodies[6:] == ["fallback POST", "fallback POST"] + ["fallback GET"] * 3
+    assert answers[0].headers["content-type"] == "application/json"
+    assert int(answers[0].headers["content-length"]) == len(answers[0].content)
+
+    registry = metrics.registry
+    count = registry.get_sample_value(
+        "stemedb_gateway_http_requests_total",
+        {"route": "/v1/records/{hash}", "method": "GET", "code": "200"},
+    )
+    assert count == 1
+    timed = registry.get_sample_value(
+        "stemedb_gateway_http_request_duration_seconds_count",
+        {"route": "/v1/subjects/{subject}", "method": "GET"},
+    )
+    assert timed == 1
