@@ -295,17 +295,21 @@ class LogApplier:
     def extend(self, decoded: Sequence[tuple[WalRecord, DecodedPayload]]) -> LogBatch:
         tree = self._tree.copy()
         puts: dict[bytes, bytes] = {}
+        leaves: list[bytes] = []
+        lsn = tree.size
         for rec, payload in decoded:
-            if rec.lsn <= tree.size:
+            if rec.lsn <= lsn:
                 continue  # re-applied: its leaf, nodes and keys are in the tree already
-            if rec.lsn != tree.size + 1:
+            if rec.lsn != lsn + 1:
                 raise StoreInconsistent(
-                    f"the log tree has {tree.size} leaves; LSN {rec.lsn} cannot be the next"
+                    f"the log tree has {lsn} leaves; LSN {rec.lsn} cannot be the next"
                 )
-            for node in tree.append(record_leaf_hash(rec.lsn, payload.record)):
-                puts[node_key(node.level, node.index)] = node.hash
-            puts[record_at_key(rec.lsn)] = payload.record_bytes
-            puts[hash_lsn_key(payload.content_hash, rec.lsn)] = b""
+            lsn = rec.lsn
+            leaves.append(record_leaf_hash(lsn, payload.record))
+            puts[record_at_key(lsn)] = payload.record_bytes
+            puts[hash_lsn_key(payload.content_hash, lsn)] = b""
+        for level, index, h in tree.append_all(leaves):
+            puts[node_key(level, index)] = h
         text = self.checkpoints.consider(tree.size, DbNodeStore(self._db, puts))
         if text is not None:
             puts[LOG_CHECKPOINT_KEY] = text.encode("utf-8")
