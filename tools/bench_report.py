@@ -247,8 +247,8 @@ def _log(d: dict[str, Any]) -> list[str]:
         "## Verifiable log (Merkle tree, checkpoints, proofs)",
         "",
         f"AppendBatch of {ab['batch_records']} assertions, {ab['concurrency']} in flight; the "
-        f"baseline is {ab['baseline']}. Apply: {ap['records']:,} records through WalReader + "
-        "ApplyEngine in process, with and without the tree's keys in each batch. Proofs: one "
+        f"baseline is {ab['baseline']}. Apply: {ap['records']:,} records through ApplyEngine in "
+        "process (no Lattice), with and without the tree's keys in each batch. Proofs: one "
         f"call in flight on a tree of {pl['tree_size']:,} records, interleaved with Get.",
         "",
         "| measure | with the tree | baseline | ratio | target |",
