@@ -254,3 +254,19 @@ def test_check_known_fields_names_the_path() -> None:
     with pytest.raises(InvalidRecord) as info:
         validation.check_known_fields(record, "request", child_prefix="")
     assert str(info.value) == "assertion.signatures[0]: unknown field 103"
+
+
+def test_unknown_field_path_is_the_same_walk_as_check_known_fields() -> None:
+    """The ingestor's check (a cheap size test, then the walk) names what the writer's does."""
+    a = good_assertion()
+    a.signatures.add(public_key=b"\1" * 32, signature=b"\2" * 64)
+    clean = pb.Record(assertion=a).SerializeToString()
+    assert validation.unknown_field_path(pb.Record.FromString(clean), clean, "record") is None
+    entry = a.signatures[0].SerializeToString() + b"\xb8\x06\x01"  # field 103, varint 1
+    a.ClearField("signatures")
+    data = _length_delimited(1, a.SerializeToString() + _length_delimited(8, entry))
+    found = validation.unknown_field_path(pb.Record.FromString(data), data, "record")
+    assert found == "record.assertion.signatures[0]: unknown field 103"
+    with pytest.raises(InvalidRecord) as info:
+        validation.check_known_fields(pb.Record.FromString(data), "record")
+    assert str(info.value) == found

@@ -345,6 +345,42 @@ def _gateway(d: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _log(d: dict[str, Any]) -> list[str]:
+    # tests/bench/test_log_bench.py: the verifiable log (issue 16), baselines in the same run.
+    ab, ap, pl = d["append_batch"], d["apply"], d["proof_latency"]
+    w, wo = ab["with_tree"], ab["without_tree"]
+    rows = [
+        "## Verifiable log (Merkle tree, checkpoints, proofs)",
+        "",
+        f"AppendBatch of {ab['batch_records']} assertions, {ab['concurrency']} in flight; the "
+        f"baseline is {ab['baseline']}. Apply: {ap['records']:,} records through ApplyEngine in "
+        "process (no Lattice), with and without the tree's keys in each batch. Proofs: one "
+        f"call in flight on a tree of {pl['tree_size']:,} records, interleaved with Get.",
+        "",
+        "| measure | with the tree | baseline | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+        f"| AppendBatch records/s (min-max) | {w['records_per_s_median']:,.0f} "
+        f"({w['records_per_s_min']:,.0f}-{w['records_per_s_max']:,.0f}) | "
+        f"{wo['records_per_s_median']:,.0f} ({wo['records_per_s_min']:,.0f}-"
+        f"{wo['records_per_s_max']:,.0f}) | {ab['ratio']:.3f}x | >= 0.95x: "
+        f"{_mark(ab['ratio'] >= 0.95)} |",
+        f"| ingestor apply records/s (min-max) | {ap['with_tree']['records_per_s_median']:,.0f} "
+        f"({ap['with_tree']['records_per_s_min']:,.0f}-{ap['with_tree']['records_per_s_max']:,.0f})"
+        f" | {ap['without_tree']['records_per_s_median']:,.0f} "
+        f"({ap['without_tree']['records_per_s_min']:,.0f}-"
+        f"{ap['without_tree']['records_per_s_max']:,.0f}) | {ap['ratio']:.2f}x | (none) |",
+        f"| GetInclusionProof p50 / p99 against Get | {pl['inclusion_proof_p50_ms']:.2f} / "
+        f"{pl['inclusion_proof_p99_ms']:.2f} ms | {pl['get_p50_ms']:.2f} / "
+        f"{pl['get_p99_ms']:.2f} ms | {pl['ratio']:.2f}x | <= 1.5x: {_mark(pl['ratio'] <= 1.5)} |",
+        "",
+        "| tree size | inclusion proof hashes (leaf 0) | ceil(log2 n) |",
+        "| --- | --- | --- |",
+    ]
+    rows += [f"| {p['tree_size']:,} | {p['hashes']} | {p['ceil_log2']} |" for p in d["proof_sizes"]]
+    sizes_ok = all(p["hashes"] == p["ceil_log2"] for p in d["proof_sizes"])
+    return [*rows, "", f"Proof sizes ceil(log2 n) hashes: {_mark(sizes_ok)}.", ""]
+
+
 # One entry per section of docs/benchmarks.md, in order: (the JSON names it reads, its renderer).
 # A section whose first JSON is missing is left out. Add a benchmark's section by adding a line.
 SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
@@ -354,6 +390,7 @@ SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("scaling",), _scaling),
     (("wallet",), _wallet),
     (("gateway",), _gateway),
+    (("log",), _log),
 ]
 
 

@@ -37,9 +37,9 @@ from stemedb.ingestor._keys import (
 from stemedb.ingestor._lattice import Lattice
 from stemedb.ingestor._log import LogApplier
 from stemedb.ingestor._policy import DEFAULT_POLICY, TrustPolicy
-from stemedb.ingestor._unknown import unknown_field_path
 from stemedb.ingestor._usage import UsageBatch
 from stemedb.v1 import records_pb2 as pb
+from stemedb.validation import unknown_field_path
 from stemedb.wal import WalRecord
 from stemedb.walrecord import DecodedPayload, PayloadError, decode_payload
 
@@ -152,7 +152,7 @@ class ApplyEngine:
             try:
                 payload = decode_payload(rec.record_type, rec.payload)
                 _check_keys(payload)
-                unknown = unknown_field_path(payload.record, payload.record_bytes)
+                unknown = unknown_field_path(payload.record, payload.record_bytes, "record")
                 if unknown is not None:
                     raise PayloadError(unknown)
             except PayloadError as exc:

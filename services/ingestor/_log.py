@@ -139,6 +139,7 @@ class CheckpointTracker:
         self._verifier: note.Verifier | None = None
         self._verifier_id: tuple[int, int, int] | None = None
         self.mismatch: str | None = None
+        self._stored_text: bytes | None = None
         self._reload_stored()
 
     @property
@@ -147,14 +148,33 @@ class CheckpointTracker:
 
     def _reload_stored(self) -> None:
         (raw,) = self._db.internal_multi_get([LOG_CHECKPOINT_KEY])
-        if raw is None:
+        if raw is None or raw == self._stored_text:
             return
+        self._stored_text = raw
         text = raw.decode("utf-8")
         if self._served is not None and self._served.text == text:
             return
         cp = _body_of(text)
+        # Stored in the batch of its tree's nodes, so checked against them before it is served:
+        # a database whose nodes (or stored note) were altered must not hand out that note.
+        try:
+            root = root_at(DbNodeStore(self._db), cp.tree_size)
+        except NodeMissing as exc:
+            self._stored_mismatched(cp, f"a missing node ({exc})")
+            return
+        if root != cp.root_hash:
+            self._stored_mismatched(cp, f"root {root.hex()}")
+            return
         if self._served is None or cp.tree_size > self._served.checkpoint.tree_size:
             self._served = ServedCheckpoint(text, cp)
+
+    def _stored_mismatched(self, cp: note.Checkpoint, found: str) -> None:
+        self._refuse(
+            f"{self._db.path}: key {LOG_CHECKPOINT_KEY.decode()} (column family "
+            f"stemedb_internal) holds a checkpoint of tree size {cp.tree_size} with root "
+            f"{cp.root_hash.hex()}, but the log tree's nodes stored there give {found} at that "
+            f"size: the database does not match the checkpoint it served; rebuild it from the WAL"
+        )
 
     def served(self, applied_lsn: int) -> ServedCheckpoint | None:
         """The checkpoint to serve now (reads CHECKPOINT and the stored one; for the RPCs)."""
@@ -196,11 +216,15 @@ class CheckpointTracker:
             self._served = cand
 
     def _mismatched(self, cp: note.Checkpoint, root: bytes) -> None:
-        message = (
+        self._refuse(
             f"{self._wal_dir}/{CHECKPOINT_FILE} signed a tree of size {cp.tree_size} with root "
             f"{cp.root_hash.hex()}, but the log applied here has root {root.hex()} at that size: "
             f"the WAL does not match what the writer signed"
         )
+
+    def _refuse(self, message: str) -> None:
+        """A checkpoint that does not match the log: never served; GetCheckpoint answers
+        DATA_LOSS with ``message`` and stemedb_ingestor_log_checkpoint_mismatch is 1."""
         if self.mismatch is None:
             log_event(_log, logging.CRITICAL, "log does not match a signed checkpoint",
                       error=message)  # fmt: skip
@@ -295,17 +319,21 @@ class LogApplier:
     def extend(self, decoded: Sequence[tuple[WalRecord, DecodedPayload]]) -> LogBatch:
         tree = self._tree.copy()
         puts: dict[bytes, bytes] = {}
+        leaves: list[bytes] = []
+        lsn = tree.size
         for rec, payload in decoded:
-            if rec.lsn <= tree.size:
+            if rec.lsn <= lsn:
                 continue  # re-applied: its leaf, nodes and keys are in the tree already
-            if rec.lsn != tree.size + 1:
+            if rec.lsn != lsn + 1:
                 raise StoreInconsistent(
-                    f"the log tree has {tree.size} leaves; LSN {rec.lsn} cannot be the next"
+                    f"the log tree has {lsn} leaves; LSN {rec.lsn} cannot be the next"
                 )
-            for node in tree.append(record_leaf_hash(rec.lsn, payload.record)):
-                puts[node_key(node.level, node.index)] = node.hash
-            puts[record_at_key(rec.lsn)] = payload.record_bytes
-            puts[hash_lsn_key(payload.content_hash, rec.lsn)] = b""
+            lsn = rec.lsn
+            leaves.append(record_leaf_hash(lsn, payload.record))
+            puts[record_at_key(lsn)] = payload.record_bytes
+            puts[hash_lsn_key(payload.content_hash, lsn)] = b""
+        for level, index, h in tree.append_all(leaves):
+            puts[node_key(level, index)] = h
         text = self.checkpoints.consider(tree.size, DbNodeStore(self._db, puts))
         if text is not None:
             puts[LOG_CHECKPOINT_KEY] = text.encode("utf-8")

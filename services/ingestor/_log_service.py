@@ -9,11 +9,14 @@ GetCheckpoint DATA_LOSS, naming the file, the size and both roots.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from stemedb.errors import StemeError
 from stemedb.ingestor._db import StoreDb
@@ -39,7 +42,7 @@ from stemedb.merkle import (
 from stemedb.v1 import log_pb2
 from stemedb.v1 import records_pb2 as pb
 
-__all__ = ["LOG_SERVICE_DESCRIPTOR", "LogServicer"]
+__all__ = ["LOG_SERVICE_DESCRIPTOR", "LogMetricsCollector", "LogServicer"]
 
 LOG_SERVICE_DESCRIPTOR = log_pb2.DESCRIPTOR.services_by_name["LogService"]
 _Context = grpc.aio.ServicerContext[Any, Any]
@@ -98,6 +101,10 @@ class LogServicer:
                 f"no signed checkpoint is served yet (applied LSN {applied}); retry later"
             )
         return served, applied
+
+    def metrics_collector(self) -> LogMetricsCollector:
+        """The verifiable log's ``stemedb_ingestor_log_*`` metrics, for the metrics registry."""
+        return LogMetricsCollector(self._checkpoints, self._state)
 
     async def GetCheckpoint(
         self, request: log_pb2.GetCheckpointRequest, context: _Context
@@ -184,3 +191,43 @@ class LogServicer:
         # Keys of a batch written but not yet published as applied are left out.
         lsns = [lsn for lsn in map(lsn_of_hash_key, keys) if lsn <= applied]
         return log_pb2.ListRecordLsnsResponse(lsns=lsns, next_page_token=token, applied_lsn=applied)
+
+
+class LogMetricsCollector(Collector):
+    """The served checkpoint, read at scrape time (docs/operations.md, the verifiable log):
+
+    - ``stemedb_ingestor_log_tree_size``: tree size of the signed checkpoint served (0: none);
+    - ``stemedb_ingestor_log_checkpoint_lag_records``: applied LSN minus that size (records
+      applied but not yet covered by a served checkpoint; it grows when the writer stops
+      signing or the ingestor refuses what it signs);
+    - ``stemedb_ingestor_log_checkpoint_mismatch``: 1 once a writer-signed CHECKPOINT or the
+      stored checkpoint does not match the log applied here (never served; GetCheckpoint is
+      DATA_LOSS naming the file or key, the size and both roots).
+    """
+
+    def __init__(self, checkpoints: CheckpointTracker, state: ApplyState) -> None:
+        self._checkpoints = checkpoints
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        applied = self._state.applied_lsn
+        try:
+            served = self._checkpoints.served(applied)
+        except StemeError:
+            served = None  # a node missing under a checkpoint: the RPCs report it
+        size = 0 if served is None else served.checkpoint.tree_size
+        yield GaugeMetricFamily(
+            "stemedb_ingestor_log_tree_size",
+            "Tree size of the writer-signed checkpoint the ingestor serves (0: none yet)",
+            value=size,
+        )
+        yield GaugeMetricFamily(
+            "stemedb_ingestor_log_checkpoint_lag_records",
+            "Applied LSN minus the served checkpoint's tree size",
+            value=max(0, applied - size),
+        )
+        yield GaugeMetricFamily(
+            "stemedb_ingestor_log_checkpoint_mismatch",
+            "1 when a signed or stored checkpoint does not match the applied log (DATA_LOSS)",
+            value=0 if self._checkpoints.mismatch is None else 1,
+        )

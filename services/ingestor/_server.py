@@ -139,6 +139,7 @@ class IngestorServer:
         query = QueryServicer(Query(db, self.state, cfg.policy, self.views), self.waiter)
         self.shell.add_service(QUERY_SERVICE, decoding_generic_handler(QUERY_SERVICE, query))
         log_servicer = LogServicer(db, self.state, self.waiter, cfg.wal_dir)
+        self.registry.register(log_servicer.metrics_collector())
         self.shell.add_service(
             LOG_SERVICE_DESCRIPTOR, decoding_generic_handler(LOG_SERVICE_DESCRIPTOR, log_servicer)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 
@@ -25,7 +26,7 @@ from stemedb.writer._meter import Meter, MeterConfigError, load_meter_config
 from stemedb.writer._meter_service import MeterServicer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
-from stemedb.writer._tree import LogTree
+from stemedb.writer._tree import BENCH_NO_LOG_TREE_ENV, LogTree
 from stemedb.writer._verify import SignatureVerifier
 
 __all__ = ["WriterServer", "serve"]
@@ -103,6 +104,10 @@ class WriterServer:
         """Load the log key, check CHECKPOINT and TREE against the log, start checkpointing.
         On a mismatch the WAL is closed again and the start fails with both files named."""
         cfg = self.cfg
+        if os.environ.get(BENCH_NO_LOG_TREE_ENV) == "1":  # tests/bench/test_log_bench's baseline
+            log_event(_log, logging.WARNING, f"{BENCH_NO_LOG_TREE_ENV}=1: no verifiable log "
+                      "(no CHECKPOINT, no proofs); for benchmarks only")  # fmt: skip
+            return
         loop = asyncio.get_running_loop()
         sync = cfg.sync_mode == SyncMode.FDATASYNC.value
         try:

@@ -46,6 +46,7 @@ from stemedb.wal import WalError, WalReader, WalRecord
 from stemedb.walrecord import PayloadError, decode_payload
 
 __all__ = [
+    "BENCH_NO_LOG_TREE_ENV",
     "CHECKPOINT_NAME",
     "DEFAULT_LOG_KEY_NAME",
     "DEFAULT_LOG_ORIGIN",
@@ -60,6 +61,9 @@ CHECKPOINT_NAME = "CHECKPOINT"
 TREE_NAME = "TREE"
 VERIFIER_KEY_NAME = "log.pub"  # the verifier key, for the ingestor (clients pin theirs)
 DEFAULT_LOG_ORIGIN = "stemedb.local/log"
+# Set to 1 in the writer's environment, the writer keeps no tree at all: the baseline the
+# benchmark (tests/bench/test_log_bench.py) measures AppendBatch against. Never in production.
+BENCH_NO_LOG_TREE_ENV = "STEMEDB_BENCH_NO_LOG_TREE"
 DEFAULT_LOG_KEY_NAME = "log.key"  # in the WAL directory, unless --log-key says otherwise
 _READ_RECORDS_MAX = 10_000  # records read per WAL read; a checkpoint may cover several reads
 _IDLE_WAKE_SECONDS = 1.0  # the thread also looks at the WAL this often without being woken

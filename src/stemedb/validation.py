@@ -11,7 +11,8 @@ and bidirectional controls (the Unicode Bidi_Control set, U+061C, U+200E, U+200F
 U+2066-U+2069), which would make different keys print alike; and ``-0.0`` is refused wherever a
 float is hashed (confidence, weight, number), since its canonical bytes differ from ``0.0``'s.
 :func:`check_known_fields` refuses protobuf fields the schema does not know, which no hash or
-signature would cover.
+signature would cover (the writer, naming the path); :func:`unknown_field_path` finds them in a
+stored record (the ingestor, which treats such a record as undecodable).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "Limits",
     "check_batch_size",
     "check_known_fields",
+    "unknown_field_path",
     "validate_assertion",
     "validate_batch",
     "validate_epoch",
@@ -277,22 +279,51 @@ def check_known_fields(message: Message, field: str, *, child_prefix: str | None
     A field number the schema lacks, or a known number sent with another wire type, is kept by
     the parser as an unknown field and would be re-serialized into the log, covered by no hash
     or signature. This walk visits every nested message; callers on a hot path first test
-    cheaply whether there is anything to find (see ``stemedb.runtime.decode_request``).
+    cheaply whether there is anything to find (:func:`unknown_field_path` does both).
     """
+    found = _first_unknown(message, field, child_prefix)
+    if found is not None:
+        raise InvalidRecord(found[0], f"unknown field {found[1]}")
+
+
+def unknown_field_path(message: Message, serialized: bytes, field: str) -> str | None:
+    """``None`` when ``message`` (parsed from ``serialized``) holds no unknown field at any depth,
+    else the error text of :func:`check_known_fields`, e.g. ``record.assertion.object: unknown
+    field 9`` for ``field="record"``. ``message`` loses its unknown fields here.
+
+    The ingestor's defence in depth on every applied record: cheap on the usual path (unknown
+    fields are dropped, recursively in C, and a message that then re-serializes to exactly the
+    bytes read had none); only when the sizes differ (unknown fields, or a valid non-canonical
+    encoding such as a scalar field given twice) is a fresh copy walked to name the culprit.
+    """
+    message.DiscardUnknownFields()
+    if message.ByteSize() == len(serialized):
+        return None
+    found = _first_unknown(type(message).FromString(serialized), field, None)
+    return None if found is None else f"{found[0]}: unknown field {found[1]}"
+
+
+def _first_unknown(
+    message: Message, field: str, child_prefix: str | None
+) -> tuple[str, int] | None:
+    """(path, field number) of the first unknown field in ``message``, depth first."""
     unknown = UnknownFieldSet(message)
     if len(unknown):
-        raise InvalidRecord(field, f"unknown field {unknown[0].field_number}")
+        return field, unknown[0].field_number
     prefix = f"{field}." if child_prefix is None else child_prefix
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
             continue
         path = f"{prefix}{descriptor.name}"
         if descriptor.message_type.GetOptions().map_entry:
-            for key, item in value.items():
-                if isinstance(item, Message):
-                    check_known_fields(item, f"{path}[{key!r}]")
+            items = [(f"{path}[{key!r}]", item) for key, item in value.items()]
         elif descriptor.is_repeated:
-            for i, item in enumerate(value):
-                check_known_fields(item, f"{path}[{i}]")
+            items = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
         else:
-            check_known_fields(value, path)
+            items = [(path, value)]
+        for item_path, item in items:
+            if isinstance(item, Message):
+                found = _first_unknown(item, item_path, None)
+                if found is not None:
+                    return found
+    return None

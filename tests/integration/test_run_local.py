@@ -40,7 +40,7 @@ def test_make_run_banner_and_prefixed_console_logs(tmp_path: Path) -> None:
         shown = strip_ansi(first.text)
         # Each service's lines: its name, then a readable console line (no JSON).
         assert re.search(
-            r"^writer   \| \d\d:\d\d:\d\d\.\d{3} INFO  writer writer started ", shown, re.M
+            r"^writer   \| \d\d:\d\d:\d\d\.\d{3} INFO  writer started ", shown, re.M
         ), shown
         assert re.search(r"^ingestor \| \d\d:\d\d:\d\d\.\d{3} INFO ", shown, re.M), shown
         assert re.search(r"^writer   \| .* created a new WAL in data/wal$", shown, re.M), shown

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 from collections.abc import Sequence
 
 import pytest
@@ -217,3 +219,43 @@ def test_a_proof_is_one_batched_read_of_o_log_n_nodes() -> None:
         assert store.asked <= 3 * (size - 1).bit_length()
     with pytest.raises(merkle.MerkleError, match="answered"):
         merkle.inclusion_proof(_CountingStore(inner, drop_last=True), 3, 1000)
+
+
+def test_append_all_equals_one_append_per_leaf_in_any_split(seed: int) -> None:
+    """The batch append (the ingestor's, once per apply batch) makes the very nodes, in the
+    same order, as appending leaf by leaf, however the leaves are split into batches."""
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    leaves = _leaves(700, salt=seed)
+    one_by_one, expected = merkle.CompactRange(), []
+    for h in leaves:
+        expected += [(n.level, n.index, n.hash) for n in one_by_one.append(h)]
+    batched, got, pos = merkle.CompactRange(), [], 0
+    while pos < len(leaves):
+        step = rng.choice((1, 2, 3, 7, 64, 255))
+        got += batched.append_all(leaves[pos : pos + step])
+        pos += step
+        assert batched.size == min(pos, len(leaves))
+        assert batched.root() == oracle.mth(leaves[: batched.size])
+    assert got == expected
+    assert batched == one_by_one
+    # A bad leaf in the middle of a batch: the leaves before it stay appended, nothing after.
+    tree = merkle.CompactRange()
+    with pytest.raises(ValueError, match="leaf hash must be 32 bytes"):
+        tree.append_all([leaves[0], leaves[1], b"short", leaves[2]])
+    assert tree.size == 2 and tree.root() == oracle.mth(leaves[:2])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 100, 1000, 1024, 1025, 65_537])
+def test_proof_sizes_are_at_most_ceil_log2_n_hashes(n: int) -> None:
+    """An inclusion proof in a tree of n leaves has at most ceil(log2 n) hashes, and leaf 0's
+    has exactly that many (issue 16's proof size)."""
+    cr, store = merkle.CompactRange(), merkle.MemoryNodeStore()
+    for level, index, h in cr.append_all(_leaves(n)):
+        store.put_nodes([merkle.Node(level, index, h)])
+    ceil_log2 = math.ceil(math.log2(n)) if n > 1 else 0
+    assert len(merkle.inclusion_proof(store, 0, n)) == ceil_log2
+    for i in {0, n // 3, n // 2, n - 2, n - 1} - {-1}:
+        assert len(merkle.inclusion_proof(store, i, n)) <= ceil_log2
+    if n > 1:
+        assert len(merkle.consistency_proof(store, 1, n)) == ceil_log2

@@ -20,7 +20,7 @@ from tests.ptylib import PtyProcess, strip_ansi
 from tests.support import BIN, free_port, wait_until
 
 # HH:MM:SS.mmm LEVEL service event key=value...
-_CONSOLE_LINE = r"^\d\d:\d\d:\d\d\.\d{3} INFO  writer writer started listen=127\.0\.0\.1:\d+ "
+_CONSOLE_LINE = r"^\d\d:\d\d:\d\d\.\d{3} INFO  writer started listen=127\.0\.0\.1:\d+ "
 
 
 def _record(name: str, level: int, event: str, **fields: object) -> logging.LogRecord:
@@ -39,10 +39,21 @@ def test_console_line_has_time_level_service_event_and_fields() -> None:
     ), line
     assert "\x1b[" not in line
     config = '{"listen": "127.0.0.1:1", "n": 2}'
-    nested = plain.format(
+    nested = ConsoleFormatter("ingestor").format(
         _record("stemedb.ingestor", logging.INFO, "ingestor started", config=config, tls=False)
     )
-    assert nested.endswith(' ingestor started config={"listen":"127.0.0.1:1","n":2} tls=false')
+    # The event's leading service name is not repeated after the source column.
+    assert re.fullmatch(
+        r'\d\d:\d\d:\d\d\.\d{3} INFO  ingestor started config=\{"listen":"127\.0\.0\.1:1","n":2\} '
+        r"tls=false",
+        nested,
+    ), nested
+    wal = plain.format(_record("stemedb.wal", logging.INFO, "wal opened", segments=2))
+    assert " INFO  writer/wal opened segments=2" in wal, wal
+    # Only a whole leading word is dropped, and never the whole event.
+    for event in ("writers joined", "writer"):
+        line = plain.format(_record("stemedb.writer", logging.INFO, event))
+        assert line.endswith(f" INFO  writer {event}"), line
     other = plain.format(_record("stemedb.wal", logging.INFO, "created a new WAL in data/wal"))
     assert " INFO  writer/wal created a new WAL in data/wal" in other
     coloured = ConsoleFormatter("writer", colour=True).format(

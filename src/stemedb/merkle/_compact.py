@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from stemedb.merkle._errors import CompactRangeError
-from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, TREE_SIZE_MAX, node_hash
+from stemedb.merkle._hashing import EMPTY_ROOT, HASH_BYTES, NODE_PREFIX, TREE_SIZE_MAX, node_hash
 
 __all__ = ["COMPACT_RANGE_BYTES_MAX", "CompactRange", "Node"]
 
@@ -83,21 +84,41 @@ class CompactRange:
 
     def append(self, leaf_hash: bytes) -> list[Node]:
         """Append one leaf hash; return the new perfect nodes, the leaf itself first."""
-        if len(leaf_hash) != HASH_BYTES:
-            raise ValueError(f"leaf hash must be {HASH_BYTES} bytes, got {len(leaf_hash)}")
-        if self._size == TREE_SIZE_MAX:
-            raise ValueError("the tree is full (2**64 - 1 leaves)")
-        index = self._size
-        created = [Node(0, index, leaf_hash)]
-        h = leaf_hash
-        level = 0
-        # Each trailing 1 bit of the old size is a subtree of the same size as the new one.
-        while index >> level & 1:
-            h = node_hash(self._hashes.pop(), h)
-            level += 1
-            created.append(Node(level, index >> level, h))
-        self._hashes.append(h)
-        self._size += 1
+        return [Node(level, index, h) for level, index, h in self.append_all((leaf_hash,))]
+
+    def append_all(self, leaf_hashes: Iterable[bytes]) -> list[tuple[int, int, bytes]]:
+        """Append leaf hashes in order; return every new perfect node as (level, index, hash),
+        in the order made (each leaf, then the nodes it completes, bottom-up).
+
+        The batch form of :meth:`append` (the ingestor appends a whole apply batch at once):
+        plain tuples and local variables, as this runs for every record applied.
+        """
+        hashes = self._hashes
+        size = self._size
+        created: list[tuple[int, int, bytes]] = []
+        add = created.append
+        sha256 = hashlib.sha256
+        try:
+            for leaf_hash in leaf_hashes:
+                if len(leaf_hash) != HASH_BYTES:
+                    raise ValueError(f"leaf hash must be {HASH_BYTES} bytes, got {len(leaf_hash)}")
+                if size == TREE_SIZE_MAX:
+                    raise ValueError("the tree is full (2**64 - 1 leaves)")
+                add((0, size, leaf_hash))
+                h = leaf_hash
+                level = 0
+                index = size
+                # Each trailing 1 bit of the old size is a subtree of the same size as the new
+                # one: merge them like a binary counter's carries.
+                while index & 1:
+                    h = sha256(NODE_PREFIX + hashes.pop() + h).digest()
+                    level += 1
+                    index >>= 1
+                    add((level, index, h))
+                hashes.append(h)
+                size += 1
+        finally:
+            self._size = size  # the leaves appended before an error stay appended
         return created
 
     def root(self) -> bytes:

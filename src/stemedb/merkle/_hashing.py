@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["EMPTY_ROOT", "HASH_BYTES", "TREE_SIZE_MAX", "leaf_hash", "node_hash"]
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_BYTES",
+    "LEAF_PREFIX",
+    "NODE_PREFIX",
+    "TREE_SIZE_MAX",
+    "leaf_hash",
+    "node_hash",
+]
 
 HASH_BYTES = 32
 # Tree sizes and leaf indexes are u64 on the wire (checkpoints, protobuf, the compact range).
@@ -15,15 +23,15 @@ TREE_SIZE_MAX = 2**64 - 1
 # The root of the empty tree: SHA-256 of the empty string (RFC 9162 section 2.1.1).
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
-_LEAF_PREFIX = b"\x00"
-_NODE_PREFIX = b"\x01"
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
 
 
 def leaf_hash(leaf: bytes) -> bytes:
     """SHA-256(0x00 || leaf): the hash of one leaf's bytes."""
-    return hashlib.sha256(_LEAF_PREFIX + leaf).digest()
+    return hashlib.sha256(LEAF_PREFIX + leaf).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right): the hash of an interior node."""
-    return hashlib.sha256(_NODE_PREFIX + left + right).digest()
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()

@@ -16,40 +16,46 @@ A vote has exactly one signature: (agent_id, signature).
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Iterable
 
 from stemedb import canonical
-from stemedb.merkle._hashing import TREE_SIZE_MAX, leaf_hash
+from stemedb.merkle._hashing import LEAF_PREFIX, TREE_SIZE_MAX
 from stemedb.v1 import records_pb2 as pb
 
 __all__ = ["LEAF_TAG", "leaf_bytes", "leaf_suffix", "record_leaf_hash", "suffix_leaf_hash"]
 
 LEAF_TAG = b"stemedb.v1.Leaf\x00"
 
+# What SHA-256 sees first for every leaf hash: the RFC's 0x00 leaf prefix, then the tag.
+_LEAF_HASH_HEAD = LEAF_PREFIX + LEAF_TAG
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-
-
-def _signatures(record: pb.Record) -> Iterable[tuple[bytes, bytes]]:
-    kind = record.WhichOneof("kind")
-    if kind == "vote":
-        return ((record.vote.agent_id, record.vote.signature),)
-    if kind == "assertion":
-        return ((s.public_key, s.signature) for s in record.assertion.signatures)
-    if kind == "epoch":
-        return ((s.public_key, s.signature) for s in record.epoch.signatures)
-    raise ValueError("record has no kind set")
 
 
 def leaf_suffix(record: pb.Record, canonical_bytes: bytes | None = None) -> bytes:
     """The leaf bytes after the tag and the LSN: the record's canonical bytes, then its
     signatures. ``canonical_bytes``, when the caller already has them (the writer does), must be
     ``canonical.record_bytes(record)``; the writer computes this before the record has an LSN."""
-    sigs = list(_signatures(record))
-    body = canonical.record_bytes(record) if canonical_bytes is None else canonical_bytes
-    parts = [body, _U32.pack(len(sigs))]
-    for i, (public_key, signature) in enumerate(sigs):
+    # On the ingestor's apply path for every record: one pass, no intermediate generators.
+    kind = record.WhichOneof("kind")
+    if kind == "vote":
+        vote = record.vote
+        body = canonical.vote_bytes(vote) if canonical_bytes is None else canonical_bytes
+        pairs: list[tuple[bytes, bytes]] = [(vote.agent_id, vote.signature)]
+    elif kind == "assertion" or kind == "epoch":
+        message = record.assertion if kind == "assertion" else record.epoch
+        if canonical_bytes is not None:
+            body = canonical_bytes
+        elif kind == "assertion":
+            body = canonical.assertion_bytes(record.assertion)
+        else:
+            body = canonical.epoch_bytes(record.epoch)
+        pairs = [(e.public_key, e.signature) for e in message.signatures]
+    else:
+        raise ValueError("record has no kind set")
+    parts = [body, _U32.pack(len(pairs))]
+    for i, (public_key, signature) in enumerate(pairs):
         if len(public_key) != 32:
             raise ValueError(f"signatures[{i}].public_key must be 32 bytes, got {len(public_key)}")
         parts += (public_key, _U32.pack(len(signature)), signature)
@@ -72,11 +78,12 @@ def leaf_bytes(lsn: int, record: pb.Record) -> bytes:
 
 
 def suffix_leaf_hash(lsn: int, suffix: bytes) -> bytes:
-    """The leaf hash of the record whose :func:`leaf_suffix` is ``suffix``, appended at ``lsn``."""
+    """The leaf hash of the record whose :func:`leaf_suffix` is ``suffix``, appended at ``lsn``:
+    ``leaf_hash(leaf_bytes(lsn, record))``, in one SHA-256 call."""
     _check_lsn(lsn)
-    return leaf_hash(LEAF_TAG + _U64.pack(lsn) + suffix)
+    return hashlib.sha256(_LEAF_HASH_HEAD + _U64.pack(lsn) + suffix).digest()
 
 
 def record_leaf_hash(lsn: int, record: pb.Record) -> bytes:
     """The RFC 6962 leaf hash of ``record`` appended at ``lsn``."""
-    return leaf_hash(leaf_bytes(lsn, record))
+    return suffix_leaf_hash(lsn, leaf_suffix(record))

@@ -29,6 +29,7 @@ __all__ = ["NODE_KEY_PREFIX", "MemoryNodeStore", "NodeStore", "node_key", "parse
 
 NODE_KEY_PREFIX = b"merkle:"
 _ADDR = struct.Struct(">BQ")
+_KEY = struct.Struct(f">{len(NODE_KEY_PREFIX)}sBQ")
 _LEVEL_MAX = 63
 
 
@@ -50,7 +51,7 @@ def node_key(level: int, index: int) -> bytes:
         raise ValueError(f"level must be in [0, {_LEVEL_MAX}], got {level}")
     if not 0 <= index < 2**64:
         raise ValueError(f"index must be a u64, got {index}")
-    return NODE_KEY_PREFIX + _ADDR.pack(level, index)
+    return _KEY.pack(NODE_KEY_PREFIX, level, index)
 
 
 def parse_node_key(key: bytes) -> tuple[int, int]:

@@ -86,7 +86,10 @@ class ConsoleFormatter(logging.Formatter):
     """``HH:MM:SS.mmm LEVEL service event key=value ...`` in local time, for a person.
 
     ``service`` is the process's name (``writer``); a logger of another component shows after a
-    slash (``writer/wal`` for ``stemedb.wal``). ``colour`` adds ANSI colours."""
+    slash (``writer/wal`` for ``stemedb.wal``). An event that starts with the name just shown
+    drops it, so the line does not say it twice (``writer started`` shows as ``INFO writer
+    started``, not ``INFO writer writer started``; the JSON line keeps the event whole).
+    ``colour`` adds ANSI colours."""
 
     def __init__(self, service: str = "", colour: bool = False) -> None:
         super().__init__()
@@ -108,11 +111,16 @@ class ConsoleFormatter(logging.Formatter):
         clock = time.strftime("%H:%M:%S", time.localtime(record.created))
         clock += f".{int(record.msecs):03d}"
         level = record.levelname
+        source = self._source(record.name)
+        event = record.getMessage()
+        name = source.rpartition("/")[2]
+        if name and event.startswith(name + " ") and event[len(name) + 1 :].strip():
+            event = event[len(name) + 1 :]
         parts = [
             self._paint(_DIM, clock),
             self._paint(_LEVEL_COLOURS.get(level, ""), f"{level:<5}"),
-            self._paint(_BOLD, self._source(record.name)),
-            record.getMessage(),
+            self._paint(_BOLD, source),
+            event,
         ]
         for key, value in _fields(record).items():
             parts.append(self._paint(_KEY_COLOUR, f"{key}=") + _console_value(value))
