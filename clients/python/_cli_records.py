@@ -99,7 +99,9 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", metavar="FILE", action="append",
                    help="sign with this key file; repeat to co-sign (default: the default key "
                    "file, when it exists)")  # fmt: skip
-    p.add_argument("--unsigned", action="store_true", help="do not sign, even with the default key")
+    p.add_argument("--unsigned", action="store_true",
+                   help="do not sign here, even with the default key (through a wallet, the "
+                   "wallet signs)")  # fmt: skip
 
 
 def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
@@ -108,12 +110,7 @@ def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
     if getattr(args, "unsigned", False):
         if args.key:
             raise CliError("--unsigned and --key exclude each other")
-        if through_wallet(args):
-            raise CliError(
-                "--unsigned: a wallet signs every unsigned record it forwards; to append "
-                "unsigned, write to the writer itself (--writer HOST:PORT)"
-            )
-        return []
+        return []  # through a wallet, the wallet still signs what arrives unsigned
     if args.key:
         return [AgentKey.load(path) for path in args.key]
     if through_wallet(args):

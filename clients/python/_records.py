@@ -247,13 +247,26 @@ def prepare(record: pb.Record, field: str = "") -> bytes:
         validate_epoch(normalize_epoch(record.epoch, path), path)
     elif is_wallet_vote(record.vote):
         # agent_id, sequence and signature are the wallet's to fill (DESIGN 11); every other
-        # field is checked here, against stand-ins of the right sizes for those three.
-        stand_in = pb.Vote()
-        stand_in.CopyFrom(record.vote)
-        stand_in.agent_id, stand_in.signature = WALLET_STAND_IN_KEY, WALLET_STAND_IN_SIGNATURE
-        validate_vote(stand_in, path)
+        # field is checked here, against stand-ins of the right sizes for those.
+        validate_vote(_stand_in(record.vote), path)
     else:
         validate_vote(record.vote, path)
+    return local_hash(record)
+
+
+def _stand_in(v: pb.Vote) -> pb.Vote:
+    stand_in = pb.Vote()
+    stand_in.CopyFrom(v)
+    stand_in.agent_id, stand_in.signature = WALLET_STAND_IN_KEY, WALLET_STAND_IN_SIGNATURE
+    return stand_in
+
+
+def local_hash(record: pb.Record) -> bytes:
+    """The content hash of ``record``; for a vote left to a wallet (:func:`wallet_signs`), the
+    hash of its stand-in (agent all zero), which no receipt is checked against: the stored
+    vote's hash is the one the wallet's agent and sequence give."""
+    if wallet_signs(record):
+        return canonical.record_hash(pb.Record(vote=_stand_in(record.vote)))
     return canonical.record_hash(record)
 
 
@@ -275,8 +288,9 @@ def wallet_signs(record: pb.Record) -> bool:
 def prepare_batch(records: Sequence[pb.Record], request_bytes: int) -> list[bytes]:
     """Validate a batch (already NFC-normalized) against the AppendBatch limits; return every
     record's hash in order."""
-    validate_batch(records, request_bytes, DEFAULT_LIMITS)
-    return [canonical.record_hash(r) for r in records]
+    validate_batch([pb.Record(vote=_stand_in(r.vote)) if wallet_signs(r) else r for r in records],
+                   request_bytes, DEFAULT_LIMITS)  # fmt: skip
+    return [local_hash(r) for r in records]
 
 
 def check_receipt(expected_hash: bytes | None, receipt: pb.Receipt, method: str) -> Receipt:
