@@ -3,6 +3,7 @@ records signed by the wallet's keys (a real writer, ingestor and wallet, each it
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -13,7 +14,7 @@ import grpc
 import pytest
 
 from stemedb import canonical, signing
-from stemedb.client import AgentKey, Client, InvalidRecord, make_assertion
+from stemedb.client import AgentKey, AsyncClient, Client, InvalidRecord, make_assertion
 from stemedb.v1 import query_pb2 as qpb
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, store_pb2_grpc, wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
@@ -266,6 +267,17 @@ def test_the_python_client_writes_through_the_wallet_and_the_lattice_counts_it(
         assert z.hash == za_hash
         tz = db.get_tally(z.hash, vz.lsn)
         assert (tz.tally.supporters, tz.tally.support, tz.tally.votes) == (1, 0.5, 1)
+
+        # The asyncio client the same way, naming its key.
+        async def vote_async() -> int:
+            async with AsyncClient(
+                stack.wallet.listen, stack.ingestor.listen, wallet_key="second"
+            ) as adb:
+                return (await adb.append_vote(pb.Vote(assertion_hash=z.hash, weight=1.0))).lsn
+
+        lsn = asyncio.run(vote_async())
+        tz = db.get_tally(z.hash, lsn)
+        assert (tz.tally.supporters, tz.tally.support, tz.tally.votes) == (2, 1.5, 2)
         # A client that writes to the writer refuses such a vote before any call.
         with pytest.raises(InvalidRecord, match=r"vote\.agent_id"):
             direct.append_vote(pb.Vote(assertion_hash=x.hash, weight=1.0))
