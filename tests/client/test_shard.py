@@ -68,8 +68,8 @@ def two_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Stack]
         yield [stack.enter_context(running_stack(root / f"shard{i}")) for i in range(2)]
 
 
-def _subject_on(shard: int, n: int = 2) -> str:
-    return next(f"S{i}" for i in range(1000) if shard_of_subject(f"S{i}", n) == shard)
+def _subject_on(shard: int, n: int = 2, prefix: str = "S") -> str:
+    return next(f"{prefix}{i}" for i in range(1000) if shard_of_subject(f"{prefix}{i}", n) == shard)
 
 
 def test_records_land_on_their_shards(two_shards: list[Stack], tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_queries_follow_the_subject_and_tallies_the_assertion(two_shards: list[S
     pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
     with ShardedClient(pairs) as db:
         for shard in (0, 1):
-            subject = _subject_on(shard)
+            subject = _subject_on(shard, prefix="query:")
             r = db.append_assertion(
                 KEY.sign_assertion(make_assertion(subject, "q", "o", source_hash=b"\x05" * 32))
             )
@@ -193,7 +193,7 @@ def test_queries_follow_the_subject_and_tallies_the_assertion(two_shards: list[S
 
 def test_async_sharded_queries(two_shards: list[Stack]) -> None:
     pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
-    subject = _subject_on(1)
+    subject = _subject_on(1, prefix="aquery:")
 
     async def run() -> None:
         async with AsyncShardedClient(pairs) as db:
