@@ -10,14 +10,19 @@ Quick start::
         receipt = db.append_assertion(key.sign_assertion(a))
         db.append_vote(key.vote(receipt.hash, 0.9))
         print(db.get("H:" + receipt.hash_hex, min_lsn=receipt.lsn).record)
+        print(db.resolve("Q42", "name", min_lsn=receipt.lsn).resolution.status)  # the Lattice
 
 Every append validates and hashes the record locally first (InvalidRecord, naming the field,
 before any network call) and checks the receipt's hash; UNAVAILABLE is retried with backoff;
-every call has a deadline. ``ShardedClient`` (and ``AsyncShardedClient``) route by subject
-hash across several (writer, store) pairs; its module documents the rule. TLS is set per channel
-(``writer_tls``, ``store_tls``) or for both (``tls``). All four clients share one I/O-free core
-(requests, checks, paging, routing plans: ``stemedb.client._core``). The CLI is
-:mod:`stemedb.client.cli`.
+every call has a deadline. The ingestor's QueryService (``resolve``, ``resolve_subject``,
+``get_tally``, ``list_history``, ``list_lenses``) and LogService (``get_checkpoint``, proofs)
+are methods too. Through a stemedb-wallet (``through_wallet=True`` or ``wallet_key=NAME``, the
+writer being the wallet's socket), records go unsigned and the wallet signs them; a vote then
+needs only ``assertion_hash`` and ``weight``. ``ShardedClient`` (and ``AsyncShardedClient``)
+route by subject hash across several (writer, store) pairs; its module documents the rule. TLS
+is set per channel (``writer_tls``, ``store_tls``) or for both (``tls``). All four clients share
+one I/O-free core (requests, checks, paging, routing plans: ``stemedb.client._core`` and
+``_query``). The CLI is :mod:`stemedb.client.cli`.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import grpc
 from stemedb.client._channel import aio_channel
 from stemedb.client._core import Concurrent, Operations, Pages, Rpc
 from stemedb.client._errors import translate
+from stemedb.client._query import QueryOperations
 from stemedb.client._retry import call_with_retry_async
 
 __all__ = ["AsyncClient"]
@@ -22,7 +23,7 @@ __all__ = ["AsyncClient"]
 T = TypeVar("T")
 
 
-class AsyncClient(Operations, Concurrent):
+class AsyncClient(Operations, QueryOperations, Concurrent):
     """A writer and a store over grpc.aio. ``async with AsyncClient() as c: ...``"""
 
     _connect = staticmethod(aio_channel)
@@ -40,9 +41,10 @@ class AsyncClient(Operations, Concurrent):
     async def _run(self, rpc: Rpc[T]) -> T:
         fn = getattr(self._stubs[rpc.channel], rpc.method)
         deadline = self._deadline(rpc)
+        metadata = self._metadata(rpc)
         try:
             resp = await call_with_retry_async(
-                lambda: fn(rpc.request, timeout=deadline), self.retry
+                lambda: fn(rpc.request, timeout=deadline, metadata=metadata), self.retry
             )
         except grpc.RpcError as exc:
             raise translate(exc, rpc.method, self._target(rpc.channel)) from exc

@@ -41,6 +41,7 @@ __all__ = [
     "main",
     "package_version",
     "target",
+    "through_wallet",
     "unsafe_char",
     "whole_number",
 ]
@@ -174,6 +175,12 @@ def _global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
         help=f"store (ingestor) address (env STEMEDB_STORE, default {DEFAULT_STORE})",
     )  # fmt: skip
     g.add_argument(
+        "--wallet-key", metavar="NAME", default=d(_env("STEMEDB_WALLET_KEY")),
+        help="write through a stemedb-wallet at --writer, signed with its key NAME (sent as "
+        "the stemedb-key metadata; env STEMEDB_WALLET_KEY). A unix: --writer is taken as a "
+        "wallet too (signed with its default key unless NAME is given)",
+    )  # fmt: skip
+    g.add_argument(
         "--timeout", metavar="SECONDS", type=float,
         default=d(_env_seconds("STEMEDB_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)),
         help="deadline of each call (env STEMEDB_TIMEOUT, default 10)",
@@ -228,6 +235,14 @@ def tls_from_args(args: argparse.Namespace, channel: str) -> TlsConfig | None:
     )
 
 
+def through_wallet(args: argparse.Namespace) -> bool:
+    """Whether writes go through a stemedb-wallet (DESIGN 11): ``--wallet-key`` is given, or
+    ``--writer`` is a Unix socket (where the wallet listens by default; the writer listens on
+    TCP). The wallet then signs what the CLI sends unsigned, and fills a vote's agent and
+    sequence."""
+    return bool(args.wallet_key) or str(args.writer).startswith("unix:")
+
+
 def client_from_args(args: argparse.Namespace) -> Client:
     if args.timeout <= 0:
         shown = os.environ.get("STEMEDB_TIMEOUT") if args.timeout == -1.0 else args.timeout
@@ -237,6 +252,7 @@ def client_from_args(args: argparse.Namespace) -> Client:
     return Client(
         args.writer, args.store, timeout_seconds=args.timeout,
         writer_tls=tls_from_args(args, "writer"), store_tls=tls_from_args(args, "store"),
+        through_wallet=through_wallet(args), wallet_key=args.wallet_key or None,
     )  # fmt: skip
 
 
@@ -252,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stemedb.client import (
         _cli_completion,
         _cli_import,
+        _cli_query,
         _cli_reads,
         _cli_records,
         _cli_verify,
@@ -260,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog=PROG,
-        description="StemeDB command-line client: append records, read them back, follow the "
-        "log, bulk-import JSON Lines, inspect a WAL. Docs: docs/cli.md",
+        description="StemeDB command-line client: append records, read them back, ask what is "
+        "believed (resolve, beliefs, tally, history), follow the log, bulk-import JSON Lines, "
+        "inspect a WAL. Docs: docs/cli.md",
         epilog="exit codes: 0 ok, 1 not found, 2 usage or invalid input, 3 server or network error",
     )
     parser.add_argument(
@@ -281,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _cli_records.register(add)
     _cli_reads.register(add)
+    _cli_query.register(add)
     _cli_import.register(add)
     _cli_wallet.register(add)
     _cli_verify.register(add)

@@ -5,7 +5,9 @@ gathered into chunks (``--batch-size``, default 1,000; also cut before 8 MiB, ha
 request limit) and every chunk is checked whole before it is sent: the JSON, the record's fields
 (validation), and its signatures. A bad line is reported as ``line N: <field>: <reason>`` and
 nothing of its chunk is sent; the import stops there (earlier chunks are already durable), and
-the exit code is 2. With ``--keep-going`` bad lines are reported and skipped, the rest is sent,
+the exit code is 2. Through a wallet (``--wallet-key``, or a ``unix:`` ``--writer``), unsigned
+records are signed there, and a vote may leave out ``agent_id``, ``sequence`` and ``signature``
+for the wallet to fill. With ``--keep-going`` bad lines are reported and skipped, the rest is sent,
 and the exit code is still 2 when any line was skipped. One chunk is one AppendBatch: all or
 nothing, one durable commit. The summary (stdout) says what was sent, even after a failure.
 """
@@ -32,7 +34,7 @@ from stemedb.client._cli import (
 )
 from stemedb.client._client import Client
 from stemedb.client._errors import RpcFailed
-from stemedb.client._records import normalize_record
+from stemedb.client._records import normalize_record, prepare, wallet_signs
 from stemedb.errors import InvalidRecord
 from stemedb.jsonrecord import record_from_json
 from stemedb.signing import check_record_signatures
@@ -130,15 +132,19 @@ def _count_lines(path: Path) -> int:
     return count + (0 if last == b"\n" else 1)
 
 
-def parse_line(number: int, line: str) -> pb.Record:
+def parse_line(number: int, line: str, *, wallet: bool = False) -> pb.Record:
     """One JSONL line as a validated record whose signatures verify (its subject, predicate or
-    epoch name NFC-normalized first); LineError otherwise."""
+    epoch name NFC-normalized first); LineError otherwise. Through a wallet (``wallet``), a vote
+    may come without agent, sequence and signature: the wallet fills them."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise LineError(f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}") from exc
     try:
         record = normalize_record(record_from_json(obj))
+        if wallet and wallet_signs(record):
+            prepare(record)
+            return record
         validate_record(record)
         check_record_signatures(record, canonical.record_hash(record))
     except InvalidRecord as exc:
@@ -226,7 +232,7 @@ def _run(
     for number, line in _lines(stream):
         stats.lines_read = number
         try:
-            record = parse_line(number, line)
+            record = parse_line(number, line, wallet=client.through_wallet)
         except LineError as exc:
             fail(str(exc))
             stats.skipped_lines += 1

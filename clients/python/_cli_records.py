@@ -7,6 +7,11 @@ started with ``--require-signatures`` refuses it). Without ``--unsigned`` and wi
 assertion or epoch is still appended unsigned, but a warning on stderr says so and how to sign
 (stdout keeps only the receipt). A vote is always signed.
 
+Through a wallet (``--wallet-key NAME``, or a ``unix:`` ``--writer``: see ``through_wallet``)
+records are sent unsigned unless ``--key`` is given, and the wallet signs them with its key NAME
+(or its default key); a vote is then sent with only its assertion hash and weight, and the
+wallet fills in its agent (the key's public key) and its sequence (the key's next one).
+
 Source hash of ``assert``: ``--source-hash HEX`` as given; else BLAKE3-256 of the ``--source``
 text (UTF-8); else BLAKE3-256 of the 3 bytes ``cli``, so a fact typed at the command line without
 a source says so, the same way every time.
@@ -22,7 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from stemedb.client._cli import PROG, CliError, client_from_args, out
+from stemedb.client._cli import PROG, CliError, client_from_args, out, through_wallet
 from stemedb.client._keys import AgentKey
 from stemedb.client._records import Ref, make_assertion, make_epoch, source_hash_of
 from stemedb.errors import InvalidRecord
@@ -74,7 +79,9 @@ def register(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p = add("vote", "append a signed vote on an assertion (WEIGHT in [-1, 1])")
     p.add_argument("assertion_hash", metavar="ASSERTION_HASH")
     p.add_argument("weight", metavar="WEIGHT", type=float)
-    p.add_argument("--key", metavar="FILE", action="append", help="signing key (default key file)")
+    p.add_argument("--key", metavar="FILE", action="append",
+                   help="signing key (default key file; through a wallet: none, the wallet "
+                   "signs)")  # fmt: skip
     p.set_defaults(func=vote)
 
     p = add("epoch", "append an epoch (a named group of assertions)")
@@ -92,16 +99,22 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", metavar="FILE", action="append",
                    help="sign with this key file; repeat to co-sign (default: the default key "
                    "file, when it exists)")  # fmt: skip
-    p.add_argument("--unsigned", action="store_true", help="do not sign, even with the default key")
+    p.add_argument("--unsigned", action="store_true",
+                   help="do not sign here, even with the default key (through a wallet, the "
+                   "wallet signs)")  # fmt: skip
 
 
 def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
+    """The keys that sign here: ``--key`` files, else the default key file; none through a
+    wallet unless ``--key`` is given (the wallet signs what arrives unsigned)."""
     if getattr(args, "unsigned", False):
         if args.key:
             raise CliError("--unsigned and --key exclude each other")
-        return []
+        return []  # through a wallet, the wallet still signs what arrives unsigned
     if args.key:
         return [AgentKey.load(path) for path in args.key]
+    if through_wallet(args):
+        return []
     default = default_key_path()
     if default.exists():
         return [AgentKey.load(default)]
@@ -113,7 +126,7 @@ def signing_keys(args: argparse.Namespace, *, required: bool) -> list[AgentKey]:
 def warn_if_unsigned(args: argparse.Namespace, keys: list[AgentKey]) -> None:
     """After an append without any key (and without ``--unsigned``), say on stderr that the
     record is UNSIGNED and how to sign. Said after the append so a failure stays one line."""
-    if keys or getattr(args, "unsigned", False):
+    if keys or getattr(args, "unsigned", False) or through_wallet(args):
         return
     print(
         f"{PROG}: warning: wrote an UNSIGNED record: no --key given and no key file at "
@@ -215,10 +228,16 @@ def _sign_and_append(args: argparse.Namespace, record: pb.Record) -> int:
 
 
 def vote(args: argparse.Namespace) -> int:
-    (key, *others) = signing_keys(args, required=True)
-    if others:
+    assertion_hash = _hex(args.assertion_hash, "vote.assertion_hash")
+    keys = signing_keys(args, required=True)
+    if len(keys) > 1:
         raise CliError("a vote is signed by exactly one key: pass --key once")
-    v = key.vote(_hex(args.assertion_hash, "vote.assertion_hash"), args.weight)
+    if keys:
+        v = keys[0].vote(assertion_hash, args.weight)
+    else:
+        # Through a wallet: no agent, no sequence, no signature; the wallet fills all three
+        # with its key's (DESIGN 11) and refuses a vote that names them.
+        v = pb.Vote(assertion_hash=assertion_hash, weight=args.weight)
     with client_from_args(args) as client:
         receipt = client.append_vote(v)
     _print_receipt(args, "vote", receipt.hash, receipt.lsn)

@@ -9,6 +9,7 @@ trusted in ``--state`` (written atomically), and checks each new one against it 
 consistency proof: a smaller tree (a shrink), another root at the same size or a proof that
 fails (a fork, or a rewritten record) stops it with a loud message. Exit codes: 0 ok, 1 not
 found, 2 usage, 3 server or network error, 4 verification failed (docs/verifiable-log.md).
+Both read the store through the client's LogService methods (its deadline and retries).
 """
 
 from __future__ import annotations
@@ -25,10 +26,17 @@ from typing import TypeVar
 import grpc
 
 from stemedb import canonical, merkle, note
-from stemedb.client._channel import sync_channel
-from stemedb.client._cli import EXIT_NOT_FOUND, EXIT_OK, EXIT_SERVER, CliError, out, tls_from_args
+from stemedb.client._cli import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_SERVER,
+    CliError,
+    client_from_args,
+    out,
+)
+from stemedb.client._client import Client
+from stemedb.client._errors import RpcFailed
 from stemedb.fsio import atomic_replace
-from stemedb.v1 import log_pb2, log_pb2_grpc
 
 __all__ = ["EXIT_VERIFICATION_FAILED", "register"]
 
@@ -87,20 +95,14 @@ def _verifier(args: argparse.Namespace) -> note.Verifier:
 
 
 def _call(what: str, fn: Callable[[], _T]) -> _T:
+    """A LogService read through the client (its deadline and retries); a refusal is one line,
+    and DATA_LOSS (the store's own tree failed a check) a verification failure."""
     try:
         return fn()
-    except grpc.RpcError as exc:
-        code = exc.code() if hasattr(exc, "code") else None
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        if code == grpc.StatusCode.DATA_LOSS:
-            raise _Failed(f"the store says: {details}") from None
-        name = code.name if code is not None else "error"
-        raise CliError(f"{what} failed: {name}: {details}", EXIT_SERVER) from None
-
-
-def _stub(args: argparse.Namespace) -> tuple[grpc.Channel, log_pb2_grpc.LogServiceStub]:
-    channel = sync_channel(args.store, tls_from_args(args, "store"))
-    return channel, log_pb2_grpc.LogServiceStub(channel)  # type: ignore[no-untyped-call]
+    except RpcFailed as exc:
+        if exc.code == grpc.StatusCode.DATA_LOSS:
+            raise _Failed(f"the store says: {exc.details}") from None
+        raise CliError(f"{what} failed: {exc.code.name}: {exc.details}", EXIT_SERVER) from None
 
 
 def _open(text: str, verifier: note.Verifier, where: str) -> note.Checkpoint:
@@ -118,23 +120,18 @@ def verify(args: argparse.Namespace) -> int:
     if len(content_hash) != 32:
         raise CliError("HASH must be 64 hex digits")
     verifier = _verifier(args)
-    channel, stub = _stub(args)
-    with channel:
+    with client_from_args(args) as client:
         if args.checkpoint is not None:
             signed = args.checkpoint.read_text("utf-8")
         else:
-            signed = _call("GetCheckpoint", lambda: stub.GetCheckpoint(
-                log_pb2.GetCheckpointRequest(), timeout=args.timeout)).checkpoint  # fmt: skip
+            signed = _call("GetCheckpoint", client.get_checkpoint).checkpoint
         cp = _open(signed, verifier, "GetCheckpoint")
         lsns: list[int] = []
         token = ""
         while True:
             page = _call("ListRecordLsns", functools.partial(
-                stub.ListRecordLsns,
-                log_pb2.ListRecordLsnsRequest(hash=content_hash, page_size=1000, page_token=token),
-                timeout=args.timeout,
-            ))  # fmt: skip
-            lsns += [n for n in page.lsns if n <= cp.tree_size]
+                client.list_record_lsns, content_hash, 1000, token))  # fmt: skip
+            lsns += [n for n in page.items if n <= cp.tree_size]
             token = page.next_page_token
             if not token or len(lsns) > _LSNS_PER_RECORD_MAX:
                 break
@@ -145,10 +142,7 @@ def verify(args: argparse.Namespace) -> int:
             return EXIT_NOT_FOUND
         for lsn in lsns:
             proof = _call("GetInclusionProof", functools.partial(
-                stub.GetInclusionProof,
-                log_pb2.GetInclusionProofRequest(lsn=lsn, tree_size=cp.tree_size),
-                timeout=args.timeout,
-            ))  # fmt: skip
+                client.get_inclusion_proof, lsn, cp.tree_size))  # fmt: skip
             record = proof.record
             if canonical.content_hash(canonical.record_bytes(record)) != content_hash:
                 raise _Failed(f"LSN {lsn}: the store returned a record of another hash")
@@ -179,11 +173,9 @@ def _load_state(path: Path) -> str | None:
         raise CliError(f"{path}: not a witness state file: {exc}") from None
 
 
-def _witness_once(args: argparse.Namespace, stub: log_pb2_grpc.LogServiceStub,
-                  verifier: note.Verifier) -> None:  # fmt: skip
+def _witness_once(args: argparse.Namespace, client: Client, verifier: note.Verifier) -> None:
     trusted_text = _load_state(args.state)
-    text = _call("GetCheckpoint", lambda: stub.GetCheckpoint(
-        log_pb2.GetCheckpointRequest(), timeout=args.timeout)).checkpoint  # fmt: skip
+    text = _call("GetCheckpoint", client.get_checkpoint).checkpoint
     new = _open(text, verifier, "GetCheckpoint")
     if trusted_text is not None:
         old = _open(trusted_text, verifier, str(args.state))
@@ -198,11 +190,8 @@ def _witness_once(args: argparse.Namespace, stub: log_pb2_grpc.LogServiceStub,
                 f"{old.root_hash.hex()} trusted"
             )
         if old.tree_size > 0 and new.tree_size > old.tree_size:
-            req = log_pb2.GetConsistencyProofRequest(
-                first_size=old.tree_size, second_size=new.tree_size
-            )
-            proof = _call("GetConsistencyProof", lambda: stub.GetConsistencyProof(
-                req, timeout=args.timeout))  # fmt: skip
+            proof = _call("GetConsistencyProof", functools.partial(
+                client.get_consistency_proof, old.tree_size, new.tree_size))  # fmt: skip
             try:
                 merkle.check_consistency(trusted_text, text, verifier, list(proof.hashes))
             except (merkle.MerkleError, note.NoteError) as exc:
@@ -221,10 +210,9 @@ def witness(args: argparse.Namespace) -> int:
     if args.interval_seconds <= 0:
         raise CliError("--interval-seconds must be positive")
     verifier = _verifier(args)
-    channel, stub = _stub(args)
-    with channel:
+    with client_from_args(args) as client:
         while True:
-            _witness_once(args, stub, verifier)
+            _witness_once(args, client, verifier)
             if args.once:
                 return EXIT_OK
             time.sleep(args.interval_seconds)

@@ -17,6 +17,7 @@ import grpc
 from stemedb.client._channel import sync_channel
 from stemedb.client._core import DEFAULT_TIMEOUT_SECONDS, Blocking, Operations, Pages, Rpc
 from stemedb.client._errors import translate
+from stemedb.client._query import QueryOperations
 from stemedb.client._retry import call_with_retry
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "Client"]
@@ -24,7 +25,7 @@ __all__ = ["DEFAULT_TIMEOUT_SECONDS", "Client"]
 T = TypeVar("T")
 
 
-class Client(Operations, Blocking):
+class Client(Operations, QueryOperations, Blocking):
     """A writer and a store, e.g. ``Client("127.0.0.1:50051", "127.0.0.1:50052")``.
 
     TLS: ``tls`` for both channels, or ``writer_tls`` / ``store_tls`` for one each. Use it as a
@@ -47,8 +48,11 @@ class Client(Operations, Blocking):
         """Send one request (retrying UNAVAILABLE) and return its checked result."""
         fn = getattr(self._stubs[rpc.channel], rpc.method)
         deadline = self._deadline(rpc)
+        metadata = self._metadata(rpc)
         try:
-            resp = call_with_retry(lambda: fn(rpc.request, timeout=deadline), self.retry)
+            resp = call_with_retry(
+                lambda: fn(rpc.request, timeout=deadline, metadata=metadata), self.retry
+            )
         except grpc.RpcError as exc:
             raise translate(exc, rpc.method, self._target(rpc.channel)) from exc
         return rpc.parse(resp)

@@ -3,11 +3,12 @@
 :class:`Client`, :class:`AsyncClient`, :class:`ShardedClient` and :class:`AsyncShardedClient`
 share it the way httpx's ``Client`` and ``AsyncClient`` share ``BaseClient``:
 
-- **Requests are built here** as :class:`Rpc` values: which channel (writer or store), which
+- **Requests are built here** as :class:`Rpc` values: which stub (the writer's, or the
+  ingestor's StoreService, QueryService or LogService on the store channel), which
   method, the request message, and how to check and convert the response. Building one
   NFC-normalizes, validates and hashes the record (:func:`stemedb.client._records.prepare`), so
   InvalidRecord comes before any network call, and the response check compares the receipt with
-  the local hash.
+  the local hash. The QueryService and LogService requests are :mod:`stemedb.client._query`'s.
 - **Paging** is :class:`Pages`: the next request of a listing from the page just read, so the
   "follow next_page_token" loop is one small driver per flavour (sync, asyncio).
 - **Operations** are declared once (:class:`Operations`): :func:`operation` and :func:`paged`
@@ -38,15 +39,18 @@ from stemedb.client._records import (
     normalize_record,
     prepare,
     prepare_batch,
+    wallet_signs,
 )
 from stemedb.client._retry import RetryPolicy
+from stemedb.errors import InvalidRecord
+from stemedb.v1 import log_pb2_grpc, query_pb2_grpc, store_pb2_grpc, writer_pb2_grpc
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
-from stemedb.v1 import store_pb2_grpc, writer_pb2_grpc
 from stemedb.v1 import writer_pb2 as wpb
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "WALLET_KEY_METADATA",
     "BaseClient",
     "Blocking",
     "Channel",
@@ -66,7 +70,10 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-Channel = Literal["writer", "store"]
+# The request metadata naming the wallet key that signs (DESIGN 11).
+WALLET_KEY_METADATA = "stemedb-key"
+# The stubs a client holds: the writer's, and the ingestor's three services on the store channel.
+Channel = Literal["writer", "store", "query", "log"]
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -86,6 +93,9 @@ class Rpc(Generic[T]):
     timeout: float | None = None
     records: tuple[pb.Record, ...] = field(default=(), repr=False)
     digests: tuple[bytes, ...] = ()
+    # An append holding a vote for the wallet to sign: only a client set up to write through a
+    # wallet sends it (``through_wallet``); any other refuses it before the network.
+    needs_wallet: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,9 +131,10 @@ def _append(record: pb.Record, timeout: float | None) -> Rpc[Receipt]:
     kind = str(record.WhichOneof("kind"))  # prepare refused an empty record
     method, request_type = _APPEND_METHODS[kind]
     request = request_type(**{kind: getattr(record, kind)})
+    expected = None if wallet_signs(record) else digest
     return Rpc(
-        "writer", method, request, lambda resp: check_receipt(digest, resp.receipt, method),
-        timeout, (record,), (digest,),
+        "writer", method, request, lambda resp: check_receipt(expected, resp.receipt, method),
+        timeout, (record,), (digest,), needs_wallet=expected is None,
     )  # fmt: skip
 
 
@@ -133,7 +144,9 @@ def append_assertion(assertion: pb.Assertion, *, timeout: float | None = None) -
 
 
 def append_vote(vote: pb.Vote, *, timeout: float | None = None) -> Rpc[Receipt]:
-    """Append one signed vote (see ``AgentKey.vote``)."""
+    """Append one signed vote (see ``AgentKey.vote``); through a wallet (``through_wallet``),
+    a vote with only ``assertion_hash`` and ``weight`` set, which the wallet completes and
+    signs (its receipt's hash is then the wallet's vote's)."""
     return _append(pb.Record(vote=vote), timeout)
 
 
@@ -157,9 +170,16 @@ def append_batch(
     for i, r in enumerate(request.records):
         normalize_record(r, f"records[{i}]")  # NFC first: the size bound is of what is sent
     digests = prepare_batch(request.records, request.ByteSize())
+    expected = [
+        None if wallet_signs(r) else d for r, d in zip(request.records, digests, strict=True)
+    ]
+
+    def parse(resp: wpb.AppendBatchResponse) -> list[Receipt]:
+        return check_batch_receipts(expected, resp.receipts)
+
     return Rpc(
-        "writer", "AppendBatch", request, lambda resp: check_batch_receipts(digests, resp.receipts),
-        timeout, tuple(request.records), tuple(digests),
+        "writer", "AppendBatch", request, parse,
+        timeout, tuple(request.records), tuple(digests), needs_wallet=None in expected,
     )  # fmt: skip
 
 
@@ -390,9 +410,21 @@ class BaseClient:
         writer_tls: TlsConfig | None = None,
         store_tls: TlsConfig | None = None,
         retry: RetryPolicy | None = None,
+        through_wallet: bool = False,
+        wallet_key: str | None = None,
     ) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        if wallet_key is not None and not wallet_key:
+            raise ValueError("wallet_key must be a key name, not empty")
+        # Writing through a stemedb-wallet (DESIGN 11): ``writer`` is the wallet's address; it
+        # signs what arrives unsigned, with ``wallet_key`` (sent as the stemedb-key metadata)
+        # or its default key.
+        self.through_wallet = through_wallet or wallet_key is not None
+        self.wallet_key = wallet_key
+        self._writer_metadata: tuple[tuple[str, str], ...] = (
+            ((WALLET_KEY_METADATA, wallet_key),) if wallet_key else ()
+        )
         self.writer_target = writer
         self.store_target = store
         self.timeout_seconds = timeout_seconds
@@ -405,6 +437,8 @@ class BaseClient:
         self._stubs: dict[Channel, Any] = {
             "writer": writer_pb2_grpc.WriterServiceStub(self._writer_channel),  # type: ignore[no-untyped-call]
             "store": store_pb2_grpc.StoreServiceStub(self._store_channel),  # type: ignore[no-untyped-call]
+            "query": query_pb2_grpc.QueryServiceStub(self._store_channel),  # type: ignore[no-untyped-call]
+            "log": log_pb2_grpc.LogServiceStub(self._store_channel),  # type: ignore[no-untyped-call]
         }
 
     @staticmethod
@@ -416,6 +450,17 @@ class BaseClient:
 
     def _deadline(self, rpc: Rpc[Any]) -> float:
         return self.timeout_seconds if rpc.timeout is None else rpc.timeout
+
+    def _metadata(self, rpc: Rpc[Any]) -> tuple[tuple[str, str], ...]:
+        """The request metadata of ``rpc`` (the wallet's key name on writes), after refusing a
+        vote left for a wallet when this client writes to a writer."""
+        if rpc.needs_wallet and not self.through_wallet:
+            raise InvalidRecord(
+                "vote.agent_id",
+                "is empty: only a wallet completes and signs such a vote; sign it (AgentKey.vote) "
+                "or write through a wallet (through_wallet=True, writer = the wallet's socket)",
+            )
+        return self._writer_metadata if rpc.channel == "writer" else ()
 
 
 class Operations(BaseClient):

@@ -245,21 +245,63 @@ def prepare(record: pb.Record, field: str = "") -> bytes:
         validate_assertion(normalize_assertion(record.assertion, path), path)
     elif kind == "epoch":
         validate_epoch(normalize_epoch(record.epoch, path), path)
+    elif is_wallet_vote(record.vote):
+        # agent_id, sequence and signature are the wallet's to fill (DESIGN 11); every other
+        # field is checked here, against stand-ins of the right sizes for those.
+        validate_vote(_stand_in(record.vote), path)
     else:
         validate_vote(record.vote, path)
+    return local_hash(record)
+
+
+def _stand_in(v: pb.Vote) -> pb.Vote:
+    stand_in = pb.Vote()
+    stand_in.CopyFrom(v)
+    stand_in.agent_id, stand_in.signature = WALLET_STAND_IN_KEY, WALLET_STAND_IN_SIGNATURE
+    return stand_in
+
+
+def local_hash(record: pb.Record) -> bytes:
+    """The content hash of ``record``; for a vote left to a wallet (:func:`wallet_signs`), the
+    hash of its stand-in (agent all zero), which no receipt is checked against: the stored
+    vote's hash is the one the wallet's agent and sequence give."""
+    if wallet_signs(record):
+        return canonical.record_hash(pb.Record(vote=_stand_in(record.vote)))
     return canonical.record_hash(record)
+
+
+WALLET_STAND_IN_KEY = bytes(32)
+WALLET_STAND_IN_SIGNATURE = bytes(64)
+
+
+def is_wallet_vote(v: pb.Vote) -> bool:
+    """A vote left for a wallet to sign: no ``agent_id``, no ``signature``, ``sequence`` 0 (the
+    wallet fills all three with its key's, so the stored vote's hash is not this one's)."""
+    return not v.agent_id and not v.signature and v.sequence == 0
+
+
+def wallet_signs(record: pb.Record) -> bool:
+    """Whether ``record`` is a vote left for a wallet to sign (:func:`is_wallet_vote`)."""
+    return record.WhichOneof("kind") == "vote" and is_wallet_vote(record.vote)
 
 
 def prepare_batch(records: Sequence[pb.Record], request_bytes: int) -> list[bytes]:
     """Validate a batch (already NFC-normalized) against the AppendBatch limits; return every
     record's hash in order."""
-    validate_batch(records, request_bytes, DEFAULT_LIMITS)
-    return [canonical.record_hash(r) for r in records]
+    validate_batch([pb.Record(vote=_stand_in(r.vote)) if wallet_signs(r) else r for r in records],
+                   request_bytes, DEFAULT_LIMITS)  # fmt: skip
+    return [local_hash(r) for r in records]
 
 
-def check_receipt(expected_hash: bytes, receipt: pb.Receipt, method: str) -> Receipt:
-    """The receipt as a Receipt, after checking it carries the hash computed locally."""
-    if receipt.hash != expected_hash:
+def check_receipt(expected_hash: bytes | None, receipt: pb.Receipt, method: str) -> Receipt:
+    """The receipt as a Receipt, after checking it carries the hash computed locally (None: a
+    vote the wallet signed, whose hash the wallet decides; only its length is checked)."""
+    if expected_hash is None:
+        if len(receipt.hash) != 32:
+            raise ReceiptMismatch(
+                f"{method}: the writer returned a {len(receipt.hash)}-byte hash, not 32 bytes"
+            )
+    elif receipt.hash != expected_hash:
         raise ReceiptMismatch(
             f"{method}: the writer returned hash {receipt.hash.hex() or '(empty)'}, "
             f"but the record sent hashes to {expected_hash.hex()}"
@@ -270,7 +312,7 @@ def check_receipt(expected_hash: bytes, receipt: pb.Receipt, method: str) -> Rec
 
 
 def check_batch_receipts(
-    expected: Sequence[bytes], receipts: Sequence[pb.Receipt], method: str = "AppendBatch"
+    expected: Sequence[bytes | None], receipts: Sequence[pb.Receipt], method: str = "AppendBatch"
 ) -> list[Receipt]:
     """Check that receipts[i] answers records[i] and that the LSNs are consecutive."""
     if len(receipts) != len(expected):

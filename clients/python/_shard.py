@@ -23,6 +23,12 @@ with N the number of shards, listed in the same order by every client. Consequen
   without a shard ask every shard in turn (``min_lsn`` then is refused, as it names no shard).
 - ``append_batch`` is all-or-nothing per shard only: one AppendBatch per shard touched.
 - Changing N moves most subjects (plain modulo): resharding is a migration, not a config edit.
+- **Queries** (QueryService) follow the records: ``resolve``, ``resolve_subject`` and
+  ``list_history`` ask the subject's shard; ``get_tally`` asks the assertion's shard (``shard=``
+  or ``subject=``, else the remembered shard, else every shard until one knows it, as
+  ``get_assertion``); ``list_lenses`` asks one shard (``shard=0`` by default). The verifiable
+  log's reads (``get_checkpoint``, proofs, ``list_record_lsns``) name their shard first: each
+  shard is its own log.
 - Subjects route in Unicode NFC (the form they are stored in), so ``Café`` typed either way goes
   to one shard.
 
@@ -43,11 +49,13 @@ import blake3
 
 from stemedb.client import _core as core
 from stemedb.client import _protocol as proto
+from stemedb.client import _query as query
 from stemedb.client._aio import AsyncClient
 from stemedb.client._client import Client
 from stemedb.client._core import BaseClient, Blocking, Concurrent, Pages, Plan, Rpc, Step
 from stemedb.client._errors import ShardLookupError
 from stemedb.client._records import GetResult, Page, Receipt, prepare
+from stemedb.v1 import query_pb2 as qpb
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2 as spb
 
@@ -327,9 +335,52 @@ def _on_shard(
     return plan
 
 
+# --- QueryService and LogService (docs/clients.md: "Sharded queries") -------------------------
+
+
+def _get_tally(
+    self: _Sharding[Any],
+    assertion_hash: proto.HashLike,
+    min_lsn: int = 0,
+    *,
+    subject: str | None = None,
+    shard: int | None = None,
+    timeout: float | None = None,
+) -> Plan[qpb.GetTallyResponse]:
+    """The tally of an assertion from its shard: ``shard``, else the shard of ``subject``, else
+    the remembered one, else every shard in turn until one knows it (``min_lsn`` needs a shard,
+    as for ``get_assertion``)."""
+    h = proto.as_hash(assertion_hash, "assertion_hash")
+    if shard is None and subject is not None:
+        shard = self.shard_for_subject(subject)
+    if shard is None:
+        shard = self._located.get(h)
+    tally: qpb.GetTallyResponse = yield from self._one_or_every(
+        shard, min_lsn, lambda lsn: query.get_tally(h, lsn, timeout=timeout), lambda r: r.found
+    )
+    return tally
+
+
+def _list_lenses(
+    self: _Sharding[Any], *, shard: int = 0, timeout: float | None = None
+) -> Plan[qpb.ListLensesResponse]:
+    """The lenses of one shard's ingestor (shard 0 unless told; every shard should serve one
+    trust policy: compare ``policy_hash``)."""
+    return (yield from self._ask(shard, query.list_lenses(timeout=timeout)))
+
+
 _list_assertions_by_subject = _by_subject(core.list_assertions_by_subject)
 _iter_assertions_by_subject = _subject_pages(core.iter_assertions_by_subject)
 _scan_prefix = _on_shard(core.scan_prefix)
+_resolve = _by_subject(query.resolve)
+_resolve_subject = _by_subject(query.resolve_subject)
+_list_history = _by_subject(query.list_history)
+_iter_resolve_subject = _subject_pages(query.iter_resolve_subject)
+_iter_history = _subject_pages(query.iter_history)
+_get_checkpoint = _on_shard(query.get_checkpoint)
+_get_inclusion_proof = _on_shard(query.get_inclusion_proof)
+_get_consistency_proof = _on_shard(query.get_consistency_proof)
+_list_record_lsns = _on_shard(query.list_record_lsns)
 
 
 class _ShardOperations(_Sharding[C]):
@@ -346,6 +397,19 @@ class _ShardOperations(_Sharding[C]):
     list_votes = core.routed(_Sharding._list_votes)
     scan_prefix = core.routed(_scan_prefix)
     iter_assertions_by_subject = core.routed_pages(_iter_assertions_by_subject)
+    # QueryService: by subject (a slot's candidates live on its subject's shard); a tally on
+    # its assertion's shard. LogService: per shard (each shard is its own log).
+    resolve = core.routed(_resolve)
+    resolve_subject = core.routed(_resolve_subject)
+    list_history = core.routed(_list_history)
+    get_tally = core.routed(_get_tally)
+    list_lenses = core.routed(_list_lenses)
+    iter_resolve_subject = core.routed_pages(_iter_resolve_subject)
+    iter_history = core.routed_pages(_iter_history)
+    get_checkpoint = core.routed(_get_checkpoint)
+    get_inclusion_proof = core.routed(_get_inclusion_proof)
+    get_consistency_proof = core.routed(_get_consistency_proof)
+    list_record_lsns = core.routed(_list_record_lsns)
 
 
 class ShardedClient(_ShardOperations[Client], Blocking):

@@ -33,6 +33,7 @@ import nacl.utils
 
 from stemedb import fsio
 from stemedb.signing import public_key_of
+from stemedb.validation import DEFAULT_LIMITS
 from stemedb.wallet import _format as fmt
 from stemedb.wallet._errors import (
     KeyExists,
@@ -52,9 +53,9 @@ _STATE = "STATE"
 _LOCK = "LOCK"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
-# The largest vote sequence: exact as a JSON number in every language (validation's
-# vote_sequence_max on the Lattice branch is the same bound).
-SEQUENCE_MAX = 2**53 - 1
+# The largest vote sequence the wallet hands out: validation's bound (2^53 - 1, exact as a JSON
+# number in every language), so a vote the wallet signs is never one the writer refuses.
+SEQUENCE_MAX = DEFAULT_LIMITS.vote_sequence_max
 
 _KEYSTORE_CLEAR = struct.Struct(">BQQ16s")  # kdf id, opslimit, memlimit, salt
 _STATE_CLEAR = struct.Struct(">Q")  # generation
@@ -215,7 +216,9 @@ class Keystore:
             raise KeystoreCorrupt(path, len(data), "sequence file has the wrong length")
         if not 1 <= reserved <= SEQUENCE_MAX + 1:
             raise KeystoreCorrupt(
-                path, at, f"next sequence {reserved} outside [1, 2^53] (sequences start at 1)"
+                path,
+                at,
+                f"next sequence {reserved} outside [1, {SEQUENCE_MAX + 1}] (sequences start at 1)",
             )
         return int(reserved)
 
@@ -365,7 +368,10 @@ class Keystore:
             if end > key.reserved_until:
                 reserved = min(end + self._limits.sequence_block_votes, SEQUENCE_MAX + 1)
                 if end - 1 > SEQUENCE_MAX:
-                    raise KeyUnusable(f"key {name!r} has used up its vote sequences")
+                    raise KeyUnusable(
+                        f"key {name!r} has used up its vote sequences: sequence {end - 1} is "
+                        f"above vote.sequence's bound {SEQUENCE_MAX} (2^53 - 1); use a new key"
+                    )
                 self._write_sequence(key.name, reserved)
                 key.reserved_until = reserved
             if end > key.reserved_until:

@@ -55,6 +55,11 @@ _CASES = [
     ("stemedb assert Q p o --image q", ["q42.png"], ["other.txt"]),
     ("stemedb import ", ["q42.png", "other.txt"], []),
     ("stemedb get --min-lsn ", [], ["q42.png", "get"]),
+    ("stemedb re", ["resolve"], ["get"]),
+    ("stemedb ", ["resolve", "beliefs", "tally", "history", "lenses"], []),
+    ("stemedb resolve Q42 name --", ["--lens", "--as-of", "--min-lsn", "--json"], ["--limit"]),
+    ("stemedb history Q42 name --l", ["--lens", "--limit"], []),
+    ("stemedb vote H 1 --wallet", ["--wallet-key"], []),
 ]
 
 

@@ -68,8 +68,8 @@ def two_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Stack]
         yield [stack.enter_context(running_stack(root / f"shard{i}")) for i in range(2)]
 
 
-def _subject_on(shard: int, n: int = 2) -> str:
-    return next(f"S{i}" for i in range(1000) if shard_of_subject(f"S{i}", n) == shard)
+def _subject_on(shard: int, n: int = 2, prefix: str = "S") -> str:
+    return next(f"{prefix}{i}" for i in range(1000) if shard_of_subject(f"{prefix}{i}", n) == shard)
 
 
 def test_records_land_on_their_shards(two_shards: list[Stack], tmp_path: Path) -> None:
@@ -159,3 +159,53 @@ def test_subjects_route_in_nfc() -> None:
     nfd, nfc = "Cafe\u0301", "Caf\u00e9"
     with ShardedClient([("127.0.0.1:1", "127.0.0.1:1")] * 7) as db:
         assert db.shard_for_subject(nfd) == db.shard_for_subject(nfc) == shard_of_subject(nfc, 7)
+
+
+def test_queries_follow_the_subject_and_tallies_the_assertion(two_shards: list[Stack]) -> None:
+    pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
+    with ShardedClient(pairs) as db:
+        for shard in (0, 1):
+            subject = _subject_on(shard, prefix="query:")
+            r = db.append_assertion(
+                KEY.sign_assertion(make_assertion(subject, "q", "o", source_hash=b"\x05" * 32))
+            )
+            v = db.append_vote(KEY.vote(r.hash, 1.0), subject=subject)
+            res = db.resolve(subject, "q", min_lsn=v.lsn).resolution
+            assert res.winner.hash == r.hash
+            other = db.shards[1 - shard].resolve(subject, "q").resolution
+            assert not other.candidates, "the other shard knows nothing of the slot"
+            assert [x.predicate for x in db.iter_resolve_subject(subject, min_lsn=v.lsn)] == ["q"]
+            assert db.resolve_subject(subject).items[0].winner.hash == r.hash
+            assert db.list_history(subject, "q").items[0].winner_hash == r.hash
+            assert next(iter(db.iter_history(subject, "q"))).lsn == r.lsn
+            assert db.get_tally(r.hash, v.lsn, subject=subject).tally.supporters == 1
+            assert db.get_tally(r.hash, v.lsn, shard=shard).found
+            with ShardedClient(pairs) as fresh:  # no cache: every shard asked until one knows
+                assert fresh.get_tally(r.hash).tally.votes == 1
+                with pytest.raises(ValueError, match="min_lsn is per shard"):
+                    fresh.get_tally(r.hash, v.lsn)
+            assert db.get_checkpoint(shard).checkpoint
+            assert db.get_inclusion_proof(shard, r.lsn).leaf_index == r.lsn - 1
+            assert db.list_record_lsns(shard, r.hash).items == [r.lsn]
+        assert next(x.name for x in db.list_lenses(shard=1).lenses) == "consensus"
+        assert not db.get_tally(b"\x0b" * 32).found
+
+
+def test_async_sharded_queries(two_shards: list[Stack]) -> None:
+    pairs = [(s.writer.listen, s.ingestor.listen) for s in two_shards]
+    subject = _subject_on(1, prefix="aquery:")
+
+    async def run() -> None:
+        async with AsyncShardedClient(pairs) as db:
+            r = await db.append_assertion(
+                KEY.sign_assertion(make_assertion(subject, "aq", 1, source_hash=b"\x06" * 32))
+            )
+            res = (await db.resolve(subject, "aq", min_lsn=r.lsn)).resolution
+            assert res.winner.hash == r.hash
+            assert (await db.get_tally(r.hash)).found  # remembered from the append
+            assert [x.lsn async for x in db.iter_history(subject, "aq")] == [r.lsn]
+            assert "aq" in [x.predicate async for x in db.iter_resolve_subject(subject)]
+            assert (await db.list_lenses()).lenses
+            assert (await db.get_consistency_proof(1, 1, 1)).hashes == []
+
+    asyncio.run(run())

@@ -60,6 +60,9 @@ def test_readme_quickstart(tmp_path: Path) -> None:
         assert printed_hash in commands[1]
         assert '"Douglas Adams"' in outputs[1]
         assert printed_hash in outputs[2] and printed_hash in outputs[3]
+        resolved = outputs[4]  # `resolve`: the winner is the one assertion, by its hash
+        assert "status     RESOLVED" in resolved and f"winner     {printed_hash}" in resolved
+        assert '"Douglas Adams"' in resolved
         assert (tmp_path / "data" / "wal").is_dir() and (tmp_path / "data" / "db").is_dir()
     finally:
         launcher.send_signal(signal.SIGINT)

@@ -147,3 +147,90 @@ def test_the_cli_reaches_a_wallet_on_mutual_tls(tmp_path: Path, sock_dir: Path) 
         assert r.returncode == 3 and "cannot reach the wallet" in r.stderr, "no client cert"
     finally:
         svc.kill()
+
+
+def test_every_writing_command_works_through_the_wallet(tmp_path: Path, sock_dir: Path) -> None:
+    """assert, epoch, vote and import through the wallet's socket: no key of the agent's own
+    (even with a key file at the default path, which a wallet write must not use), the
+    wallet's default key or the one --wallet-key names signs, and a vote gets the wallet key's
+    agent and sequence."""
+    writer = start_writer(tmp_path / "wal")
+    ingestor = start_ingestor(tmp_path / "wal", tmp_path / "db")
+    wallet = start_wallet(tmp_path / "ks", sock_dir, writer=writer.listen)
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        for svc in (writer, ingestor, wallet):
+            svc.wait_ready()
+        w = ["--wallet", wallet.listen]
+        assert stemedb("wallet", *w, "create", "agent").returncode == 0
+        assert stemedb("wallet", *w, "create", "second").returncode == 0
+        agent = stemedb("wallet", *w, "pubkey", "agent").stdout.strip()
+        second = stemedb("wallet", *w, "pubkey", "second").stdout.strip()
+        env = {"HOME": str(home)}
+        own = json.loads(_run(env, "--json", "keygen").stdout)["public_key"]  # ~/.stemedb/key.json
+        via = ["--writer", wallet.listen, "--store", ingestor.listen, "--json"]
+
+        def ok(*argv: str, extra: dict[str, str] | None = None) -> dict[str, object]:
+            r = _run({**env, **(extra or {})}, *via, *argv)
+            assert r.returncode == 0, r.stderr
+            assert "UNSIGNED" not in r.stderr, "a wallet write is signed: no warning"
+            body: dict[str, object] = json.loads(r.stdout)
+            return body
+
+        a = ok("assert", "Q42", "name", "Douglas Adams")
+        e = ok("epoch", "Hitchhiker", "--wallet-key", "second")
+        v = ok("vote", str(a["hash"]), "0.5")
+        v2 = ok("vote", str(a["hash"]), "-0.25", extra={"STEMEDB_WALLET_KEY": "second"})
+        lines = tmp_path / "records.jsonl"
+        lines.write_text(
+            json.dumps({"assertion": {"subject": "Q1", "predicate": "p", "object": {"text": "o"},
+                        "confidence": 1.0, "source_hash": "05" * 32}}) + "\n"
+            + json.dumps({"vote": {"assertion_hash": a["hash"], "weight": 1.0}}) + "\n"
+        )  # fmt: skip
+        imported = ok("import", str(lines), "--no-progress", "--wallet-key", "second")
+        assert imported["ok"] is True and imported["records"] == 2
+        last = int(str(imported["last_lsn"]))
+
+        def stored(content_hash: object) -> dict[str, object]:
+            r = _run(env, "--store", ingestor.listen, "--json", "get", str(content_hash),
+                     "--min-lsn", str(last))  # fmt: skip
+            assert r.returncode == 0, r.stderr
+            record: dict[str, object] = json.loads(r.stdout)["record"]
+            return record
+
+        sa = stored(a["hash"])["assertion"]
+        assert [s["public_key"] for s in sa["signatures"]] == [agent]  # type: ignore[index]
+        se = stored(e["hash"])["epoch"]
+        assert [s["public_key"] for s in se["signatures"]] == [second]  # type: ignore[index]
+        sv = stored(v["hash"])["vote"]
+        assert sv["agent_id"] == agent and sv["sequence"] == 1 and sv["weight"] == 0.5  # type: ignore[index]
+        sv2 = stored(v2["hash"])["vote"]
+        assert sv2["agent_id"] == second and sv2["sequence"] == 1  # type: ignore[index]
+        r = _run(env, "--store", ingestor.listen, "--json", "scan", "V:", "--min-lsn", str(last))
+        agents = [json.loads(x)["record"]["vote"]["agent_id"] for x in r.stdout.splitlines()]
+        assert sorted(agents) == sorted([agent, second, second]) and own not in agents
+        # The lattice counts them: agent +0.5 (its vote over its signature), second +1.0 (its
+        # imported vote, sequence 2, over its earlier -0.25).
+        r = _run(env, "--store", ingestor.listen, "--json", "tally", str(a["hash"]))
+        tally = json.loads(r.stdout)["tally"]
+        assert (tally["supporters"], tally["support"], tally["votes"]) == (2, 1.5, 2)
+        # A locally signed vote passes the wallet as it is (--key: the agent's own key).
+        mine = ok("vote", str(a["hash"]), "1", "--key", str(home / ".stemedb" / "key.json"))
+        r = _run(env, "--store", ingestor.listen, "--json", "get", str(mine["hash"]),
+                 "--min-lsn", str(mine["lsn"]))  # fmt: skip
+        assert json.loads(r.stdout)["record"]["vote"]["agent_id"] == own
+        # A key the wallet does not hold: its refusal, one line, exit 3 (a server error).
+        r = _run(env, *via, "vote", str(a["hash"]), "1", "--wallet-key", "nobody")
+        assert r.returncode == 3 and "NOT_FOUND" in r.stderr and "nobody" in r.stderr, r.stderr
+    finally:
+        for svc in (wallet, ingestor, writer):
+            svc.kill()
+
+
+def _run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STEMEDB_")}
+    return subprocess.run(
+        [str(BIN / "stemedb"), *argv], capture_output=True, text=True, timeout=60,
+        env={**base, **env},
+    )  # fmt: skip

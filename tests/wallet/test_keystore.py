@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from stemedb.errors import InvalidRecord
+from stemedb.v1 import records_pb2 as pb
+from stemedb.validation import DEFAULT_LIMITS, validate_vote
 from stemedb.wallet import (
     DEFAULT_KDF,
     KeyExists,
@@ -345,8 +348,16 @@ def test_sequences_stop_at_2_53_minus_1(tmp_path: Path) -> None:
     store.close()
     store = open_store(d)
     assert store.take_sequences("alice") == SEQUENCE_MAX - 1
-    assert store.take_sequences("alice") == SEQUENCE_MAX
-    with pytest.raises(KeyUnusable, match="used up"):
+    last = store.take_sequences("alice")
+    assert last == SEQUENCE_MAX
+    # The last sequence handed out is one the writer's validation accepts; one more it refuses.
+    validate_vote(pb.Vote(assertion_hash=b"\1" * 32, agent_id=b"\2" * 32, weight=1.0,
+                          signature=b"\3" * 64, sequence=last))  # fmt: skip
+    with pytest.raises(InvalidRecord, match=r"vote\.sequence"):
+        validate_vote(pb.Vote(assertion_hash=b"\1" * 32, agent_id=b"\2" * 32, weight=1.0,
+                              signature=b"\3" * 64, sequence=last + 1))  # fmt: skip
+    bound = str(DEFAULT_LIMITS.vote_sequence_max)
+    with pytest.raises(KeyUnusable, match=f"used up .*sequence {last + 1} .*bound {bound}"):
         store.take_sequences("alice")
     store.close()
     store = open_store(d)  # the reserve persisted is 2^53, which still reads

@@ -3,6 +3,7 @@ records signed by the wallet's keys (a real writer, ingestor and wallet, each it
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
@@ -13,11 +14,15 @@ import grpc
 import pytest
 
 from stemedb import canonical, signing
+from stemedb.client import AgentKey, AsyncClient, Client, InvalidRecord, make_assertion
+from stemedb.v1 import query_pb2 as qpb
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2, store_pb2_grpc, wallet_pb2_grpc, writer_pb2, writer_pb2_grpc
 from stemedb.v1 import wallet_pb2 as wpb
 from tests.support import Service, start_ingestor, start_writer
 from tests.wallet.wallet_testlib import start_wallet
+
+SRC = b"\x05" * 32
 
 
 @dataclass
@@ -214,3 +219,65 @@ def test_the_writers_status_details_and_trailers_reach_the_agent(
     finally:
         wallet.kill()
         refusing.server.stop(None)
+
+
+def test_the_python_client_writes_through_the_wallet_and_the_lattice_counts_it(
+    stack: Stack,
+) -> None:
+    """An agent with no keys uses the Python client on the wallet's socket: its assertion and
+    votes are stored signed by the wallet's keys, and the Lattice counts them: the tallies show
+    the wallet keys' votes, and Resolve's winner flips when they vote."""
+    others = [AgentKey.from_seed(bytes([0x60 + i]) * 32) for i in range(2)]
+    with grpc.insecure_channel(stack.wallet.listen) as wch:
+        wallet = wallet_pb2_grpc.WalletServiceStub(wch)  # type: ignore[no-untyped-call]
+        agent = wallet.CreateKey(wpb.CreateKeyRequest(name="agent"), timeout=10).key.public_key
+        second = wallet.CreateKey(wpb.CreateKeyRequest(name="second"), timeout=10).key.public_key
+    with (
+        Client(stack.wallet.listen, stack.ingestor.listen, through_wallet=True) as db,
+        Client(stack.wallet.listen, stack.ingestor.listen, wallet_key="second") as db2,
+        Client(stack.writer.listen, stack.ingestor.listen) as direct,
+    ):
+        x = db.append_assertion(make_assertion("Q42", "name", "Douglas Adams", source_hash=SRC))
+        y_assertion = make_assertion("Q42", "name", "Douglas N. Adams", source_hash=SRC)
+        for key in others:  # two agents with keys of their own, straight to the writer
+            key.sign_assertion(y_assertion)
+        y = direct.append_assertion(y_assertion)
+        before = db.resolve("Q42", "name", min_lsn=y.lsn).resolution
+        assert before.winner.hash == y.hash, "two signers beat one"
+        # The agent's votes carry no agent, sequence or signature: the wallet fills them.
+        vy = db.append_vote(pb.Vote(assertion_hash=y.hash, weight=-1.0))
+        vx = db2.append_vote(pb.Vote(assertion_hash=x.hash, weight=1.0))
+        after = db.resolve("Q42", "name", min_lsn=max(vx.lsn, vy.lsn)).resolution
+        assert after.winner.hash == x.hash and after.status == qpb.STATUS_RESOLVED
+        assert after.winner.assertion.signatures[0].public_key == agent
+        tx = db.get_tally(x.hash)
+        assert (tx.tally.supporters, tx.tally.support, tx.tally.votes) == (2, 2.0, 1)
+        ty = db.get_tally(y.hash)
+        assert (ty.tally.supporters, ty.tally.disputers, ty.tally.dispute) == (2, 1, 1.0)
+        votes = {v.vote.agent_id: v.vote for v in db.iter_votes(y.hash)}
+        assert set(votes) == {agent}
+        assert votes[agent].sequence == 1
+        assert signing.verify(agent, votes[agent].signature, vy.hash)
+        (v2,) = [v.vote for v in db.iter_votes(x.hash)]
+        assert v2.agent_id == second and canonical.record_hash(pb.Record(vote=v2)) == vx.hash
+        # A batch through the wallet: an assertion and a vote on it, the wallet signing both.
+        za = make_assertion("Q7", "p", "o", source_hash=SRC)
+        za_hash = canonical.record_hash(pb.Record(assertion=za))
+        z, vz = db.append_batch([za, pb.Vote(assertion_hash=za_hash, weight=0.5)])
+        assert z.hash == za_hash
+        tz = db.get_tally(z.hash, vz.lsn)
+        assert (tz.tally.supporters, tz.tally.support, tz.tally.votes) == (1, 0.5, 1)
+
+        # The asyncio client the same way, naming its key.
+        async def vote_async() -> int:
+            async with AsyncClient(
+                stack.wallet.listen, stack.ingestor.listen, wallet_key="second"
+            ) as adb:
+                return (await adb.append_vote(pb.Vote(assertion_hash=z.hash, weight=1.0))).lsn
+
+        lsn = asyncio.run(vote_async())
+        tz = db.get_tally(z.hash, lsn)
+        assert (tz.tally.supporters, tz.tally.support, tz.tally.votes) == (2, 1.5, 2)
+        # A client that writes to the writer refuses such a vote before any call.
+        with pytest.raises(InvalidRecord, match=r"vote\.agent_id"):
+            direct.append_vote(pb.Vote(assertion_hash=x.hash, weight=1.0))
