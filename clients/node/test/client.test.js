@@ -21,7 +21,7 @@ describe('StemeClient (fake server)', () => {
 
   function handler(method) {
     return (call, cb) => {
-      calls.push({ method, request: call.request });
+      calls.push({ method, request: call.request, metadata: call.metadata.getMap() });
       const out = behave(method, call.request);
       if (out === 'hang') return; // never answer
       const [err, res] = out;
@@ -36,6 +36,8 @@ describe('StemeClient (fake server)', () => {
       Object.fromEntries(Object.keys(svc.service).map((m) => [m, handler(m)]));
     server.addService(pkg.WriterService.service, impl(pkg.WriterService));
     server.addService(pkg.StoreService.service, impl(pkg.StoreService));
+    server.addService(pkg.QueryService.service, impl(pkg.QueryService));
+    server.addService(pkg.LogService.service, impl(pkg.LogService));
     port = await new Promise((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
     );
@@ -53,13 +55,13 @@ describe('StemeClient (fake server)', () => {
   });
 
   const unavailable = () => Object.assign(new Error('down'), { code: grpc.status.UNAVAILABLE, details: 'down' });
-  const receipt = (record, lsn) => ({ receipt: { hash: hash(record), lsn: String(lsn) } });
+  const receipt = (record, lsn) => ({ receipt: { hash: hash(record), lsn: String(lsn), tree_size: String(lsn + 1) } });
 
   test('appendAssertion sends the proto form and checks the receipt', async () => {
     const rec = byName['assertion-all-fields'].record;
     behave = () => [null, receipt(rec, 7)];
     const r = await client.appendAssertion(rec);
-    assert.deepEqual(r, { hash: byName['assertion-all-fields'].hash_hex, lsn: 7 });
+    assert.deepEqual(r, { hash: byName['assertion-all-fields'].hash_hex, lsn: 7, treeSize: 8 });
     const sent = calls[0].request.assertion;
     assert.equal(sent.visual_hash, BigInt('0x0123456789abcdef').toString());
     assert.equal(sent.source_hash.toString('hex'), rec.assertion.source_hash);
