@@ -43,6 +43,16 @@ METRICS: dict[str, str] = {
     "stemedb_ingestor_ready": "gauge",
     "stemedb_ingestor_min_lsn_waiters": "gauge",
     "stemedb_ingestor_db_size_bytes": "gauge",
+    # The Lattice, on the ingestor (services/ingestor/_lattice_metrics.py, _rederive.py).
+    "stemedb_lattice_slots": "gauge",
+    "stemedb_lattice_contested_slots": "gauge",
+    "stemedb_lattice_resolution_changes_total": "counter",
+    "stemedb_lattice_rederive_progress_ratio": "gauge",
+    # The gateway (services/gateway/_metrics.py), job stemedb-gateway.
+    "stemedb_gateway_http_requests_total": "counter",
+    "stemedb_gateway_http_request_duration_seconds": "histogram",
+    "stemedb_gateway_backend_errors_total": "counter",
+    "stemedb_gateway_request_bodies_refused_total": "counter",
     "grpc_server_started_total": "counter",
     "grpc_server_handled_total": "counter",
     "grpc_server_handling_seconds": "histogram",
