@@ -186,7 +186,7 @@ export interface VerifyOptions extends CallOptions {
   verifierKey: string | Verifier;
   /** Verify against this signed checkpoint (e.g. a witness's) instead of the store's. */
   checkpoint?: string;
-  /** Check this append only (e.g. a receipt's LSN); waits for a checkpoint that covers it. */
+  /** Check this append only (e.g. a receipt's LSN); waits (half the deadline at most) for a checkpoint that covers it. */
   lsn?: U64Input;
 }
 

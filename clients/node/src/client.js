@@ -548,7 +548,8 @@ export class StemeClient {
    * and each append of the record (`lsn` alone, or every LSN ListRecordLsns gives up to the
    * checkpoint's size) must have an inclusion proof that leads to the checkpoint's root from a
    * leaf recomputed from the record the store returns, which must hash to `hash`. With `lsn`
-   * and no `checkpoint`, waits (within the deadline) for a served checkpoint that covers it.
+   * and no `checkpoint`, waits (within the first half of the deadline) for a served checkpoint
+   * that covers it.
    * The deadline (`deadlineMs`) bounds the whole check. Throws ProofError or a note error when
    * anything does not verify; `found` is false when the record is not in the checkpoint's log.
    * @returns {Promise<{found: boolean, lsns: number[], checkpoint: object, checkpointText: string}>}
@@ -559,27 +560,39 @@ export class StemeClient {
       throw new TypeError("verifierKey is required: the log's verifier key, pinned out of band");
     }
     const verifier = typeof verifierKey === 'string' ? parseVerifierKey(verifierKey) : verifierKey;
+    const only = lsn === undefined || lsn === null ? null : lsnToNumber(lsnToString(lsn, 'lsn'));
+    if (only !== null && only < 1) throw new RangeError('lsn must be at least 1');
     const end = Date.now() + (deadlineMs ?? this.deadlineMs);
     const left = () => Math.max(1, end - Date.now());
     let text = checkpoint;
     let cp;
+    let cpText;
     if (text !== undefined && text !== null) {
       cp = openCheckpoint(text, verifier);
     } else {
+      // Poll for a covering checkpoint within the first half of the budget: the rest is the
+      // proofs'. A poll that runs out of time keeps the checkpoint verified before it.
+      const pollEnd = Date.now() + (end - Date.now()) / 2;
       let pause = CHECKPOINT_POLL_MS_MIN;
       for (;;) {
-        text = (await this.getCheckpoint({ deadlineMs: left() })).checkpoint;
+        try {
+          text = (await this.getCheckpoint({ deadlineMs: left() })).checkpoint;
+        } catch (err) {
+          if (cp === undefined || err?.codeName !== 'DEADLINE_EXCEEDED') throw err;
+          text = cpText;
+          break;
+        }
         cp = openCheckpoint(text, verifier);
-        if (lsn === undefined || cp.treeSize >= BigInt(lsn) || Date.now() + pause >= end) break;
+        cpText = text;
+        if (only === null || cp.treeSize >= BigInt(only) || Date.now() + pause >= pollEnd) break;
         await sleep(pause);
         pause = Math.min(pause * 2, CHECKPOINT_POLL_MS_MAX);
       }
     }
     let lsns;
-    if (lsn !== undefined) {
-      lsns = [lsnToNumber(lsnToString(lsn, 'lsn'))];
-      if (lsns[0] < 1) throw new RangeError('lsn must be at least 1');
-      if (BigInt(lsns[0]) > cp.treeSize) {
+    if (only !== null) {
+      lsns = [only];
+      if (BigInt(only) > cp.treeSize) {
         throw new ProofError(`LSN ${lsns[0]} is not in the signed log of size ${cp.treeSize}`);
       }
     } else {

@@ -374,6 +374,10 @@ describe('StemeClient (fake server)', () => {
     const absent = await client.verifyRecord(Buffer.alloc(32, 1), { verifierKey: vkey });
     assert.equal(absent.found, false);
     await assert.rejects(client.verifyRecord(hashHex(LOG_RECORDS[0]), {}), /verifierKey is required/);
+    const n = calls.length;
+    await assert.rejects(client.verifyRecord(hashHex(LOG_RECORDS[0]), { verifierKey: vkey, lsn: 1.5 }), /lsn must be an integer/);
+    await assert.rejects(client.verifyRecord(hashHex(LOG_RECORDS[0]), { verifierKey: vkey, lsn: 0 }), /lsn must be at least 1/);
+    assert.equal(calls.length, n, 'refused before any call');
   });
 
   test('verifyRecord refuses a tampered proof, a forged checkpoint and a swapped record', async () => {
@@ -401,7 +405,7 @@ describe('StemeClient (fake server)', () => {
     await assert.rejects(client.verifyRecord(h, { verifierKey: vkey, lsn: 2 }), /record of another hash/);
     // An LSN beyond the checkpoint (once the deadline for a covering checkpoint is over).
     behave = fakeLog();
-    await assert.rejects(client.verifyRecord(h, { verifierKey: vkey, lsn: 9, deadlineMs: 200 }), /not in the signed log of size 3/);
+    await assert.rejects(client.verifyRecord(h, { verifierKey: vkey, lsn: 9, deadlineMs: 1000 }), /not in the signed log of size 3/);
   });
 });
 
