@@ -28,6 +28,7 @@ ALERTS = {
     "StemedbWalDiskFilling",
     "StemedbGrpcErrorsHigh",
     "StemedbLogCheckpointStale",
+    "StemedbLatticeViewsNotReady",
 }
 
 
