@@ -19,7 +19,7 @@ import {
   recordLeafHash,
   recordToProto,
 } from '../src/index.js';
-import { mth, path as auditPath } from './support/tree.js';
+import { mth, path as auditPath, subproof } from './support/tree.js';
 
 const cases = JSON.parse(readFileSync(new URL('../../../tests/vectors/canonical.json', import.meta.url), 'utf8'));
 const byName = Object.fromEntries(cases.map((c) => [c.name, c]));
@@ -378,6 +378,32 @@ describe('StemeClient (fake server)', () => {
     await assert.rejects(client.verifyRecord(hashHex(LOG_RECORDS[0]), { verifierKey: vkey, lsn: 1.5 }), /lsn must be an integer/);
     await assert.rejects(client.verifyRecord(hashHex(LOG_RECORDS[0]), { verifierKey: vkey, lsn: 0 }), /lsn must be at least 1/);
     assert.equal(calls.length, n, 'refused before any call');
+  });
+
+  test('checkLogExtends: an extension verifies; a shrink, a fork and a bad consistency proof are refused', async () => {
+    const vkey = LOG_SIGNER.verifier.encode();
+    const signedAt = (size, root = mth(LOG_LEAVES.slice(0, size))) =>
+      note.signNote(note.checkpointBody({ origin: LOG_SIGNER.name, treeSize: size, rootHash: root }), [LOG_SIGNER]);
+    let served = signedAt(3);
+    let proof = subproof(2, LOG_LEAVES, true);
+    behave = (m, req) => {
+      if (m === 'GetCheckpoint') return [null, { checkpoint: served, verifier_key: vkey, applied_lsn: '3' }];
+      assert.deepEqual([req.first_size, req.second_size], ['2', '3']);
+      return [null, { hashes: proof, applied_lsn: '3' }];
+    };
+    const r = await client.checkLogExtends(signedAt(2), { verifierKey: vkey });
+    assert.equal(r.checkpoint.treeSize, 3n);
+    assert.equal(r.checkpointText, served);
+    await assert.rejects(client.checkLogExtends(signedAt(3), { verifierKey: vkey }).then(() => {
+      served = signedAt(2);
+      return client.checkLogExtends(signedAt(3), { verifierKey: vkey });
+    }), /the log shrank: size 2 served, 3 trusted/);
+    served = signedAt(3, Buffer.alloc(32, 1));
+    await assert.rejects(client.checkLogExtends(signedAt(3), { verifierKey: vkey }), /fork: two roots for size 3/);
+    served = signedAt(3);
+    proof = proof.map((h, i) => (i === 0 ? Buffer.alloc(32, 2) : h));
+    await assert.rejects(client.checkLogExtends(signedAt(2), { verifierKey: vkey }), ProofError);
+    await assert.rejects(client.checkLogExtends(signedAt(2), {}), /verifierKey is required/);
   });
 
   test('verifyRecord refuses a tampered proof, a forged checkpoint and a swapped record', async () => {

@@ -300,19 +300,21 @@ describe('live: Lattice, verifiable log and wallet from Node', { skip: SKIP, tim
   test("Node writes unsigned records through the wallet's socket: the store shows the wallet's signatures", async () => {
     const walletDef = protoLoader.loadSync('stemedb/v1/wallet.proto', { ...LOADER_OPTIONS, includeDirs: [defaultProtoDir()] });
     const { WalletService } = grpc.loadPackageDefinition(walletDef).stemedb.v1;
-    // The form of DESIGN 11, unix:./path: relative to this process's working directory.
-    const relative = `unix:${path.relative(process.cwd(), walletSock) || walletSock}`;
+    // The form of DESIGN 11, unix:./path, relative to the working directory (restored below,
+    // after the channels that resolve it are closed).
+    const cwd = process.cwd();
+    process.chdir(path.dirname(walletSock));
+    const relative = `unix:./${path.basename(walletSock)}`;
     const wallet = new WalletService(relative, grpc.credentials.createInsecure());
     const create = (name) =>
       new Promise((resolve, reject) =>
         wallet.CreateKey({ name }, { deadline: Date.now() + 20_000 }, (e, r) => (e ? reject(e) : resolve(r.key))),
       );
-    const first = await create('first'); // the default key
-    const agent = await create('agent');
-    wallet.close();
-
-    const viaWallet = new StemeClient({ writer: relative, store: storeAddr, key: 'agent', deadlineMs: 20_000 });
+    let viaWallet;
     try {
+      const first = await create('first'); // the default key
+      const agent = await create('agent');
+      viaWallet = new StemeClient({ writer: relative, store: storeAddr, key: 'agent', deadlineMs: 20_000 });
       const unsigned = { subject, predicate: 'signed-by', object: { text: 'the wallet' }, confidence: 0.7, source_hash: source };
       const ra = await viaWallet.appendAssertion({ assertion: unsigned });
       const rv = await viaWallet.appendVote({ vote: { assertion_hash: ra.hash, weight: 0.25 } });
@@ -335,7 +337,9 @@ describe('live: Lattice, verifiable log and wallet from Node', { skip: SKIP, tim
       assert.equal(t.tally.votes, 1);
       assert.equal(t.tally.support, 0.25);
     } finally {
-      viaWallet.close();
+      wallet.close();
+      viaWallet?.close();
+      process.chdir(cwd);
     }
   });
 });
