@@ -2,7 +2,8 @@
 
 Writes go to the writer (or the wallet), reads to the ingestor's StoreService and QueryService.
 Every handler reads its inputs with the checks of :mod:`._requests` (errors name the field),
-makes its calls with the request's deadline, and answers the v1 message as JSON (:mod:`._json`).
+makes its calls with the request's deadline, and answers the v1 message as JSON
+(:mod:`stemedb.jsonmessage`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from starlette.responses import JSONResponse, Response
 from stemedb.gateway._backends import Backends
 from stemedb.gateway._config import GatewayConfig
 from stemedb.gateway._errors import GatewayError, from_rpc_error
-from stemedb.gateway._json import message_to_json
 from stemedb.gateway._metrics import GatewayMetrics
 from stemedb.gateway._requests import (
     Deadline,
@@ -31,6 +31,7 @@ from stemedb.gateway._requests import (
     str_param,
     uint_param,
 )
+from stemedb.jsonmessage import message_to_json
 from stemedb.merkle import leaf_bytes
 from stemedb.v1 import log_pb2, query_pb2, store_pb2, writer_pb2
 from stemedb.validation import DEFAULT_LIMITS

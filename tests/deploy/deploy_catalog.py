@@ -46,6 +46,16 @@ METRICS: dict[str, str] = {
     "stemedb_ingestor_log_tree_size": "gauge",
     "stemedb_ingestor_log_checkpoint_lag_records": "gauge",
     "stemedb_ingestor_log_checkpoint_mismatch": "gauge",
+    # The Lattice, on the ingestor (services/ingestor/_lattice_metrics.py, _rederive.py).
+    "stemedb_lattice_slots": "gauge",
+    "stemedb_lattice_contested_slots": "gauge",
+    "stemedb_lattice_resolution_changes_total": "counter",
+    "stemedb_lattice_rederive_progress_ratio": "gauge",
+    # The gateway (services/gateway/_metrics.py), job stemedb-gateway.
+    "stemedb_gateway_http_requests_total": "counter",
+    "stemedb_gateway_http_request_duration_seconds": "histogram",
+    "stemedb_gateway_backend_errors_total": "counter",
+    "stemedb_gateway_request_bodies_refused_total": "counter",
     "grpc_server_started_total": "counter",
     "grpc_server_handled_total": "counter",
     "grpc_server_handling_seconds": "histogram",

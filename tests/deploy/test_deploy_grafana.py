@@ -22,6 +22,26 @@ REQUIRED_PANELS = {
     "Applied LSN vs durable LSN",
     "gRPC errors by code",
     "WAL volume free",
+    "Verifiable log: tree size and checkpoint age",
+    "Lattice: resolution changes by lens",
+    "Lattice: contested slots",
+    "Lattice: re-derivation progress",
+    "Gateway: request rate by route and status",
+    "Gateway: latency p50 and p99",
+    "Gateway: backend errors and refused bodies",
+}
+# Each row and the metrics its panels must show (beside the catalog-wide check below).
+ROW_METRICS = {
+    "Lattice": {
+        "stemedb_lattice_resolution_changes_total",
+        "stemedb_lattice_contested_slots",
+        "stemedb_lattice_rederive_progress_ratio",
+    },
+    "Gateway": {
+        "stemedb_gateway_http_requests_total",
+        "stemedb_gateway_http_request_duration_seconds_bucket",
+        "stemedb_gateway_backend_errors_total",
+    },
 }
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # Grafana's interval variables, given the values a panel would use.
@@ -128,3 +148,59 @@ def test_queries_are_valid_promql(dashboard: dict[str, Any], tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(records)} rules found" in result.stdout
+
+
+def rows(dashboard: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The panels under each row, in the dashboard's order (rows are not collapsed)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    current = ""
+    for panel in sorted(dashboard["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"])):
+        if panel["type"] == "row":
+            current = panel["title"]
+            out[current] = []
+        else:
+            out.setdefault(current, []).append(panel)
+    return out
+
+
+def test_lattice_and_gateway_rows(dashboard: dict[str, Any]) -> None:
+    by_row = rows(dashboard)
+    for row, wanted in ROW_METRICS.items():
+        assert row in by_row, f"no {row} row"
+        queries = [t["expr"] for p in by_row[row] for t in p["targets"]]
+        used = {n for q in queries for n in promql_metric_names(q)}
+        assert wanted <= used, f"{row} row lacks {wanted - used}"
+    gateway = [t["expr"] for p in by_row["Gateway"] for t in p["targets"]]
+    assert all('job="stemedb-gateway"' in e for e in gateway), "gateway panels select its job"
+    # Request rate by route and status; latency at p50 and p99.
+    assert any("by (route, code)" in e for e in gateway)
+    assert any(e.startswith("histogram_quantile(0.5,") for e in gateway)
+    assert any(e.startswith("histogram_quantile(0.99,") for e in gateway)
+
+
+def test_catalog_names_are_what_the_lattice_and_the_gateway_export(tmp_path: Path) -> None:
+    """The catalog (and so the dashboard) uses the names the real collectors register."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from stemedb.gateway._metrics import GatewayMetrics
+    from stemedb.ingestor._db import StoreDb
+    from stemedb.ingestor._lattice_metrics import LatticeCollector
+    from stemedb.ingestor._rederive import lattice_progress_gauge
+
+    registry = CollectorRegistry()
+    GatewayMetrics(registry)
+    lattice_progress_gauge(registry)
+    db = StoreDb(tmp_path / "db")
+    try:
+        registry.register(LatticeCollector(db))
+        text = generate_latest(registry).decode()
+    finally:
+        db.close()
+    exported = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.M))
+    kinds = {name: kind for name, kind in exported}
+    for name, kind in METRICS.items():
+        if not name.startswith(("stemedb_lattice_", "stemedb_gateway_")):
+            continue
+        assert kinds.get(name) == kind, f"{name}: exported as {kinds.get(name)}"
+    prefixed = {n for n in kinds if n.startswith(("stemedb_lattice_", "stemedb_gateway_"))}
+    assert prefixed <= set(METRICS), f"exported but not in the catalog: {prefixed - set(METRICS)}"

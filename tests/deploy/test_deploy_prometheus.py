@@ -29,6 +29,7 @@ ALERTS = {
     "StemedbGrpcErrorsHigh",
     "StemedbLogCheckpointStale",
     "StemedbLogCheckpointMismatch",
+    "StemedbLatticeViewsNotReady",
 }
 
 

@@ -1,5 +1,5 @@
-// StemeClient: a Promise-based gRPC client for the StemeDB writer (WriterService) and store
-// (StoreService, served by the ingestor).
+// StemeClient: a Promise-based gRPC client for the StemeDB writer (WriterService, or the wallet's
+// signing proxy of it) and the ingestor (StoreService, QueryService, LogService).
 //
 // Records go in and come out in the JSON form of src/canonical.js ({assertion: {...}}, bytes as
 // hex). Every append computes the record's hash locally and checks it against the receipt. Calls
@@ -14,17 +14,32 @@ import { fileURLToPath } from 'node:url';
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
 
+import { hash as recordHash, normalizeRecord, recordKind, toBytes } from './canonical.js';
 import {
-  hash as recordHash,
-  normalizeRecord,
-  recordKind,
-  supersessionTypeName,
-  supersessionTypeNumber,
-  toBytes,
-  visualHashToBigInt,
-  visualHashToHex,
-  voteSequence,
-} from './canonical.js';
+  HashMismatchError,
+  RECORD_PREFIX,
+  StemeRpcError,
+  bodyFromProto,
+  bodyToProto,
+  hashBytes,
+  hex,
+  keyBytes,
+  lsnToNumber,
+  lsnToString,
+  receiptFromProto,
+  recordFromProto,
+  recordToProto,
+} from './proto.js';
+import {
+  historyEntryFromProto,
+  lensField,
+  lensFromProto,
+  resolutionFromProto,
+  tallyFromProto,
+} from './query.js';
+import { checkLogExtends, verifyRecord } from './verify.js';
+
+export { HashMismatchError, StemeRpcError, bodyFromProto, bodyToProto, recordFromProto, recordToProto };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -45,12 +60,17 @@ export const LOADER_OPTIONS = Object.freeze({
 
 const packageCache = new Map();
 
-/** Loads writer.proto and store.proto from `protoDir` (cached) and returns the stemedb.v1 package. */
+/** Loads the writer, store, query and log protos from `protoDir` (cached); returns stemedb.v1. */
 export function loadProtos(protoDir = defaultProtoDir()) {
   const dir = path.resolve(protoDir);
   let pkg = packageCache.get(dir);
   if (pkg) return pkg;
-  const files = ['stemedb/v1/writer.proto', 'stemedb/v1/store.proto'];
+  const files = [
+    'stemedb/v1/writer.proto',
+    'stemedb/v1/store.proto',
+    'stemedb/v1/query.proto',
+    'stemedb/v1/log.proto',
+  ];
   for (const f of files) {
     if (!existsSync(path.join(dir, f))) {
       throw new Error(
@@ -65,186 +85,6 @@ export function loadProtos(protoDir = defaultProtoDir()) {
   return pkg;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).map(([k, v]) => [v, k]));
-
-/** A failed RPC: `code` (number), `codeName` (e.g. "INVALID_ARGUMENT"), `details`, `method`. */
-export class StemeRpcError extends Error {
-  constructor(method, err) {
-    const codeName = CODE_NAMES[err.code] ?? String(err.code);
-    super(`${method} failed: ${codeName}: ${err.details ?? err.message}`, { cause: err });
-    this.name = 'StemeRpcError';
-    this.method = method;
-    this.code = err.code;
-    this.codeName = codeName;
-    this.details = err.details ?? err.message;
-    this.metadata = err.metadata;
-  }
-}
-
-/** The hash in a receipt (or in a store read) differs from the one computed locally. */
-export class HashMismatchError extends Error {
-  constructor(what, expected, actual) {
-    super(`${what}: hash mismatch: computed ${expected} locally, the service answered ${actual}`);
-    this.name = 'HashMismatchError';
-    this.expected = expected;
-    this.actual = actual;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON form <-> proto message objects
-
-function sigsToProto(list, field) {
-  return (list ?? []).map((e, i) => ({
-    public_key: toBytes(e.public_key, `${field}.signatures[${i}].public_key`),
-    signature: toBytes(e.signature, `${field}.signatures[${i}].signature`),
-  }));
-}
-
-function valueToProto(v, field) {
-  if (v === null || typeof v !== 'object') throw new TypeError(`${field} must be an object`);
-  if ('blob' in v) return { blob: toBytes(v.blob, `${field}.blob`) };
-  if ('ref' in v) return { ref: toBytes(v.ref, `${field}.ref`) };
-  return { ...v };
-}
-
-/** The proto message object (for grpc-js) of a JSON-form record body of the given kind. */
-export function bodyToProto(kind, b, field = kind) {
-  if (kind === 'assertion') {
-    const out = {
-      subject: b.subject ?? '',
-      predicate: b.predicate ?? '',
-      confidence: b.confidence ?? 0,
-      source_hash: toBytes(b.source_hash, `${field}.source_hash`),
-      epoch: toBytes(b.epoch, `${field}.epoch`),
-      signatures: sigsToProto(b.signatures, field),
-    };
-    if (b.object !== undefined) out.object = valueToProto(b.object, `${field}.object`);
-    const vh = visualHashToBigInt(b.visual_hash, `${field}.visual_hash`);
-    if (vh !== null) out.visual_hash = vh.toString(10);
-    return out;
-  }
-  if (kind === 'vote') {
-    return {
-      assertion_hash: toBytes(b.assertion_hash, `${field}.assertion_hash`),
-      agent_id: toBytes(b.agent_id, `${field}.agent_id`),
-      weight: b.weight ?? 0,
-      signature: toBytes(b.signature, `${field}.signature`),
-      sequence: voteSequence(b.sequence, `${field}.sequence`).toString(10),
-    };
-  }
-  if (kind === 'epoch') {
-    return {
-      name: b.name ?? '',
-      description: b.description ?? '',
-      supersedes: toBytes(b.supersedes, `${field}.supersedes`),
-      supersession_type: supersessionTypeNumber(b.supersession_type, `${field}.supersession_type`),
-      signatures: sigsToProto(b.signatures, field),
-    };
-  }
-  throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
-}
-
-/** The proto Record message object of a JSON-form record. */
-export function recordToProto(record) {
-  const [kind, body] = recordKind(record);
-  return { [kind]: bodyToProto(kind, body) };
-}
-
-const hex = (b) => Buffer.from(b ?? []).toString('hex');
-
-function sigsFromProto(list) {
-  return (list ?? []).map((e) => ({ public_key: hex(e.public_key), signature: hex(e.signature) }));
-}
-
-function valueFromProto(v) {
-  if (!v) return {};
-  const kind = v.kind ?? ['text', 'number', 'flag', 'blob', 'ref'].find((k) => v[k] !== undefined);
-  if (kind === 'blob' || kind === 'ref') return { [kind]: hex(v[kind]) };
-  if (kind) return { [kind]: v[kind] };
-  return {};
-}
-
-/** The JSON-form body of a decoded proto message of the given kind (inverse of bodyToProto). */
-export function bodyFromProto(kind, m) {
-  if (kind === 'assertion') {
-    const out = {
-      subject: m.subject,
-      predicate: m.predicate,
-      object: valueFromProto(m.object),
-      confidence: m.confidence,
-      source_hash: hex(m.source_hash),
-    };
-    if (m._visual_hash === 'visual_hash' || (m._visual_hash === undefined && m.visual_hash != null)) {
-      out.visual_hash = visualHashToHex(m.visual_hash);
-    }
-    if (m.epoch && m.epoch.length) out.epoch = hex(m.epoch);
-    out.signatures = sigsFromProto(m.signatures);
-    return out;
-  }
-  if (kind === 'vote') {
-    const out = {
-      assertion_hash: hex(m.assertion_hash),
-      agent_id: hex(m.agent_id),
-      weight: m.weight,
-      signature: hex(m.signature),
-    };
-    const seq = voteSequence(m.sequence);
-    if (seq !== 0n) out.sequence = seq <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seq) : seq;
-    return out;
-  }
-  if (kind === 'epoch') {
-    const out = { name: m.name, description: m.description };
-    if (m.supersedes && m.supersedes.length) out.supersedes = hex(m.supersedes);
-    out.supersession_type = supersessionTypeName(m.supersession_type);
-    out.signatures = sigsFromProto(m.signatures);
-    return out;
-  }
-  throw new TypeError(`unknown record kind ${JSON.stringify(kind)}`);
-}
-
-/** The JSON-form record of a decoded proto Record, or null when unset. */
-export function recordFromProto(r) {
-  if (!r) return null;
-  const kind = r.kind ?? ['assertion', 'vote', 'epoch'].find((k) => r[k]);
-  if (!kind || !r[kind]) return null;
-  return { [kind]: bodyFromProto(kind, r[kind]) };
-}
-
-function lsnToNumber(v) {
-  if (v === undefined || v === null || v === '') return 0;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`LSN ${v} exceeds Number.MAX_SAFE_INTEGER`);
-  return n;
-}
-
-function lsnToString(v) {
-  if (v === undefined || v === null) return '0';
-  const b = BigInt(v); // number, bigint or decimal string
-  if (b < 0n) throw new RangeError('minLsn must be >= 0');
-  return b.toString(10);
-}
-
-function keyBytes(key, field) {
-  if (typeof key === 'string') return Buffer.from(key, 'utf8');
-  if (key instanceof Uint8Array) return Buffer.from(key.buffer, key.byteOffset, key.byteLength);
-  throw new TypeError(`${field} must be a string or a Uint8Array`);
-}
-
-function hashBytes(h, field) {
-  const b = toBytes(h, field);
-  if (b.length !== 32) throw new RangeError(`${field} must be 32 bytes (64 hex digits)`);
-  return b;
-}
-
-function receiptFromProto(r) {
-  return { hash: hex(r?.hash), lsn: lsnToNumber(r?.lsn) };
-}
-
-const RECORD_PREFIX = { H: 'assertion', V: 'vote', E: 'epoch' };
 
 // ---------------------------------------------------------------------------------------------
 // The client
@@ -265,6 +105,8 @@ export class StemeClient {
    * @param {boolean} [options.tls] use TLS with the system roots
    * @param {object} [options.channelOptions] grpc-js channel options
    * @param {string} [options.protoDir] directory holding stemedb/v1/*.proto
+   * @param {string} [options.key] the wallet key that signs unsigned records (sent as the
+   *   `stemedb-key` metadata of every append; only the wallet's signing proxy reads it)
    */
   constructor(options = {}) {
     this.writerAddress = options.writer ?? '127.0.0.1:50051';
@@ -274,6 +116,7 @@ export class StemeClient {
     this.initialBackoffMs = options.initialBackoffMs ?? 100;
     this.maxBackoffMs = options.maxBackoffMs ?? 2_000;
     this.verifyReads = options.verifyReads ?? true;
+    this.key = options.key === undefined ? undefined : walletKeyName(options.key, 'key');
     const creds =
       options.credentials ??
       (options.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
@@ -281,6 +124,10 @@ export class StemeClient {
     const chOpts = options.channelOptions ?? {};
     this.writer = new pkg.WriterService(this.writerAddress, creds, chOpts);
     this.store = new pkg.StoreService(this.storeAddress, creds, chOpts);
+    // QueryService and LogService are served by the ingestor beside StoreService: one channel.
+    const shared = { ...chOpts, channelOverride: this.store.getChannel() };
+    this.query = new pkg.QueryService(this.storeAddress, creds, shared);
+    this.log = new pkg.LogService(this.storeAddress, creds, shared);
   }
 
   /** Closes both channels. */
@@ -293,11 +140,13 @@ export class StemeClient {
     const deadlineMs = opts.deadlineMs ?? this.deadlineMs;
     const deadline = Date.now() + deadlineMs;
     const name = `${service}.${method}`;
+    const metadata = new grpc.Metadata();
+    if (opts.key !== undefined) metadata.set(KEY_METADATA, opts.key);
     let backoff = this.initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
       try {
         return await new Promise((resolve, reject) => {
-          stub[method](request, { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+          stub[method](request, metadata, { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
         });
       } catch (err) {
         const retryable = err?.code === grpc.status.UNAVAILABLE;
@@ -312,30 +161,41 @@ export class StemeClient {
     }
   }
 
+  // The options of an append call: its deadline and the wallet key (per call, else the client's).
+  #appendOptions(opts = {}) {
+    const key = opts.key === undefined ? this.key : walletKeyName(opts.key, 'key');
+    return { deadlineMs: opts.deadlineMs, key };
+  }
+
   #checkReceipt(what, expectedHash, receipt) {
     const got = receiptFromProto(receipt);
-    if (got.hash !== expectedHash) throw new HashMismatchError(what, expectedHash, got.hash);
+    if (expectedHash !== null && got.hash !== expectedHash) {
+      throw new HashMismatchError(what, expectedHash, got.hash);
+    }
     return got;
   }
 
   async #appendOne(kind, method, body, opts) {
     // NFC first: the hash checked against the receipt is of the text the writer accepts.
     const record = normalizeRecord({ [kind]: body });
-    const expected = recordHash(record).toString('hex');
+    const expected = expectedHash(record);
     const req = { [kind]: bodyToProto(kind, record[kind]) };
-    const res = await this.#call(this.writer, 'WriterService', method, req, opts);
+    const res = await this.#call(this.writer, 'WriterService', method, req, this.#appendOptions(opts));
     return this.#checkReceipt(method, expected, res.receipt);
   }
 
   /**
    * Appends one assertion. Accepts the body or the wrapped record ({assertion: body}).
-   * @returns {Promise<{hash: string, lsn: number}>}
+   * @returns {Promise<{hash: string, lsn: number, treeSize: number}>}
    */
   appendAssertion(assertion, opts) {
     return this.#appendOne('assertion', 'AppendAssertion', unwrap('assertion', assertion), opts);
   }
 
-  /** Appends one vote (body or {vote: body}); its signature is mandatory. */
+  /**
+   * Appends one vote (body or {vote: body}). The writer needs it signed; the wallet's proxy
+   * signs an unsigned one (no `signature`), filling in `agent_id` and `sequence` itself.
+   */
   appendVote(vote, opts) {
     return this.#appendOne('vote', 'AppendVote', unwrap('vote', vote), opts);
   }
@@ -347,13 +207,14 @@ export class StemeClient {
 
   /**
    * Appends JSON-form records all-or-nothing in one durable commit.
-   * @returns {Promise<Array<{hash: string, lsn: number}>>} receipts[i] answers records[i]
+   * @returns {Promise<Array<{hash: string, lsn: number, treeSize: number}>>} receipts[i]
+   *   answers records[i]
    */
   async appendBatch(records, opts) {
     records = records.map((r, i) => normalizeRecord(r, `records[${i}]`));
-    const expected = records.map((r) => recordHash(r).toString('hex'));
+    const expected = records.map(expectedHash);
     const req = { records: records.map(recordToProto) };
-    const res = await this.#call(this.writer, 'WriterService', 'AppendBatch', req, opts);
+    const res = await this.#call(this.writer, 'WriterService', 'AppendBatch', req, this.#appendOptions(opts));
     const receipts = res.receipts ?? [];
     if (receipts.length !== records.length) {
       throw new Error(
@@ -499,6 +360,248 @@ export class StemeClient {
       appliedLsn: lsnToNumber(res.applied_lsn),
     };
   }
+
+  // -------------------------------------------------------------------------------------------
+  // QueryService (DESIGN 9.6): answers in the JSON form of src/query.js (the gateway's)
+
+  /**
+   * The resolution of one slot under a lens (default consensus), now or as of an earlier LSN.
+   * @returns {Promise<{resolution: object, appliedLsn: number}>}
+   */
+  async resolve(subject, predicate, { lens, minLsn, asOfLsn, deadlineMs } = {}) {
+    const req = {
+      subject: textField(subject, 'subject'),
+      predicate: textField(predicate, 'predicate'),
+      lens: lensField(lens),
+      min_lsn: lsnToString(minLsn, 'minLsn'),
+      as_of_lsn: lsnToString(asOfLsn, 'asOfLsn'),
+    };
+    const res = await this.#call(this.query, 'QueryService', 'Resolve', req, { deadlineMs });
+    return {
+      resolution: resolutionFromProto(res.resolution ?? {}, { verify: this.verifyReads }),
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /**
+   * One page of resolutions, one per predicate of the subject, in predicate byte order.
+   * @returns {Promise<{resolutions: object[], nextPageToken: string, appliedLsn: number}>}
+   */
+  async resolveSubject(subject, { lens, pageSize, pageToken, minLsn, deadlineMs } = {}) {
+    const req = {
+      subject: textField(subject, 'subject'),
+      lens: lensField(lens),
+      page_size: pageSizeField(pageSize),
+      page_token: pageToken ?? '',
+      min_lsn: lsnToString(minLsn, 'minLsn'),
+    };
+    const res = await this.#call(this.query, 'QueryService', 'ResolveSubject', req, { deadlineMs });
+    return {
+      resolutions: (res.resolutions ?? []).map((r) => resolutionFromProto(r, { verify: this.verifyReads })),
+      nextPageToken: res.next_page_token ?? '',
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /** Iterates over every resolution of a subject, following page tokens. */
+  async *resolveSubjectAll(subject, opts = {}) {
+    let pageToken = '';
+    do {
+      const page = await this.resolveSubject(subject, { ...opts, pageToken });
+      yield* page.resolutions;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /**
+   * The tally of one assertion (hash as hex or bytes); `found` is false when it is unknown.
+   * @returns {Promise<{found: boolean, tally: object|null, policyHash: string, appliedLsn: number}>}
+   */
+  async getTally(assertionHash, { minLsn, deadlineMs } = {}) {
+    const req = { assertion_hash: hashBytes(assertionHash, 'assertionHash'), min_lsn: lsnToString(minLsn, 'minLsn') };
+    const res = await this.#call(this.query, 'QueryService', 'GetTally', req, { deadlineMs });
+    return {
+      found: Boolean(res.found),
+      tally: res.found && res.tally ? tallyFromProto(res.tally) : null,
+      policyHash: hex(res.policy_hash),
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /**
+   * One page of a slot's changes of winner or status under a lens, oldest first.
+   * @returns {Promise<{entries: object[], nextPageToken: string, appliedLsn: number}>}
+   */
+  async listHistory(subject, predicate, { lens, pageSize, pageToken, minLsn, deadlineMs } = {}) {
+    const req = {
+      subject: textField(subject, 'subject'),
+      predicate: textField(predicate, 'predicate'),
+      lens: lensField(lens),
+      page_size: pageSizeField(pageSize),
+      page_token: pageToken ?? '',
+      min_lsn: lsnToString(minLsn, 'minLsn'),
+    };
+    const res = await this.#call(this.query, 'QueryService', 'ListHistory', req, { deadlineMs });
+    return {
+      entries: (res.entries ?? []).map(historyEntryFromProto),
+      nextPageToken: res.next_page_token ?? '',
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /** Iterates over every history entry of a slot, following page tokens. */
+  async *listHistoryAll(subject, predicate, opts = {}) {
+    let pageToken = '';
+    do {
+      const page = await this.listHistory(subject, predicate, { ...opts, pageToken });
+      yield* page.entries;
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+  }
+
+  /**
+   * The built-in lenses, their descriptions and the parameters in force.
+   * @returns {Promise<{lenses: object[], policyHash: string, candidatesMax: number, appliedLsn: number}>}
+   */
+  async listLenses({ deadlineMs } = {}) {
+    const res = await this.#call(this.query, 'QueryService', 'ListLenses', {}, { deadlineMs });
+    return {
+      lenses: (res.lenses ?? []).map(lensFromProto),
+      policyHash: hex(res.policy_hash),
+      candidatesMax: res.candidates_max ?? 0,
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // LogService (DESIGN 13). Its answers are not trusted: verifyRecord checks them.
+
+  /**
+   * The newest writer-signed checkpoint the ingestor has applied, and the verifier key it
+   * serves (for first contact only: pin the key out of band).
+   * @returns {Promise<{checkpoint: string, verifierKey: string, appliedLsn: number}>}
+   */
+  async getCheckpoint({ deadlineMs } = {}) {
+    const res = await this.#call(this.log, 'LogService', 'GetCheckpoint', {}, { deadlineMs });
+    return {
+      checkpoint: res.checkpoint ?? '',
+      verifierKey: res.verifier_key ?? '',
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /**
+   * The inclusion proof of the record appended at `lsn`, in the tree of `treeSize` (default: the
+   * served checkpoint's). `record` is the record exactly as appended (JSON form).
+   * @returns {Promise<{leafIndex: number, treeSize: number, hashes: Buffer[], record: object|null,
+   *   checkpoint: string, appliedLsn: number}>}
+   */
+  async getInclusionProof(lsn, { treeSize, deadlineMs } = {}) {
+    const req = { lsn: lsnToString(lsn, 'lsn'), tree_size: lsnToString(treeSize, 'treeSize') };
+    const res = await this.#call(this.log, 'LogService', 'GetInclusionProof', req, { deadlineMs });
+    return {
+      leafIndex: lsnToNumber(res.leaf_index),
+      treeSize: lsnToNumber(res.tree_size),
+      hashes: (res.hashes ?? []).map((h) => Buffer.from(h)),
+      record: recordFromProto(res.record),
+      checkpoint: res.checkpoint ?? '',
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /**
+   * The consistency proof between two tree sizes (empty when they are equal).
+   * @returns {Promise<{hashes: Buffer[], appliedLsn: number}>}
+   */
+  async getConsistencyProof(firstSize, secondSize, { deadlineMs } = {}) {
+    const req = {
+      first_size: lsnToString(firstSize, 'firstSize'),
+      second_size: lsnToString(secondSize, 'secondSize'),
+    };
+    const res = await this.#call(this.log, 'LogService', 'GetConsistencyProof', req, { deadlineMs });
+    return { hashes: (res.hashes ?? []).map((h) => Buffer.from(h)), appliedLsn: lsnToNumber(res.applied_lsn) };
+  }
+
+  /**
+   * One page of the LSNs at which a record (by its hash) was appended, oldest first.
+   * @returns {Promise<{lsns: number[], nextPageToken: string, appliedLsn: number}>}
+   */
+  async listRecordLsns(hash, { pageSize, pageToken, minLsn, deadlineMs } = {}) {
+    const req = {
+      hash: hashBytes(hash, 'hash'),
+      page_size: pageSizeField(pageSize),
+      page_token: pageToken ?? '',
+      min_lsn: lsnToString(minLsn, 'minLsn'),
+    };
+    const res = await this.#call(this.log, 'LogService', 'ListRecordLsns', req, { deadlineMs });
+    return {
+      lsns: (res.lsns ?? []).map((n) => lsnToNumber(n)),
+      nextPageToken: res.next_page_token ?? '',
+      appliedLsn: lsnToNumber(res.applied_lsn),
+    };
+  }
+
+  /**
+   * Checks, without trusting the store, that a record is in the signed log (src/verify.js): the
+   * checkpoint (the store's, or `checkpoint`) must verify with the pinned `verifierKey`, and each
+   * append of the record (`lsn` alone, or every LSN ListRecordLsns gives) must have an inclusion
+   * proof leading to its root from a leaf recomputed from the record, which must hash to `hash`.
+   * Throws ProofError or a note error; `found` is false when the record is not in that log.
+   * @returns {Promise<{found: boolean, lsns: number[], checkpoint: object, checkpointText: string}>}
+   */
+  verifyRecord(hash, opts) {
+    return verifyRecord(this, hash, opts);
+  }
+
+  /**
+   * Checks that the log served now extends a trusted checkpoint (a witness's step, src/verify.js);
+   * returns the new checkpoint. Throws ProofError or a note error.
+   * @returns {Promise<{checkpoint: object, checkpointText: string}>}
+   */
+  checkLogExtends(trustedCheckpoint, opts) {
+    return checkLogExtends(this, trustedCheckpoint, opts);
+  }
+}
+
+// A request's page_size is an int32 (0 means the service's default).
+const PAGE_SIZE_MAX = 2 ** 31 - 1;
+
+function pageSizeField(v) {
+  if (v === undefined || v === null) return 0;
+  if (!Number.isInteger(v) || v < 0 || v > PAGE_SIZE_MAX) {
+    throw new RangeError(`pageSize must be an integer in [0, ${PAGE_SIZE_MAX}], got ${v}`);
+  }
+  return v;
+}
+
+function textField(v, field) {
+  if (typeof v !== 'string') throw new TypeError(`${field} must be a string`);
+  return v;
+}
+
+/** The request metadata that names the wallet key signing unsigned records (DESIGN 11). */
+export const KEY_METADATA = 'stemedb-key';
+// The wallet's key-name rule (docs/wallet.md): checked here too, so that a bad name is refused
+// before any call, naming the option.
+const KEY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function walletKeyName(name, field) {
+  if (typeof name !== 'string' || !KEY_NAME_PATTERN.test(name)) {
+    throw new TypeError(
+      `${field}: ${JSON.stringify(name)} is not a wallet key name: 1 to 64 characters of ` +
+        '[A-Za-z0-9_.-], starting with a letter or digit',
+    );
+  }
+  return name;
+}
+
+// The hash a receipt must carry, or null when it cannot be known here: an unsigned vote gets its
+// agent_id and sequence (both hashed) from the wallet that signs it. (The writer itself refuses
+// an unsigned vote, so nothing unchecked is stored through it.)
+function expectedHash(record) {
+  const [kind, body] = recordKind(record);
+  if (kind === 'vote' && toBytes(body.signature ?? '', 'vote.signature').length === 0) return null;
+  return recordHash(record).toString('hex');
 }
 
 function unwrap(kind, x) {

@@ -41,6 +41,7 @@ export type { SignatureCheck } from './records.js';
 
 export {
   HashMismatchError,
+  KEY_METADATA,
   LOADER_OPTIONS,
   StemeClient,
   StemeRpcError,
@@ -50,18 +51,38 @@ export {
   recordToProto,
 } from './client.js';
 export type {
+  AppendOptions,
   AssertionPage,
   AssertionResult,
   CallOptions,
+  CheckpointResult,
   ClientOptions,
+  ConsistencyProof,
+  ExtendsResult,
   GetResult,
+  HistoryPage,
+  InclusionProof,
+  LensList,
+  LensOptions,
+  LensPageOptions,
+  LsnPage,
   PageOptions,
   ReadOptions,
   Receipt,
+  ResolutionPage,
+  ResolveOptions,
+  ResolveResult,
   ScanEntry,
   ScanPage,
+  TallyResult,
+  U64Input,
+  UnsignedVote,
+  VerifyOptions,
+  VerifyResult,
   VotePage,
 } from './client.js';
+export { LENS_NAME_BYTES_MAX, STATUSES } from './query.js';
+export type { Candidate, HistoryEntry, Lens, Resolution, Status, Tally, Winner } from './query.js';
 
 export { status } from '@grpc/grpc-js';
 export * from './merkle.js';

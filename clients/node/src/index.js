@@ -27,6 +27,7 @@ export { checkSignatures, makeAssertion, makeEpoch, makeVote, signRecord } from 
 
 export {
   HashMismatchError,
+  KEY_METADATA,
   LOADER_OPTIONS,
   StemeClient,
   StemeRpcError,
@@ -35,6 +36,8 @@ export {
   recordFromProto,
   recordToProto,
 } from './client.js';
+
+export { LENS_NAME_BYTES_MAX, STATUSES } from './query.js';
 
 export { status } from '@grpc/grpc-js';
 export * from './merkle.js';

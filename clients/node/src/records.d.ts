@@ -15,7 +15,7 @@ export function makeEpoch(
 ): { epoch: Epoch & { signatures: SignatureEntry[] } };
 /** A vote record on `assertionHash` with `weight`, signed by `seed` (agent_id is its key). */
 export function makeVote(
-  fields: { assertionHash: Bytes; weight: number },
+  fields: { assertionHash: Bytes; weight: number; sequence?: number | bigint | string },
   seed: Bytes,
 ): { vote: Vote & { agent_id: Bytes; signature: Bytes } };
 

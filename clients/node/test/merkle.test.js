@@ -34,6 +34,7 @@ import {
   parseVerifierKey,
   signNote,
 } from '../src/note.js';
+import { mth, path, subproof } from './support/tree.js';
 
 const VECTORS = new URL('../../../tests/vectors/merkle.json', import.meta.url);
 const V = JSON.parse(readFileSync(VECTORS, 'utf8'));
@@ -54,28 +55,6 @@ const SIGNER = parseSignerKey(LOG.signer_key);
 const RECORDS = V.leaves.slice(0, -1).map((c) => c.record);
 const N = LEAVES.length;
 
-// A root from leaf hashes, by the RFC's recursion (test oracle for the Node side).
-function mth(leaves) {
-  if (leaves.length === 0) return EMPTY_ROOT;
-  if (leaves.length === 1) return leaves[0];
-  let k = 1;
-  while (k * 2 < leaves.length) k *= 2;
-  return nodeHash(mth(leaves.slice(0, k)), mth(leaves.slice(k)));
-}
-function path(m, leaves) {
-  if (leaves.length === 1) return [];
-  let k = 1;
-  while (k * 2 < leaves.length) k *= 2;
-  return m < k ? [...path(m, leaves.slice(0, k)), mth(leaves.slice(k))] : [...path(m - k, leaves.slice(k)), mth(leaves.slice(0, k))];
-}
-function subproof(m, leaves, whole) {
-  if (m === leaves.length) return whole ? [] : [mth(leaves)];
-  let k = 1;
-  while (k * 2 < leaves.length) k *= 2;
-  return m <= k
-    ? [...subproof(m, leaves.slice(0, k), whole), mth(leaves.slice(k))]
-    : [...subproof(m - k, leaves.slice(k), false), mth(leaves.slice(0, k))];
-}
 const signed = (size, root = ROOTS[size], signer = SIGNER) =>
   signNote(checkpointBody({ origin: SIGNER.name, treeSize: size, rootHash: root }), [signer]);
 
