@@ -101,7 +101,9 @@ class _LoopBridge:
 
 def _db_options(cfg: IngestorConfig) -> DbOptions:
     return DbOptions(
-        block_cache_bytes=cfg.block_cache_bytes, write_buffer_bytes=cfg.write_buffer_bytes
+        block_cache_bytes=cfg.block_cache_bytes,
+        write_buffer_bytes=cfg.write_buffer_bytes,
+        read_cache_bytes_max=cfg.read_cache_bytes_max,
     )
 
 
@@ -126,6 +128,7 @@ class IngestorServer:
             checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max
         )
         self.metrics.watch_waiters(lambda: self.waiter.waiting)
+        self.metrics.watch_read_cache(db.cache)
         # One read wrapper (the min_lsn wait, the read pool, the error mapping) for all four.
         self._reads = ReadRunner(self.waiter, cfg.read_threads)
         store = StoreServicer(Store(db, self.state, cfg.read_page_bytes_max), self._reads)

@@ -97,7 +97,7 @@ class Store:
         """The encoded GetResponse of ``key``."""
         _check_key(key, "key")
         applied = self._state.applied_lsn
-        return get_response_bytes(self._db.get(key), is_record_key(key), applied)
+        return get_response_bytes(self._db.cached_get(key), is_record_key(key), applied)
 
     def batch_get(self, keys: Sequence[bytes]) -> bytes:
         """The encoded BatchGetResponse: one GetResponse per key, in order, at one LSN."""
@@ -108,7 +108,7 @@ class Store:
         for i, key in enumerate(keys):
             _check_key(key, f"keys[{i}]")
         applied = self._state.applied_lsn
-        values = self._db.multi_get(keys)
+        values = self._db.cached_multi_get(keys)
         total = sum(len(v) for v in values if v is not None)
         if total > self._page_bytes_max:
             raise InvalidRequest(
@@ -141,7 +141,7 @@ class Store:
         """The encoded GetAssertionResponse: the stored Record's assertion bytes as they are."""
         _hash_field(content_hash, "hash")
         applied = self._state.applied_lsn
-        value = self._db.get(record_key(ASSERTION_PREFIX, content_hash))
+        value = self._db.cached_get(record_key(ASSERTION_PREFIX, content_hash))
         if value is None:
             return field_varint(3, applied)
         assertion = sole_field(value, _RECORD_ASSERTION_FIELD)
