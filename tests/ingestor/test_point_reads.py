@@ -7,6 +7,7 @@ import asyncio
 import random
 import re
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -15,12 +16,17 @@ from ingestor_testlib import Ingestor, assertion, epoch, running, sig, vote, wri
 
 from stemedb.canonical import record_hash
 from stemedb.client import AsyncClient, Client, ShardedClient
-from stemedb.ingestor._db import DbOptions, StoreDb
+from stemedb.ingestor import ApplyEngine
+from stemedb.ingestor._db import DbOptions, ScanResult, StoreDb
 from stemedb.ingestor._keys import SIGNATURES_INLINE_MAX, Checkpoint, is_record_key, signer_key
+from stemedb.ingestor._lattice import history_key, slot_key, view_key
+from stemedb.ingestor._policy import DEFAULT_POLICY
+from stemedb.ingestor._query import Query, ViewsState
 from stemedb.ingestor._state import ApplyState
 from stemedb.ingestor._store import BATCH_GET_KEYS_MAX, Store
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import store_pb2
+from tests.lattice.lattice_testlib import AGENTS, make_assertion, make_vote, wal_records
 
 CACHE_BYTES = 64 * 1024
 
@@ -267,3 +273,49 @@ def test_batch_get_over_grpc_and_the_clients(tmp_path: Path) -> None:
             assert [r.found for r in on_one] == [True, False, False, True]
             with pytest.raises(ValueError, match="min_lsn is per shard"):
                 sharded.batch_get(mixed, 1)
+
+
+class CountingDb(StoreDb):
+    """A real StoreDb that records every read it serves (method, key or prefix)."""
+
+    reads: list[tuple[str, bytes]]
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads.append(("get", key))
+        return super().get(key)
+
+    def multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        self.reads.extend(("multi_get", k) for k in keys)
+        return super().multi_get(keys)
+
+    def scan(
+        self, prefix: bytes, start: bytes, limit: int, bytes_max: int | None = None
+    ) -> ScanResult:
+        self.reads.append(("scan", prefix))
+        return super().scan(prefix, start, limit, bytes_max)
+
+    def last_before(self, prefix: bytes, key: bytes) -> tuple[bytes, bytes] | None:
+        self.reads.append(("last_before", key))
+        return super().last_before(prefix, key)
+
+
+def test_resolve_reads_one_key(tmp_path: Path) -> None:
+    """Resolve reads exactly the slot's MV: view; with as_of_lsn, one backward history seek."""
+    db = CountingDb(tmp_path / "db")
+    db.reads = []
+    try:
+        x = make_assertion("Pluto", "classification", "planet", 0.9, [AGENTS[0]])
+        y = make_assertion("Pluto", "classification", "dwarf planet", 0.8, [AGENTS[1]])
+        log = [x, y, make_vote(record_hash(x), AGENTS[2], 1.0, 1)]
+        ApplyEngine(db, DEFAULT_POLICY).apply(wal_records(log))
+        query = Query(db, ApplyState(len(log), b""), DEFAULT_POLICY, ViewsState())
+        slot = slot_key("Pluto", "classification")
+        for lens in ("", "skeptic", "recent"):
+            db.reads = []
+            res = query.resolve("Pluto", "classification", lens, 0).resolution
+            assert res.candidates and db.reads == [("get", view_key(slot))]
+        db.reads = []
+        query.resolve("Pluto", "classification", "", 1)
+        assert db.reads == [("last_before", history_key(slot, 1))]
+    finally:
+        db.close()
