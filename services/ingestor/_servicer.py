@@ -40,7 +40,7 @@ class StoreServicer:
     async def Get(self, request: store_pb2.GetRequest, context: _Context) -> Encoded:
         return Encoded(
             await self._reads.serve(
-                context, lambda: self._store.get(request.key), min_lsn=request.min_lsn
+                context, lambda: self._store.get_bytes(request.key), min_lsn=request.min_lsn
             )
         )
 
@@ -49,7 +49,7 @@ class StoreServicer:
         return Encoded(
             await self._reads.serve(
                 context,
-                lambda: self._store.batch_get(keys),
+                lambda: self._store.batch_get_bytes(keys),
                 min_lsn=request.min_lsn,
                 paged=len(keys) > _POINT_KEYS_MAX,
             )
@@ -70,7 +70,9 @@ class StoreServicer:
     ) -> Encoded:
         return Encoded(
             await self._reads.serve(
-                context, lambda: self._store.get_assertion(request.hash), min_lsn=request.min_lsn
+                context,
+                lambda: self._store.get_assertion_bytes(request.hash),
+                min_lsn=request.min_lsn,
             )
         )
 

@@ -93,13 +93,22 @@ class Store:
     def applied_lsn(self) -> int:
         return self._state.applied_lsn
 
-    def get(self, key: bytes) -> bytes:
-        """The encoded GetResponse of ``key``."""
+    def get(self, key: bytes) -> store_pb2.GetResponse:
+        return store_pb2.GetResponse.FromString(self.get_bytes(key))
+
+    def batch_get(self, keys: Sequence[bytes]) -> store_pb2.BatchGetResponse:
+        return store_pb2.BatchGetResponse.FromString(self.batch_get_bytes(keys))
+
+    def get_assertion(self, content_hash: bytes) -> store_pb2.GetAssertionResponse:
+        return store_pb2.GetAssertionResponse.FromString(self.get_assertion_bytes(content_hash))
+
+    def get_bytes(self, key: bytes) -> bytes:
+        """The encoded GetResponse of ``key`` (what the servicer sends; ``get`` decodes it)."""
         _check_key(key, "key")
         applied = self._state.applied_lsn
         return get_response_bytes(self._db.cached_get(key), is_record_key(key), applied)
 
-    def batch_get(self, keys: Sequence[bytes]) -> bytes:
+    def batch_get_bytes(self, keys: Sequence[bytes]) -> bytes:
         """The encoded BatchGetResponse: one GetResponse per key, in order, at one LSN."""
         if not keys:
             raise InvalidRequest("keys: at least one key is required")
@@ -137,7 +146,7 @@ class Store:
             response.next_page_token = encode_page_token(_SCOPE_SCAN, prefix, page.next_key)
         return response
 
-    def get_assertion(self, content_hash: bytes) -> bytes:
+    def get_assertion_bytes(self, content_hash: bytes) -> bytes:
         """The encoded GetAssertionResponse: the stored Record's assertion bytes as they are."""
         _hash_field(content_hash, "hash")
         applied = self._state.applied_lsn
