@@ -29,6 +29,7 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, cast,
 
 from stemedb.client import _protocol as proto
 from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
+from stemedb.client._errors import ReadMismatch
 from stemedb.client._records import (
     Entry,
     GetResult,
@@ -191,6 +192,21 @@ def get(key: bytes | str, min_lsn: int = 0, *, timeout: float | None = None) -> 
     k = proto.as_key(key)
     request = spb.GetRequest(key=k, min_lsn=min_lsn)
     return Rpc("store", "Get", request, lambda resp: proto.get_result(k, resp), timeout)
+
+
+def batch_get(
+    keys: Sequence[bytes | str], min_lsn: int = 0, *, timeout: float | None = None
+) -> Rpc[list[GetResult]]:
+    """Read up to 1,000 keys in one call, all at one applied LSN; result i answers keys[i]."""
+    ks = [proto.as_key(k) for k in keys]
+    request = spb.BatchGetRequest(keys=ks, min_lsn=min_lsn)
+
+    def parse(resp: spb.BatchGetResponse) -> list[GetResult]:
+        if len(resp.results) != len(ks):
+            raise ReadMismatch(f"BatchGet of {len(ks)} keys answered {len(resp.results)} results")
+        return [proto.get_result(k, r) for k, r in zip(ks, resp.results, strict=True)]
+
+    return Rpc("store", "BatchGet", request, parse, timeout)
 
 
 def scan_prefix(
@@ -472,6 +488,7 @@ class Operations(BaseClient):
     append_record = operation(append_record)
     append_batch = operation(append_batch)
     get = operation(get)
+    batch_get = operation(batch_get)
     get_assertion = operation(get_assertion)
     scan_prefix = operation(scan_prefix)
     list_assertions_by_subject = operation(list_assertions_by_subject)

@@ -250,6 +250,35 @@ class _Sharding(Generic[C]):
             )
         )
 
+    def _batch_get(
+        self,
+        keys: Sequence[bytes | str],
+        min_lsn: int = 0,
+        *,
+        shard: int | None = None,
+        timeout: float | None = None,
+    ) -> Plan[list[GetResult]]:
+        """Read several keys: all on ``shard`` when given; else one BatchGet per shard in turn
+        for the keys not found yet (the last shard's answer stands for a key none holds)."""
+        if shard is not None:
+            return (yield from self._ask(shard, core.batch_get(keys, min_lsn, timeout=timeout)))
+        if min_lsn:
+            raise ValueError("min_lsn is per shard: pass shard= (from the ShardReceipt)")
+        ks = [proto.as_key(k) for k in keys]
+        out: dict[int, GetResult] = {}
+        missing = list(range(len(ks)))
+        for i in range(len(self.shards)):
+            last = i == len(self.shards) - 1
+            rpc = core.batch_get([ks[j] for j in missing], timeout=timeout)
+            results = yield from self._ask(i, rpc)
+            for j, r in zip(missing, results, strict=True):
+                if r.found or last:
+                    out[j] = r
+            missing = [j for j in missing if j not in out]
+            if not missing:
+                break
+        return [out[j] for j in range(len(ks))]
+
     def _get_assertion(
         self,
         assertion_hash: proto.HashLike,
@@ -392,6 +421,7 @@ class _ShardOperations(_Sharding[C]):
     append_epoch = core.routed(_Sharding._append_epoch)
     append_batch = core.routed(_Sharding._append_batch)
     get = core.routed(_Sharding._get)
+    batch_get = core.routed(_Sharding._batch_get)
     get_assertion = core.routed(_Sharding._get_assertion)
     list_assertions_by_subject = core.routed(_list_assertions_by_subject)
     list_votes = core.routed(_Sharding._list_votes)

@@ -50,6 +50,12 @@ class IngestorConfig(ServerSettings):
         64 * _MIB, bounds=(1 * _MIB, 64 * 1024 * _MIB),
         help="RocksDB LRU block cache (also holds index/filter blocks)",
     )  # fmt: skip
+    # Record values (H:, V:, E:) kept for Get, GetAssertion and BatchGet, beside RocksDB's
+    # block cache (docs/ingestor.md, "Read cache"); 0 disables it.
+    read_cache_bytes_max: int = setting(
+        64 * _MIB, bounds=(0, 64 * 1024 * _MIB),
+        help="bytes of record values cached for the point reads (0: no cache)",
+    )  # fmt: skip
     write_buffer_bytes: int = setting(
         32 * _MIB, bounds=(1 * _MIB, 1024 * _MIB), help="one memtable; at most 2 exist at a time"
     )

@@ -7,11 +7,20 @@ one by one: after a process crash RocksDB's own log replays them, and after a po
 recovers a consistent prefix of batches, records and checkpoint together, so replaying the WAL
 from the surviving checkpoint is still exactly once. ``flush_wal`` makes the state durable
 before a consumer checkpoint is published (that file lets the writer delete WAL segments).
+
+``ReadCache`` keeps record values (H:, V:, E:) for the point reads, bounded in bytes
+(``--read-cache-bytes-max``). V: and E: records never change, but an H: value does when a
+co-signer is merged: ``write`` drops every record key it writes from the cache before it
+returns, so before the apply thread publishes the batch's LSN; a value read from RocksDB is
+cached only if no record key was written meanwhile (a generation count), so a read racing a
+merge never caches the old value after its invalidation.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +38,7 @@ from stemedb.ingestor._keys import (
     prefix_upper_bound,
 )
 
-__all__ = ["DbOptions", "ScanResult", "StoreDb"]
+__all__ = ["DbOptions", "ReadCache", "ScanResult", "StoreDb"]
 
 _OPEN_FILES_MAX = 1024  # table files kept open; bounds file descriptors and table-reader memory
 _INFO_LOG_FILES_MAX = 5
@@ -39,6 +48,64 @@ _INFO_LOG_FILES_MAX = 5
 class DbOptions:
     block_cache_bytes: int = 64 * 1024 * 1024
     write_buffer_bytes: int = 32 * 1024 * 1024
+    read_cache_bytes_max: int = 0  # the ReadCache; 0: no cache
+
+
+_CACHED_PREFIXES = (b"H:", b"V:", b"E:")  # the record keys (_keys.RECORD_PREFIX_OF_KIND)
+# Charged per cached entry beside its key and value: the dict slot, the link and two objects.
+_CACHE_ENTRY_OVERHEAD_BYTES = 160
+
+
+class ReadCache:
+    """A least-recently-used map of record keys to their stored values, at most ``bytes_max``
+    bytes (keys, values and a per-entry overhead). Thread-safe."""
+
+    def __init__(self, bytes_max: int) -> None:
+        self.bytes_max = bytes_max
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: bytes) -> tuple[bytes | None, int]:
+        """The cached value (or None) and the generation to hand to ``offer`` after a miss."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            return value, self._generation
+
+    def offer(self, key: bytes, value: bytes, generation: int) -> None:
+        """Cache a value read from RocksDB after ``lookup`` gave ``generation``, unless a record
+        key was written since. An entry above 1/16 of the bound is not cached."""
+        size = len(key) + len(value) + _CACHE_ENTRY_OVERHEAD_BYTES
+        if size * 16 > self.bytes_max:
+            return
+        with self._lock:
+            if generation != self._generation or key in self._entries:
+                return
+            self._entries[key] = value
+            self.bytes += size
+            while self.bytes > self.bytes_max:
+                old_key, old_value = self._entries.popitem(last=False)
+                self.bytes -= len(old_key) + len(old_value) + _CACHE_ENTRY_OVERHEAD_BYTES
+
+    def invalidate(self, keys: Iterable[bytes]) -> None:
+        """Record keys were written: drop them, and refuse the offers of reads made before."""
+        with self._lock:
+            self._generation += 1
+            for key in keys:
+                value = self._entries.pop(key, None)
+                if value is not None:
+                    self.bytes -= len(key) + len(value) + _CACHE_ENTRY_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -80,6 +147,8 @@ class StoreDb:
         self._db = rocksdict.Rdict(
             str(self.path), options, column_families={INTERNAL_CF: _options(opts or DbOptions())}
         )
+        bytes_max = (opts or DbOptions()).read_cache_bytes_max
+        self.cache = ReadCache(bytes_max) if bytes_max > 0 else None
         self._internal = self._db.get_column_family(INTERNAL_CF)
         self._internal_handle: rocksdict.ColumnFamily | None = self._db.get_column_family_handle(
             INTERNAL_CF
@@ -109,6 +178,45 @@ class StoreDb:
         if not keys:
             return []
         return list(self._db.get(list(keys)))  # type: ignore[arg-type]
+
+    def cached_get(self, key: bytes) -> bytes | None:
+        """``get``, through the ReadCache for record keys (the point reads)."""
+        cache = self.cache
+        if cache is None or not key.startswith(_CACHED_PREFIXES):
+            return self.get(key)
+        value, generation = cache.lookup(key)
+        if value is None:
+            value = self.get(key)
+            if value is not None:
+                cache.offer(key, value, generation)
+        return value
+
+    def cached_multi_get(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        """``multi_get``, through the ReadCache for record keys; one RocksDB call for the rest."""
+        cache = self.cache
+        if cache is None:
+            return self.multi_get(keys)
+        out: list[bytes | None] = []
+        missed: list[int] = []
+        generations: list[int] = []
+        for i, key in enumerate(keys):
+            value = None
+            if key.startswith(_CACHED_PREFIXES):
+                value, generation = cache.lookup(key)
+                if value is None:
+                    missed.append(i)
+                    generations.append(generation)
+            else:
+                missed.append(i)
+                generations.append(-1)
+            out.append(value)
+        if missed:
+            values = self.multi_get([keys[i] for i in missed])
+            for i, generation, value in zip(missed, generations, values, strict=True):
+                out[i] = value
+                if value is not None and generation >= 0:
+                    cache.offer(keys[i], value, generation)
+        return out
 
     def scan(
         self, prefix: bytes, start: bytes, limit: int, bytes_max: int | None = None
@@ -187,14 +295,22 @@ class StoreDb:
         """Write ``deletes``, then ``puts`` and ``internal_puts`` (the internal column family),
         and the new checkpoint in one atomic WriteBatch."""
         batch = rocksdict.WriteBatch(raw_mode=True)
+        cache = self.cache
+        touched: list[bytes] = []
         for key in deletes:
             batch.delete(key)
+            if cache is not None and key.startswith(_CACHED_PREFIXES):
+                touched.append(key)
         for key, value in puts:
             batch.put(key, value)
+            if cache is not None and key.startswith(_CACHED_PREFIXES):
+                touched.append(key)
         for key, value in internal_puts:
             batch.put(key, value, self._internal_handle)
         batch.put(CHECKPOINT_KEY, checkpoint.encode(), self._internal_handle)
         self._db.write(batch)
+        if touched and cache is not None:
+            cache.invalidate(touched)
 
     def flush_wal(self) -> None:
         """Make every write so far durable (fsync RocksDB's log)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -31,7 +31,7 @@ from stemedb.ingestor._log import (
 )
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
 from stemedb.ingestor._state import ApplyState
-from stemedb.ingestor._waiter import AppliedLsnWaiter
+from stemedb.ingestor._waiter import ReadRunner
 from stemedb.merkle import (
     NodeMissing,
     OutOfRange,
@@ -77,20 +77,13 @@ def _code_of(exc: StemeError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-async def _abort(context: _Context, exc: StemeError) -> NoReturn:
-    await context.abort(_code_of(exc), str(exc))
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-
 class LogServicer:
-    """Handlers of stemedb.v1.LogService (docs/verifiable-log.md)."""
+    """Handlers of stemedb.v1.LogService (docs/verifiable-log.md), each one ReadRunner.serve."""
 
-    def __init__(
-        self, db: StoreDb, state: ApplyState, waiter: AppliedLsnWaiter, wal_dir: Path
-    ) -> None:
+    def __init__(self, db: StoreDb, state: ApplyState, reads: ReadRunner, wal_dir: Path) -> None:
         self._db = db
         self._state = state
-        self._waiter = waiter
+        self._reads = reads
         self._checkpoints = CheckpointTracker(db, wal_dir)
 
     def _served(self) -> tuple[ServedCheckpoint, int]:
@@ -109,14 +102,14 @@ class LogServicer:
     async def GetCheckpoint(
         self, request: log_pb2.GetCheckpointRequest, context: _Context
     ) -> log_pb2.GetCheckpointResponse:
-        try:
-            applied = self._state.applied_lsn
-            self._checkpoints.served(applied)  # reads CHECKPOINT, notes a mismatch
-            if self._checkpoints.mismatch is not None:
-                raise _LogMismatch(self._checkpoints.mismatch)
-            served, applied = self._served()
-        except StemeError as exc:
-            await _abort(context, exc)
+        return await self._reads.serve(context, self._checkpoint, code_of=_code_of)
+
+    def _checkpoint(self) -> log_pb2.GetCheckpointResponse:
+        applied = self._state.applied_lsn
+        self._checkpoints.served(applied)  # reads CHECKPOINT, notes a mismatch
+        if self._checkpoints.mismatch is not None:
+            raise _LogMismatch(self._checkpoints.mismatch)
+        served, applied = self._served()
         return log_pb2.GetCheckpointResponse(
             checkpoint=served.text, verifier_key=self._checkpoints.verifier_key,
             applied_lsn=applied,
@@ -125,24 +118,26 @@ class LogServicer:
     async def GetInclusionProof(
         self, request: log_pb2.GetInclusionProofRequest, context: _Context
     ) -> log_pb2.GetInclusionProofResponse:
-        try:
-            if request.lsn < 1:
-                raise InvalidRequest("lsn must be >= 1")
-            served, applied = self._served()
-            size = served.checkpoint.tree_size
-            tree_size = request.tree_size or size
-            if tree_size > size:
-                raise _LogOutOfRange(
-                    f"tree_size {tree_size} is above the served checkpoint's size {size}"
-                )
-            if request.lsn > tree_size:
-                raise _LogOutOfRange(f"lsn {request.lsn} is not in the tree of size {tree_size}")
-            hashes = inclusion_proof(DbNodeStore(self._db), request.lsn - 1, tree_size)
-            (raw,) = self._db.internal_multi_get([record_at_key(request.lsn)])
-            if raw is None:
-                raise NodeMissing(0, request.lsn - 1)  # the record of an applied leaf: a bug
-        except StemeError as exc:
-            await _abort(context, exc)
+        return await self._reads.serve(context, lambda: self._inclusion(request), code_of=_code_of)
+
+    def _inclusion(
+        self, request: log_pb2.GetInclusionProofRequest
+    ) -> log_pb2.GetInclusionProofResponse:
+        if request.lsn < 1:
+            raise InvalidRequest("lsn must be >= 1")
+        served, applied = self._served()
+        size = served.checkpoint.tree_size
+        tree_size = request.tree_size or size
+        if tree_size > size:
+            raise _LogOutOfRange(
+                f"tree_size {tree_size} is above the served checkpoint's size {size}"
+            )
+        if request.lsn > tree_size:
+            raise _LogOutOfRange(f"lsn {request.lsn} is not in the tree of size {tree_size}")
+        hashes = inclusion_proof(DbNodeStore(self._db), request.lsn - 1, tree_size)
+        (raw,) = self._db.internal_multi_get([record_at_key(request.lsn)])
+        if raw is None:
+            raise NodeMissing(0, request.lsn - 1)  # the record of an applied leaf: a bug
         return log_pb2.GetInclusionProofResponse(
             leaf_index=request.lsn - 1, tree_size=tree_size, hashes=hashes,
             record=pb.Record.FromString(raw),
@@ -152,38 +147,54 @@ class LogServicer:
     async def GetConsistencyProof(
         self, request: log_pb2.GetConsistencyProofRequest, context: _Context
     ) -> log_pb2.GetConsistencyProofResponse:
-        try:
-            first, second = request.first_size, request.second_size
-            if first < 1:
-                raise InvalidRequest("first_size must be >= 1")
-            if first > second:
-                raise InvalidRequest(f"first_size {first} is above second_size {second}")
-            served, applied = self._served()
-            size = served.checkpoint.tree_size
-            if second > size:
-                raise _LogOutOfRange(
-                    f"second_size {second} is above the served checkpoint's size {size}"
-                )
-            hashes = consistency_proof(DbNodeStore(self._db), first, second)
-        except StemeError as exc:
-            await _abort(context, exc)
+        return await self._reads.serve(
+            context, lambda: self._consistency(request), code_of=_code_of
+        )
+
+    def _consistency(
+        self, request: log_pb2.GetConsistencyProofRequest
+    ) -> log_pb2.GetConsistencyProofResponse:
+        first, second = request.first_size, request.second_size
+        if first < 1:
+            raise InvalidRequest("first_size must be >= 1")
+        if first > second:
+            raise InvalidRequest(f"first_size {first} is above second_size {second}")
+        served, applied = self._served()
+        size = served.checkpoint.tree_size
+        if second > size:
+            raise _LogOutOfRange(
+                f"second_size {second} is above the served checkpoint's size {size}"
+            )
+        hashes = consistency_proof(DbNodeStore(self._db), first, second)
         return log_pb2.GetConsistencyProofResponse(hashes=hashes, applied_lsn=applied)
 
     async def ListRecordLsns(
         self, request: log_pb2.ListRecordLsnsRequest, context: _Context
     ) -> log_pb2.ListRecordLsnsResponse:
-        try:
-            if len(request.hash) != 32:
-                raise InvalidRequest(f"hash must be 32 bytes, got {len(request.hash)}")
-            limit = page_size_of(request.page_size)
-            prefix = hash_lsn_prefix(request.hash)
-            start = decode_page_token(request.page_token, _LSNS_SCOPE, prefix)
-            if request.min_lsn:
-                await self._waiter.wait(request.min_lsn, context.time_remaining())
-            applied = self._state.applied_lsn
-            keys = self._db.internal_keys(start, prefix, limit + 1)
-        except StemeError as exc:
-            await _abort(context, exc)
+        # The request is checked before the min_lsn wait, so a bad one never waits.
+        limit, prefix, start = await self._reads.serve(
+            context, lambda: self._lsns_page(request), code_of=_code_of
+        )
+        return await self._reads.serve(
+            context,
+            lambda: self._record_lsns(limit, prefix, start),
+            min_lsn=request.min_lsn,
+            code_of=_code_of,
+        )
+
+    @staticmethod
+    def _lsns_page(request: log_pb2.ListRecordLsnsRequest) -> tuple[int, bytes, bytes]:
+        if len(request.hash) != 32:
+            raise InvalidRequest(f"hash must be 32 bytes, got {len(request.hash)}")
+        prefix = hash_lsn_prefix(request.hash)
+        start = decode_page_token(request.page_token, _LSNS_SCOPE, prefix)
+        return page_size_of(request.page_size), prefix, start
+
+    def _record_lsns(
+        self, limit: int, prefix: bytes, start: bytes
+    ) -> log_pb2.ListRecordLsnsResponse:
+        applied = self._state.applied_lsn
+        keys = self._db.internal_keys(start, prefix, limit + 1)
         token = ""
         if len(keys) > limit:
             token = encode_page_token(_LSNS_SCOPE, prefix, keys[limit])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from stemedb.ingestor._db import ReadCache
 from stemedb.ingestor._state import ApplyState, HaltInfo
 
 __all__ = ["KINDS", "IngestorMetrics"]
@@ -23,6 +26,7 @@ _BATCH_BUCKETS_SECONDS = (
 class IngestorMetrics:
     def __init__(self, registry: CollectorRegistry, state: ApplyState) -> None:
         self._state = state
+        self._registry = registry
         self.applied_lsn = Gauge(
             "stemedb_ingestor_applied_lsn",
             "Highest WAL LSN applied to RocksDB.",
@@ -93,6 +97,11 @@ class IngestorMetrics:
         """Export ``waiting()`` (the waiter's count, read at scrape time) as a gauge."""
         self.min_lsn_waiters.set_function(waiting)
 
+    def watch_read_cache(self, cache: ReadCache | None) -> None:
+        """Export the read cache's hits, misses and bytes (read at scrape time; all 0 when
+        ``--read-cache-bytes-max`` is 0)."""
+        self._registry.register(_ReadCacheCollector(cache))
+
     def _lag_seconds(self) -> float:
         oldest = self._state.oldest_unapplied_ns
         if oldest is None:
@@ -107,3 +116,26 @@ class IngestorMetrics:
     def halt(self, info: HaltInfo) -> None:
         self.halted.set(1)
         self.halt_info.labels(info.cause).set(1)
+
+
+class _ReadCacheCollector(Collector):
+    def __init__(self, cache: ReadCache | None) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._cache
+        yield CounterMetricFamily(
+            "stemedb_ingestor_read_cache_hits",
+            "Point reads of a record key answered from the read cache.",
+            value=cache.hits if cache else 0,
+        )
+        yield CounterMetricFamily(
+            "stemedb_ingestor_read_cache_misses",
+            "Point reads of a record key that went to RocksDB (the cache on).",
+            value=cache.misses if cache else 0,
+        )
+        yield GaugeMetricFamily(
+            "stemedb_ingestor_read_cache_bytes",
+            "Bytes held by the read cache (bounded by --read-cache-bytes-max).",
+            value=cache.bytes if cache else 0,
+        )

@@ -32,7 +32,7 @@ from stemedb.ingestor._servicer import StoreServicer
 from stemedb.ingestor._state import ApplyState, HaltInfo
 from stemedb.ingestor._store import Store
 from stemedb.ingestor._usage import UsageReader, UsageServicer
-from stemedb.ingestor._waiter import AppliedLsnWaiter
+from stemedb.ingestor._waiter import AppliedLsnWaiter, ReadRunner
 from stemedb.runtime import ServiceShell, decoding_generic_handler, log_event, stop_signal
 from stemedb.v1 import meter_pb2, query_pb2, store_pb2
 
@@ -101,7 +101,9 @@ class _LoopBridge:
 
 def _db_options(cfg: IngestorConfig) -> DbOptions:
     return DbOptions(
-        block_cache_bytes=cfg.block_cache_bytes, write_buffer_bytes=cfg.write_buffer_bytes
+        block_cache_bytes=cfg.block_cache_bytes,
+        write_buffer_bytes=cfg.write_buffer_bytes,
+        read_cache_bytes_max=cfg.read_cache_bytes_max,
     )
 
 
@@ -126,19 +128,20 @@ class IngestorServer:
             checkpoint.lsn, cfg.min_lsn_waiters_max, cfg.min_lsn_wait_seconds_max
         )
         self.metrics.watch_waiters(lambda: self.waiter.waiting)
-        self._servicer = StoreServicer(
-            Store(db, self.state, cfg.read_page_bytes_max), self.waiter, cfg.read_threads
-        )
-        self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, self._servicer))
-        usage = UsageServicer(UsageReader(db, self.state), self.waiter)
+        self.metrics.watch_read_cache(db.cache)
+        # One read wrapper (the min_lsn wait, the read pool, the error mapping) for all four.
+        self._reads = ReadRunner(self.waiter, cfg.read_threads)
+        store = StoreServicer(Store(db, self.state, cfg.read_page_bytes_max), self._reads)
+        self.shell.add_service(_DESCRIPTOR, decoding_generic_handler(_DESCRIPTOR, store))
+        usage = UsageServicer(UsageReader(db, self.state), self._reads)
         self.shell.add_service(_USAGE, decoding_generic_handler(_USAGE, usage))
         # The Lattice (docs/lattice.md): QueryService answers UNAVAILABLE until views are ready.
         self.rederive_progress = lattice_progress_gauge(self.registry)
         self.registry.register(LatticeCollector(db))
         self.views = ViewsState(ready=False, message="starting")
-        query = QueryServicer(Query(db, self.state, cfg.policy, self.views), self.waiter)
+        query = QueryServicer(Query(db, self.state, cfg.policy, self.views), self._reads)
         self.shell.add_service(QUERY_SERVICE, decoding_generic_handler(QUERY_SERVICE, query))
-        log_servicer = LogServicer(db, self.state, self.waiter, cfg.wal_dir)
+        log_servicer = LogServicer(db, self.state, self._reads, cfg.wal_dir)
         self.registry.register(log_servicer.metrics_collector())
         self.shell.add_service(
             LOG_SERVICE_DESCRIPTOR, decoding_generic_handler(LOG_SERVICE_DESCRIPTOR, log_servicer)
@@ -178,7 +181,7 @@ class IngestorServer:
         if self._bridge is not None:
             self._bridge.stopping = True
         await self.shell.drain(before_stop=self._stop_applying)
-        self._servicer.close()
+        self._reads.close()
         if self._apply is not None:
             loop = asyncio.get_running_loop()
             joined = await loop.run_in_executor(None, self._apply.join, _APPLY_STOP_SECONDS_MAX)

@@ -2,10 +2,14 @@
 
 Every result carries the LSN it was served at. ``applied_lsn`` is sampled *before* RocksDB is
 read, and the apply thread publishes it only after the batch is written, so every record up to
-that LSN is visible to the read (later ones may be too).
+that LSN is visible to the read (later ones may be too). The point reads (Get, GetAssertion,
+BatchGet) answer encoded responses assembled from the stored bytes (``_wire.py``): a stored
+Record is served as it is, never parsed and serialized again.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from stemedb.ingestor._db import ScanResult, StoreDb
 from stemedb.ingestor._errors import InvalidRequest, StoreInconsistent
@@ -21,14 +25,26 @@ from stemedb.ingestor._keys import (
 )
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
 from stemedb.ingestor._state import ApplyState
+from stemedb.ingestor._wire import (
+    field_bool,
+    field_message,
+    field_varint,
+    get_response_bytes,
+    sole_field,
+)
 from stemedb.v1 import records_pb2, store_pb2
 
-__all__ = ["KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]
+__all__ = ["BATCH_GET_KEYS_MAX", "KEY_BYTES_MAX", "PAGE_BYTES_MAX_DEFAULT", "Store"]
 
 KEY_BYTES_MAX = 4096  # longer than any key the scheme produces
+BATCH_GET_KEYS_MAX = 1000  # keys of one BatchGet
 PAGE_BYTES_MAX_DEFAULT = 3 * 1024 * 1024  # keys and values of one page, before the last entry
 _FETCH_CHUNK_RECORDS = 32  # records fetched at a time by the typed list reads
 _HASH_BYTES = 32
+# The smallest encoding of one stored co-signature (a 32-byte key and a 64-byte signature, as
+# validated): an assertion shorter than SIGNATURES_INLINE_MAX of them cannot hold that many.
+_SIGNATURE_ENTRY_BYTES_MIN = 2 + (2 + 32) + (2 + 64)
+_RECORD_ASSERTION_FIELD = records_pb2.Record.DESCRIPTOR.fields_by_name["assertion"].number
 _SUBJECT_BYTES_MAX = 1024
 _SCOPE_SCAN = b"scan"
 _SCOPE_SUBJECT = b"subject"
@@ -43,6 +59,13 @@ def _hash_field(value: bytes, name: str) -> bytes:
     if len(value) != _HASH_BYTES:
         raise InvalidRequest(f"{name} must be {_HASH_BYTES} bytes, got {len(value)}")
     return value
+
+
+def _check_key(key: bytes, name: str) -> None:
+    if not key:
+        raise InvalidRequest(f"{name} is required")
+    if len(key) > KEY_BYTES_MAX:
+        raise InvalidRequest(f"{name} is longer than {KEY_BYTES_MAX} bytes")
 
 
 def _inline_index(suffix: bytes) -> int:
@@ -71,18 +94,42 @@ class Store:
         return self._state.applied_lsn
 
     def get(self, key: bytes) -> store_pb2.GetResponse:
-        if not key:
-            raise InvalidRequest("key is required")
-        if len(key) > KEY_BYTES_MAX:
-            raise InvalidRequest(f"key is longer than {KEY_BYTES_MAX} bytes")
+        return store_pb2.GetResponse.FromString(self.get_bytes(key))
+
+    def batch_get(self, keys: Sequence[bytes]) -> store_pb2.BatchGetResponse:
+        return store_pb2.BatchGetResponse.FromString(self.batch_get_bytes(keys))
+
+    def get_assertion(self, content_hash: bytes) -> store_pb2.GetAssertionResponse:
+        return store_pb2.GetAssertionResponse.FromString(self.get_assertion_bytes(content_hash))
+
+    def get_bytes(self, key: bytes) -> bytes:
+        """The encoded GetResponse of ``key`` (what the servicer sends; ``get`` decodes it)."""
+        _check_key(key, "key")
         applied = self._state.applied_lsn
-        value = self._db.get(key)
-        if value is None:
-            return store_pb2.GetResponse(found=False, applied_lsn=applied)
-        response = store_pb2.GetResponse(found=True, value=value, applied_lsn=applied)
-        if is_record_key(key):
-            response.record.ParseFromString(value)
-        return response
+        return get_response_bytes(self._db.cached_get(key), is_record_key(key), applied)
+
+    def batch_get_bytes(self, keys: Sequence[bytes]) -> bytes:
+        """The encoded BatchGetResponse: one GetResponse per key, in order, at one LSN."""
+        if not keys:
+            raise InvalidRequest("keys: at least one key is required")
+        if len(keys) > BATCH_GET_KEYS_MAX:
+            raise InvalidRequest(f"keys: at most {BATCH_GET_KEYS_MAX} keys, got {len(keys)}")
+        for i, key in enumerate(keys):
+            _check_key(key, f"keys[{i}]")
+        applied = self._state.applied_lsn
+        values = self._db.cached_multi_get(keys)
+        total = sum(len(v) for v in values if v is not None)
+        if total > self._page_bytes_max:
+            raise InvalidRequest(
+                f"keys: the {len(keys)} values total {total} bytes, above the "
+                f"--read-page-bytes-max of {self._page_bytes_max}; ask for fewer keys"
+            )
+        parts = [
+            field_message(1, get_response_bytes(value, is_record_key(key), applied))
+            for key, value in zip(keys, values, strict=True)
+        ]
+        parts.append(field_varint(2, applied))
+        return b"".join(parts)
 
     def scan_prefix(
         self, prefix: bytes, page_size: int, page_token: str
@@ -99,18 +146,26 @@ class Store:
             response.next_page_token = encode_page_token(_SCOPE_SCAN, prefix, page.next_key)
         return response
 
-    def get_assertion(self, content_hash: bytes) -> store_pb2.GetAssertionResponse:
+    def get_assertion_bytes(self, content_hash: bytes) -> bytes:
+        """The encoded GetAssertionResponse: the stored Record's assertion bytes as they are."""
         _hash_field(content_hash, "hash")
         applied = self._state.applied_lsn
-        value = self._db.get(record_key(ASSERTION_PREFIX, content_hash))
-        response = store_pb2.GetAssertionResponse(applied_lsn=applied)
-        if value is not None:
-            response.found = True
-            response.assertion.CopyFrom(records_pb2.Record.FromString(value).assertion)
-            if len(response.assertion.signatures) >= SIGNATURES_INLINE_MAX:
+        value = self._db.cached_get(record_key(ASSERTION_PREFIX, content_hash))
+        if value is None:
+            return field_varint(3, applied)
+        assertion = sole_field(value, _RECORD_ASSERTION_FIELD)
+        if assertion is None:  # not the stored form: decode it
+            assertion = records_pb2.Record.FromString(value).assertion.SerializeToString()
+        more = False
+        if len(assertion) >= SIGNATURES_INLINE_MAX * _SIGNATURE_ENTRY_BYTES_MIN:
+            signatures = records_pb2.Assertion.FromString(assertion).signatures
+            if len(signatures) >= SIGNATURES_INLINE_MAX:
                 prefix = signer_prefix(content_hash)
-                response.more_signers = bool(self._db.scan(prefix, prefix, 1).entries)
-        return response
+                more = bool(self._db.scan(prefix, prefix, 1).entries)
+        return b"".join(
+            (field_bool(1, True), field_message(2, assertion), field_varint(3, applied),
+             field_bool(4, more))
+        )  # fmt: skip
 
     def list_signers(
         self, assertion_hash: bytes, page_size: int, page_token: str

@@ -16,17 +16,13 @@ ingestor and every rebuild holds the same bytes.
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import Callable
-from typing import Any, NoReturn
-
-import grpc.aio
+from typing import Any
 
 from stemedb.ingestor._db import StoreDb
-from stemedb.ingestor._errors import IngestorError, InvalidRequest, grpc_code_of
+from stemedb.ingestor._errors import InvalidRequest
 from stemedb.ingestor._state import ApplyState
-from stemedb.ingestor._waiter import AppliedLsnWaiter
+from stemedb.ingestor._waiter import ReadRunner
 from stemedb.v1 import meter_pb2
 from stemedb.walrecord import JobEnvelope
 
@@ -132,38 +128,23 @@ def _check_agent(agent: str) -> None:
         raise InvalidRequest(f"agent: 1 to {_AGENT_BYTES_MAX} bytes of UTF-8 required")
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: IngestorError) -> NoReturn:
-    await context.abort(grpc_code_of(error), str(error))
-    raise AssertionError("unreachable: abort raises")  # pragma: no cover
-
-
 class UsageServicer:
     """``stemedb.v1.UsageService``: GetUsage and ListTopSpenders, with min_lsn waits."""
 
-    def __init__(self, reader: UsageReader, waiter: AppliedLsnWaiter) -> None:
+    def __init__(self, reader: UsageReader, reads: ReadRunner) -> None:
         self._reader = reader
-        self._waiter = waiter
-
-    async def _serve(self, min_lsn: int, context: Any, read: Callable[[], Any]) -> Any:
-        try:
-            if min_lsn:
-                await self._waiter.wait(min_lsn, context.time_remaining())
-            return await asyncio.get_running_loop().run_in_executor(None, read)
-        except IngestorError as exc:
-            await _abort(context, exc)
+        self._reads = reads
 
     async def GetUsage(
         self, request: meter_pb2.GetUsageRequest, context: Any
     ) -> meter_pb2.GetUsageResponse:
-        result: meter_pb2.GetUsageResponse = await self._serve(
-            request.min_lsn, context, lambda: self._reader.get(request.agent)
+        return await self._reads.serve(
+            context, lambda: self._reader.get(request.agent), min_lsn=request.min_lsn
         )
-        return result
 
     async def ListTopSpenders(
         self, request: meter_pb2.ListTopSpendersRequest, context: Any
     ) -> meter_pb2.ListTopSpendersResponse:
-        result: meter_pb2.ListTopSpendersResponse = await self._serve(
-            request.min_lsn, context, lambda: self._reader.top(request.limit)
+        return await self._reads.serve(
+            context, lambda: self._reader.top(request.limit), min_lsn=request.min_lsn, paged=True
         )
-        return result

@@ -5,18 +5,38 @@ Each waiting read parks a future in a heap ordered by the LSN it needs. The appl
 the futures whose LSN is now applied. Nothing polls. The number of waits is bounded
 (``waiters_max``, TooManyWaiters beyond); a wait lasts at most ``wait_seconds_max`` whatever the
 call's deadline (a client cannot park a read for hours), or less when the deadline is nearer.
+
+``ReadRunner`` is the one read wrapper of the ingestor's four read services (Store, Query, Log,
+Usage): wait for ``min_lsn``, run the read on the loop (a point read) or in the bounded pool of
+``--read-threads`` threads (a paged read), and turn a StemeError into the call's gRPC status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import heapq
 import itertools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from stemedb.ingestor._errors import ApplyHalted, MinLsnTimeout, ShuttingDown, TooManyWaiters
+import grpc
+import grpc.aio
+
+from stemedb.errors import StemeError
+from stemedb.ingestor._errors import (
+    ApplyHalted,
+    MinLsnTimeout,
+    ShuttingDown,
+    TooManyWaiters,
+    grpc_code_of,
+)
 from stemedb.ingestor._state import HaltInfo
 
-__all__ = ["AppliedLsnWaiter"]
+__all__ = ["AppliedLsnWaiter", "ReadRunner"]
+
+_Result = TypeVar("_Result")
+_Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AppliedLsnWaiter:
@@ -92,3 +112,40 @@ class AppliedLsnWaiter:
         except ValueError:
             return
         heapq.heapify(self._heap)
+
+
+class ReadRunner:
+    """Runs the reads of every ingestor read service: the min_lsn wait, then the read, on the
+    event loop or in the bounded read pool, with errors mapped to gRPC status codes."""
+
+    def __init__(self, waiter: AppliedLsnWaiter, read_threads: int) -> None:
+        self.waiter = waiter
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=read_threads, thread_name_prefix="stemedb-read"
+        )
+
+    def close(self) -> None:
+        """Stop the read threads (after the server stopped; running reads finish)."""
+        self._pool.shutdown(wait=True)
+
+    async def serve(
+        self,
+        context: _Context,
+        read: Callable[[], _Result],
+        *,
+        min_lsn: int = 0,
+        paged: bool = False,
+        code_of: Callable[[StemeError], grpc.StatusCode] = grpc_code_of,
+    ) -> _Result:
+        """``read()`` once ``min_lsn`` is applied: on the loop, or with ``paged`` in the pool
+        (work that grows with a page must not hold the loop). A StemeError raised by the wait
+        or the read aborts the call with ``code_of(error)`` and the error's message."""
+        try:
+            if min_lsn:
+                await self.waiter.wait(min_lsn, context.time_remaining())
+            if not paged:
+                return read()
+            return await asyncio.get_running_loop().run_in_executor(self._pool, read)
+        except StemeError as exc:
+            await context.abort(code_of(exc), str(exc))
+            raise AssertionError("unreachable: abort raises") from exc  # pragma: no cover

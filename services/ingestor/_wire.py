@@ -1,4 +1,6 @@
-"""Protobuf wire encoding of the views, by hand, for the apply path.
+"""Protobuf wire encoding by hand: of the views, for the apply path, and of the point-read
+responses (GetResponse, GetAssertionResponse, BatchGetResponse), assembled from the stored bytes
+without parsing them and serializing them again.
 
 Building a SlotView as protobuf objects costs a few hundred microseconds per change in Python;
 the engine instead keeps each candidate's encoded Candidate message and joins bytes. The output
@@ -14,6 +16,7 @@ import struct
 from stemedb.v1 import query_pb2
 
 __all__ = [
+    "Encoded",
     "candidate_bytes",
     "field_bool",
     "field_bytes",
@@ -21,7 +24,10 @@ __all__ = [
     "field_message",
     "field_varint",
     "framed_candidate",
+    "get_response_bytes",
+    "read_varint",
     "resolution_bytes",
+    "sole_field",
     "varint",
 ]
 
@@ -43,6 +49,47 @@ def varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``data[pos:]`` and the position after it; ValueError if it is cut short
+    or longer than 10 bytes."""
+    value = shift = 0
+    end = min(len(data), pos + 10)
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("truncated or overlong varint")
+
+
+def sole_field(data: bytes, number: int) -> bytes | None:
+    """The payload of length-delimited field ``number`` when ``data`` encodes exactly that one
+    field (how a stored Record holds its assertion, vote or epoch); otherwise None."""
+    try:
+        tag, pos = read_varint(data, 0)
+        if tag != (number << 3) | 2:
+            return None
+        length, pos = read_varint(data, pos)
+    except ValueError:
+        return None
+    return data[pos:] if pos + length == len(data) else None
+
+
+class Encoded:
+    """A response message already encoded: served as is by a handler that serializes what a
+    method returns (``SerializeToString`` gives the bytes back)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # the protobuf method's name
+        return self.data
 
 
 # Tags of field numbers 1..31 by wire type (0 varint, 1 fixed64, 2 length-delimited).
@@ -137,3 +184,23 @@ def resolution_bytes(
             field_bytes(_R["policy_hash"], policy_hash),
         )
     )
+
+
+_FOUND = _TAGS[1, 0] + b"\x01"
+_VALUE_TAG = _TAGS[2, 2]
+_RECORD_TAG = _TAGS[3, 2]
+_APPLIED_TAG = _TAGS[4, 0]
+
+
+def get_response_bytes(value: bytes | None, is_record: bool, applied_lsn: int) -> bytes:
+    """A GetResponse: found, the stored value, the same bytes as ``record`` for a record key
+    (a stored Record is its own encoding), and applied_lsn."""
+    lsn = _APPLIED_TAG + varint(applied_lsn) if applied_lsn else b""
+    if value is None:
+        return lsn
+    size = varint(len(value))
+    if not value:
+        return _FOUND + (_RECORD_TAG + size if is_record else b"") + lsn
+    if is_record:
+        return b"".join((_FOUND, _VALUE_TAG, size, value, _RECORD_TAG, size, value, lsn))
+    return b"".join((_FOUND, _VALUE_TAG, size, value, lsn))

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from stemedb.v1 import records_pb2 as stemedb_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stemedb/v1/store.proto\x12\nstemedb.v1\x1a\x18stemedb/v1/records.proto\"*\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0f\n\x07min_lsn\x18\x02 \x01(\x04\"d\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\"\n\x06record\x18\x03 \x01(\x0b\x32\x12.stemedb.v1.Record\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\"[\n\x11ScanPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"f\n\x12ScanPrefixResponse\x12\"\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x11.stemedb.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\"4\n\x13GetAssertionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x0f\n\x07min_lsn\x18\x02 \x01(\x04\"z\n\x14GetAssertionResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12(\n\tassertion\x18\x02 \x01(\x0b\x32\x15.stemedb.v1.Assertion\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\x12\x14\n\x0cmore_signers\x18\x04 \x01(\x08\"I\n\x0fHashedAssertion\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12(\n\tassertion\x18\x02 \x01(\x0b\x32\x15.stemedb.v1.Assertion\"i\n\x1eListAssertionsBySubjectRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"\x80\x01\n\x1fListAssertionsBySubjectResponse\x12/\n\nassertions\x18\x01 \x03(\x0b\x32\x1b.stemedb.v1.HashedAssertion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\":\n\nHashedVote\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x1e\n\x04vote\x18\x02 \x01(\x0b\x32\x10.stemedb.v1.Vote\"b\n\x10ListVotesRequest\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"h\n\x11ListVotesResponse\x12%\n\x05votes\x18\x01 \x03(\x0b\x32\x16.stemedb.v1.HashedVote\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\"d\n\x12ListSignersRequest\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"s\n\x13ListSignersResponse\x12.\n\nsignatures\x18\x01 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\x32\xf4\x03\n\x0cStoreService\x12\x36\n\x03Get\x12\x16.stemedb.v1.GetRequest\x1a\x17.stemedb.v1.GetResponse\x12K\n\nScanPrefix\x12\x1d.stemedb.v1.ScanPrefixRequest\x1a\x1e.stemedb.v1.ScanPrefixResponse\x12Q\n\x0cGetAssertion\x12\x1f.stemedb.v1.GetAssertionRequest\x1a .stemedb.v1.GetAssertionResponse\x12r\n\x17ListAssertionsBySubject\x12*.stemedb.v1.ListAssertionsBySubjectRequest\x1a+.stemedb.v1.ListAssertionsBySubjectResponse\x12H\n\tListVotes\x12\x1c.stemedb.v1.ListVotesRequest\x1a\x1d.stemedb.v1.ListVotesResponse\x12N\n\x0bListSigners\x12\x1e.stemedb.v1.ListSignersRequest\x1a\x1f.stemedb.v1.ListSignersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16stemedb/v1/store.proto\x12\nstemedb.v1\x1a\x18stemedb/v1/records.proto\"*\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0f\n\x07min_lsn\x18\x02 \x01(\x04\"d\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\"\n\x06record\x18\x03 \x01(\x0b\x32\x12.stemedb.v1.Record\x12\x13\n\x0b\x61pplied_lsn\x18\x04 \x01(\x04\"0\n\x0f\x42\x61tchGetRequest\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0f\n\x07min_lsn\x18\x02 \x01(\x04\"Q\n\x10\x42\x61tchGetResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.stemedb.v1.GetResponse\x12\x13\n\x0b\x61pplied_lsn\x18\x02 \x01(\x04\"[\n\x11ScanPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"f\n\x12ScanPrefixResponse\x12\"\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x11.stemedb.v1.Entry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\"4\n\x13GetAssertionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x0f\n\x07min_lsn\x18\x02 \x01(\x04\"z\n\x14GetAssertionResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12(\n\tassertion\x18\x02 \x01(\x0b\x32\x15.stemedb.v1.Assertion\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\x12\x14\n\x0cmore_signers\x18\x04 \x01(\x08\"I\n\x0fHashedAssertion\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12(\n\tassertion\x18\x02 \x01(\x0b\x32\x15.stemedb.v1.Assertion\"i\n\x1eListAssertionsBySubjectRequest\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"\x80\x01\n\x1fListAssertionsBySubjectResponse\x12/\n\nassertions\x18\x01 \x03(\x0b\x32\x1b.stemedb.v1.HashedAssertion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\":\n\nHashedVote\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x1e\n\x04vote\x18\x02 \x01(\x0b\x32\x10.stemedb.v1.Vote\"b\n\x10ListVotesRequest\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"h\n\x11ListVotesResponse\x12%\n\x05votes\x18\x01 \x03(\x0b\x32\x16.stemedb.v1.HashedVote\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\"d\n\x12ListSignersRequest\x12\x16\n\x0e\x61ssertion_hash\x18\x01 \x01(\x0c\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07min_lsn\x18\x04 \x01(\x04\"s\n\x13ListSignersResponse\x12.\n\nsignatures\x18\x01 \x03(\x0b\x32\x1a.stemedb.v1.SignatureEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x13\n\x0b\x61pplied_lsn\x18\x03 \x01(\x04\x32\xbb\x04\n\x0cStoreService\x12\x36\n\x03Get\x12\x16.stemedb.v1.GetRequest\x1a\x17.stemedb.v1.GetResponse\x12K\n\nScanPrefix\x12\x1d.stemedb.v1.ScanPrefixRequest\x1a\x1e.stemedb.v1.ScanPrefixResponse\x12Q\n\x0cGetAssertion\x12\x1f.stemedb.v1.GetAssertionRequest\x1a .stemedb.v1.GetAssertionResponse\x12r\n\x17ListAssertionsBySubject\x12*.stemedb.v1.ListAssertionsBySubjectRequest\x1a+.stemedb.v1.ListAssertionsBySubjectResponse\x12H\n\tListVotes\x12\x1c.stemedb.v1.ListVotesRequest\x1a\x1d.stemedb.v1.ListVotesResponse\x12N\n\x0bListSigners\x12\x1e.stemedb.v1.ListSignersRequest\x1a\x1f.stemedb.v1.ListSignersResponse\x12\x45\n\x08\x42\x61tchGet\x12\x1b.stemedb.v1.BatchGetRequest\x1a\x1c.stemedb.v1.BatchGetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,32 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETREQUEST']._serialized_end=106
   _globals['_GETRESPONSE']._serialized_start=108
   _globals['_GETRESPONSE']._serialized_end=208
-  _globals['_SCANPREFIXREQUEST']._serialized_start=210
-  _globals['_SCANPREFIXREQUEST']._serialized_end=301
-  _globals['_ENTRY']._serialized_start=303
-  _globals['_ENTRY']._serialized_end=338
-  _globals['_SCANPREFIXRESPONSE']._serialized_start=340
-  _globals['_SCANPREFIXRESPONSE']._serialized_end=442
-  _globals['_GETASSERTIONREQUEST']._serialized_start=444
-  _globals['_GETASSERTIONREQUEST']._serialized_end=496
-  _globals['_GETASSERTIONRESPONSE']._serialized_start=498
-  _globals['_GETASSERTIONRESPONSE']._serialized_end=620
-  _globals['_HASHEDASSERTION']._serialized_start=622
-  _globals['_HASHEDASSERTION']._serialized_end=695
-  _globals['_LISTASSERTIONSBYSUBJECTREQUEST']._serialized_start=697
-  _globals['_LISTASSERTIONSBYSUBJECTREQUEST']._serialized_end=802
-  _globals['_LISTASSERTIONSBYSUBJECTRESPONSE']._serialized_start=805
-  _globals['_LISTASSERTIONSBYSUBJECTRESPONSE']._serialized_end=933
-  _globals['_HASHEDVOTE']._serialized_start=935
-  _globals['_HASHEDVOTE']._serialized_end=993
-  _globals['_LISTVOTESREQUEST']._serialized_start=995
-  _globals['_LISTVOTESREQUEST']._serialized_end=1093
-  _globals['_LISTVOTESRESPONSE']._serialized_start=1095
-  _globals['_LISTVOTESRESPONSE']._serialized_end=1199
-  _globals['_LISTSIGNERSREQUEST']._serialized_start=1201
-  _globals['_LISTSIGNERSREQUEST']._serialized_end=1301
-  _globals['_LISTSIGNERSRESPONSE']._serialized_start=1303
-  _globals['_LISTSIGNERSRESPONSE']._serialized_end=1418
-  _globals['_STORESERVICE']._serialized_start=1421
-  _globals['_STORESERVICE']._serialized_end=1921
+  _globals['_BATCHGETREQUEST']._serialized_start=210
+  _globals['_BATCHGETREQUEST']._serialized_end=258
+  _globals['_BATCHGETRESPONSE']._serialized_start=260
+  _globals['_BATCHGETRESPONSE']._serialized_end=341
+  _globals['_SCANPREFIXREQUEST']._serialized_start=343
+  _globals['_SCANPREFIXREQUEST']._serialized_end=434
+  _globals['_ENTRY']._serialized_start=436
+  _globals['_ENTRY']._serialized_end=471
+  _globals['_SCANPREFIXRESPONSE']._serialized_start=473
+  _globals['_SCANPREFIXRESPONSE']._serialized_end=575
+  _globals['_GETASSERTIONREQUEST']._serialized_start=577
+  _globals['_GETASSERTIONREQUEST']._serialized_end=629
+  _globals['_GETASSERTIONRESPONSE']._serialized_start=631
+  _globals['_GETASSERTIONRESPONSE']._serialized_end=753
+  _globals['_HASHEDASSERTION']._serialized_start=755
+  _globals['_HASHEDASSERTION']._serialized_end=828
+  _globals['_LISTASSERTIONSBYSUBJECTREQUEST']._serialized_start=830
+  _globals['_LISTASSERTIONSBYSUBJECTREQUEST']._serialized_end=935
+  _globals['_LISTASSERTIONSBYSUBJECTRESPONSE']._serialized_start=938
+  _globals['_LISTASSERTIONSBYSUBJECTRESPONSE']._serialized_end=1066
+  _globals['_HASHEDVOTE']._serialized_start=1068
+  _globals['_HASHEDVOTE']._serialized_end=1126
+  _globals['_LISTVOTESREQUEST']._serialized_start=1128
+  _globals['_LISTVOTESREQUEST']._serialized_end=1226
+  _globals['_LISTVOTESRESPONSE']._serialized_start=1228
+  _globals['_LISTVOTESRESPONSE']._serialized_end=1332
+  _globals['_LISTSIGNERSREQUEST']._serialized_start=1334
+  _globals['_LISTSIGNERSREQUEST']._serialized_end=1434
+  _globals['_LISTSIGNERSRESPONSE']._serialized_start=1436
+  _globals['_LISTSIGNERSRESPONSE']._serialized_end=1551
+  _globals['_STORESERVICE']._serialized_start=1554
+  _globals['_STORESERVICE']._serialized_end=2125
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,22 @@ class GetResponse(_message.Message):
     applied_lsn: int
     def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ..., record: _Optional[_Union[_records_pb2.Record, _Mapping]] = ..., applied_lsn: _Optional[int] = ...) -> None: ...
 
+class BatchGetRequest(_message.Message):
+    __slots__ = ("keys", "min_lsn")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    MIN_LSN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    min_lsn: int
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., min_lsn: _Optional[int] = ...) -> None: ...
+
+class BatchGetResponse(_message.Message):
+    __slots__ = ("results", "applied_lsn")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_LSN_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[GetResponse]
+    applied_lsn: int
+    def __init__(self, results: _Optional[_Iterable[_Union[GetResponse, _Mapping]]] = ..., applied_lsn: _Optional[int] = ...) -> None: ...
+
 class ScanPrefixRequest(_message.Message):
     __slots__ = ("prefix", "page_size", "page_token", "min_lsn")
     PREFIX_FIELD_NUMBER: _ClassVar[int]

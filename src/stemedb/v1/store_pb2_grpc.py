@@ -67,6 +67,11 @@ class StoreServiceStub:
                 request_serializer=stemedb_dot_v1_dot_store__pb2.ListSignersRequest.SerializeToString,
                 response_deserializer=stemedb_dot_v1_dot_store__pb2.ListSignersResponse.FromString,
                 _registered_method=True)
+        self.BatchGet = channel.unary_unary(
+                '/stemedb.v1.StoreService/BatchGet',
+                request_serializer=stemedb_dot_v1_dot_store__pb2.BatchGetRequest.SerializeToString,
+                response_deserializer=stemedb_dot_v1_dot_store__pb2.BatchGetResponse.FromString,
+                _registered_method=True)
 
 
 class StoreServiceServicer:
@@ -118,6 +123,15 @@ class StoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchGet(self, request, context):
+        """Reads several keys in one call, all at one applied_lsn. At most 1,000 keys, each as in
+        Get; a request naming more, or whose values total more than the server's
+        --read-page-bytes-max, is INVALID_ARGUMENT naming `keys`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +164,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
                     servicer.ListSigners,
                     request_deserializer=stemedb_dot_v1_dot_store__pb2.ListSignersRequest.FromString,
                     response_serializer=stemedb_dot_v1_dot_store__pb2.ListSignersResponse.SerializeToString,
+            ),
+            'BatchGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGet,
+                    request_deserializer=stemedb_dot_v1_dot_store__pb2.BatchGetRequest.FromString,
+                    response_serializer=stemedb_dot_v1_dot_store__pb2.BatchGetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +336,33 @@ class StoreService:
             '/stemedb.v1.StoreService/ListSigners',
             stemedb_dot_v1_dot_store__pb2.ListSignersRequest.SerializeToString,
             stemedb_dot_v1_dot_store__pb2.ListSignersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stemedb.v1.StoreService/BatchGet',
+            stemedb_dot_v1_dot_store__pb2.BatchGetRequest.SerializeToString,
+            stemedb_dot_v1_dot_store__pb2.BatchGetResponse.FromString,
             options,
             channel_credentials,
             insecure,
