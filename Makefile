@@ -83,8 +83,12 @@ sysdeps:
 
 promtool fuse etcd: sysdeps
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file on one worker (its
+# module fixtures shared as before): most tests wait on real servers, so workers overlap the
+# waits on 2 cores. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 3
 test: lint typecheck buflint sysdeps
-	$(PY) -m pytest -m "not torture and not bench" tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not torture and not bench" tests
 	$(MAKE) nodetest
 
 test-fast: $(STAMP)
