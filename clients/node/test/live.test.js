@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +19,7 @@ import protoLoader from '@grpc/proto-loader';
 import { StemeClient, StemeRpcError, hashHex, makeAssertion, makeEpoch, makeVote, signRecord } from '../src/index.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(HERE, '..', '..', '..');
 const BIN_DIR = path.resolve(process.env.STEMEDB_BIN_DIR || path.join(HERE, '..', '..', '..', '.venv', 'bin'));
 const WRITER_BIN = path.join(BIN_DIR, 'stemedb-writer');
 const INGESTOR_BIN = path.join(BIN_DIR, 'stemedb-ingestor');
@@ -63,17 +63,16 @@ message HealthCheckResponse {
 service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
 `;
 
-/** A free loopback TCP port (bind port 0, read it, release it). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` loopback TCP ports for the services, from the Python tests' allocator (tests/support.py
+ * free_port: outside the kernel's ephemeral range, one machine-wide cursor, so no other test
+ * process is handed them; binding port 0 and releasing it would race with every other process).
+ */
+function freePorts(n) {
+  const script = `from tests.support import free_port\nprint(*(free_port() for _ in range(${n})))\n`;
+  const r = spawnSync(PYTHON_BIN, ['-c', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`tests/support.py free_port failed (${r.status}): ${r.stderr || r.error}`);
+  return r.stdout.trim().split(/\s+/).map(Number);
 }
 
 /** The content hash of a JSON-form record as computed by Python (stemedb.canonical). */
@@ -205,7 +204,7 @@ describe('live writer + ingestor', { skip: SKIP, timeout: 180_000 }, () => {
   before(async () => {
     if (missing.length > 0) throw new Error(`${MISSING_MSG} (CI is set, so this is a failure)`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'stemedb-node-'));
-    const [p1, m1, p2, m2] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [p1, m1, p2, m2] = freePorts(4);
     const healthFile = path.join(dir, 'health.proto');
     await writeFile(healthFile, HEALTH_PROTO);
     const healthPkg = grpc.loadPackageDefinition(
