@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,12 +34,79 @@ def missing_tool(message: str) -> NoReturn:
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    """A port that was free a moment ago (the kernel picks it)."""
+# Ports for test servers. Asking the kernel for a free port (bind port 0, read it, close it)
+# races: between the close and the server's bind, any other process binding port 0 (another
+# test, another engineer's pytest, a pytest-xdist worker) may be handed the same port. So tests
+# take ports from a range OUTSIDE the kernel's ephemeral range (no bind(0) anywhere lands there),
+# handed out by one machine-wide cursor in a file under /tmp held under fcntl.flock: every pytest
+# process on the machine advances the same cursor, so a port is handed out again only after every
+# other port of the range has been (thousands of allocations later), and only if it can be bound
+# on 127.0.0.1 at that moment. The Node live tests (clients/node/test/live.test.js) call
+# free_port() through Python, so they share the cursor.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+TEST_PORTS_FIRST = 20000  # below it sit well-known service ports (etcd 2379, Prometheus 9090, ...)
+TEST_PORTS_MIN = 1000  # fewer ports than this outside the ephemeral range: refuse, clearly
+# Under /tmp, not $TMPDIR: one cursor for every process of the machine (of this user).
+PORT_CURSOR_FILE = Path("/tmp") / f"stemedb-test-ports-{os.getuid()}.cursor"
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's ephemeral port range (first, last), where bind(port 0) picks ports."""
+    try:
+        first, last = (int(x) for x in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        first, last = 32768, 60999  # the Linux default
+    return first, last
+
+
+def ports_for_tests() -> range:
+    """The ports free_port() hands out: the largest span outside the ephemeral range, from
+    TEST_PORTS_FIRST up to it when there is room (e.g. 20000-32767 for 32768-60999)."""
+    first, last = ephemeral_port_range()
+    below = range(TEST_PORTS_FIRST if first - TEST_PORTS_FIRST >= TEST_PORTS_MIN else 1024, first)
+    above = range(last + 1, 65536)
+    ports = max(below, above, key=len)
+    if len(ports) < TEST_PORTS_MIN:
+        raise RuntimeError(
+            f"{EPHEMERAL_RANGE_FILE}: ephemeral range {first}-{last} leaves fewer than "
+            f"{TEST_PORTS_MIN} ports outside it for test servers"
+        )
+    return ports
+
+
+def port_bindable(port: int) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 right now (no SO_REUSEADDR: strict)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A loopback port for a test server: outside the ephemeral range, never handed to another
+    process on the machine (see above), bindable on 127.0.0.1 when handed out."""
+    ports = ports_for_tests()
+    fd = os.open(PORT_CURSOR_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the close, even if this process dies
+        raw = os.pread(fd, 32, 0)
+        try:
+            start = ports.index(int(raw))
+        except ValueError:  # a new (or emptied) file, or the range changed: start anywhere
+            start = random.randrange(len(ports))
+        for i in range(len(ports)):
+            port = ports[(start + i) % len(ports)]
+            if port_bindable(port):
+                following = ports[(start + i + 1) % len(ports)]
+                record = f"{following:>10}\n".encode()
+                os.pwrite(fd, record, 0)
+                os.ftruncate(fd, len(record))
+                return port
+        raise RuntimeError(f"no port of {ports.start}-{ports.stop - 1} is free on 127.0.0.1")
+    finally:
+        os.close(fd)
 
 
 def wait_until(

@@ -38,7 +38,7 @@ import {
   Service,
   WALLET_BIN,
   WRITER_BIN,
-  freePort,
+  freePorts,
   liveGate,
   loadHealth,
   pythonJson,
@@ -106,7 +106,7 @@ describe('live: Lattice, verifiable log and wallet from Node', { skip: SKIP, tim
     if (missing.length > 0) throw new Error(`${MISSING_MSG} (CI is set, so this is a failure)`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'stemedb-nl-'));
     const health = await loadHealth(dir);
-    const [p1, m1, p2, m2, m3] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [p1, m1, p2, m2, m3] = freePorts(5);
     const wal = path.join(dir, 'wal');
     writerAddr = `127.0.0.1:${p1}`;
     storeAddr = `127.0.0.1:${p2}`;

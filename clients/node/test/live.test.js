@@ -17,7 +17,7 @@ import {
   STOP_TIMEOUT_MS,
   Service,
   WRITER_BIN,
-  freePort,
+  freePorts,
   liveGate,
   loadHealth,
   pythonHash,
@@ -47,7 +47,7 @@ describe('live writer + ingestor', { skip: SKIP, timeout: 180_000 }, () => {
   before(async () => {
     if (missing.length > 0) throw new Error(`${MISSING_MSG} (CI is set, so this is a failure)`);
     dir = await mkdtemp(path.join(os.tmpdir(), 'stemedb-node-'));
-    const [p1, m1, p2, m2] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+    const [p1, m1, p2, m2] = freePorts(4);
     const healthPkg = await loadHealth(dir);
 
     const wal = path.join(dir, 'wal');

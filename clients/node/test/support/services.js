@@ -7,7 +7,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, constants, createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -70,17 +69,18 @@ export async function loadHealth(dir) {
   ).grpc.health.v1;
 }
 
-/** A free loopback TCP port (bind port 0, read it, release it). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
+const REPO_ROOT = path.resolve(HERE, '..', '..', '..', '..');
+
+/**
+ * `n` loopback TCP ports for the services, from the Python tests' allocator (tests/support.py
+ * free_port: outside the kernel's ephemeral range, one machine-wide cursor, so no other test
+ * process is handed them; binding port 0 and releasing it would race with every other process).
+ */
+export function freePorts(n) {
+  const script = `from tests.support import free_port\nprint(*(free_port() for _ in range(${n})))\n`;
+  const r = spawnSync(PYTHON_BIN, ['-c', script], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`tests/support.py free_port failed (${r.status}): ${r.stderr || r.error}`);
+  return r.stdout.trim().split(/\s+/).map(Number);
 }
 
 /** The content hash of a JSON-form record as computed by Python (stemedb.canonical). */
