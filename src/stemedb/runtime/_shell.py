@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import stat
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ __all__ = [
     "HEALTH_SERVICE_NAME",
     "UNIX_SOCKET_MODE",
     "ConcurrencyLimitInterceptor",
+    "DrainingHealthServicer",
     "ServiceShell",
     "server_credentials",
     "stop_signal",
@@ -66,6 +68,7 @@ CONTROL_RPCS_CONCURRENT_MAX = 100
 _EXEMPT_SERVICES = frozenset({HEALTH_SERVICE_NAME, reflection.SERVICE_NAME})
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 UNIX_SOCKET_MODE = 0o600
 
 
@@ -113,6 +116,47 @@ def server_credentials(cfg: ServerSettings) -> grpc.ServerCredentials | None:
 def _service_of(full_method: str) -> str:
     # "/package.Service/Method"
     return full_method.split("/", 2)[1] if full_method.count("/") >= 2 else ""
+
+
+class DrainingHealthServicer(health.aio.HealthServicer):
+    """``grpc.health.v1`` whose ``Watch`` streams end once the drain has begun.
+
+    gRPC's own servicer keeps a Watch open for as long as the client wants, so a SIGTERM with
+    one open (a load balancer, a sidecar, ``grpc-health-probe -watch``) held the process for
+    the whole ``--shutdown-grace-seconds``. Here, after :meth:`enter_graceful_shutdown`, each
+    Watch sends the status it has not sent yet (NOT_SERVING, or SERVICE_UNKNOWN for a name
+    never set) and then ends with status OK; a Watch that starts during the drain gets the
+    one status and ends too. ``Check`` and ``set`` are gRPC's."""
+
+    # gRPC's servicer state (grpcio-health-checking's aio servicer), used as its Watch does.
+    _server_status: dict[str, int]
+    _server_watchers: defaultdict[str, asyncio.Condition]
+    _watcher_count_by_service: defaultdict[str, int]
+    _gracefully_shutting_down: bool
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        name = request.service
+        condition = self._server_watchers[name]
+        self._watcher_count_by_service[name] += 1
+        sent: int | None = None
+        try:
+            async with condition:
+                while True:
+                    status = self._server_status.get(name, _SERVICE_UNKNOWN)
+                    if status != sent:
+                        await context.write(health_pb2.HealthCheckResponse(status=status))
+                        sent = status
+                    if self._gracefully_shutting_down:
+                        return  # the drain's status is written: end the stream
+                    await condition.wait()
+        finally:
+            # The same bookkeeping as gRPC's own Watch, which ``set`` relies on.
+            self._watcher_count_by_service[name] -= 1
+            if self._watcher_count_by_service[name] == 0:
+                del self._server_watchers[name]
+                del self._watcher_count_by_service[name]
 
 
 class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
@@ -203,7 +247,7 @@ class ServiceShell:
             interceptors.append(self.limiter)
             core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
         self.server = _new_server(interceptors, core_max, options)
-        self.health = health.aio.HealthServicer()
+        self.health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._health_server: grpc.aio.Server | None = None
         self._service_names: list[str] = []

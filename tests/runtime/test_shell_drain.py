@@ -1,0 +1,78 @@
+"""The shell's drain with a grpc.health.v1 Watch open, in real processes (writer, ingestor,
+wallet): the watcher sees NOT_SERVING, then its stream ends with OK, and the process exits
+about as soon as its in-flight work is done, well before ``--shutdown-grace-seconds``."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support import NOT_SERVING, SERVING, Service, start_ingestor, start_writer
+from tests.wallet.wallet_testlib import start_wallet
+
+# A grace far longer than the bound: a process that waits it out fails the bound by far.
+_GRACE_SECONDS = 60
+_EXIT_BOUND_SECONDS = 15.0
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short directory (a Unix socket path is limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="std", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _writer(tmp: Path, short: Path) -> Service:
+    return start_writer(tmp / "wal", "--shutdown-grace-seconds", str(_GRACE_SECONDS))
+
+
+def _ingestor(tmp: Path, short: Path) -> Service:
+    (tmp / "wal").mkdir()
+    return start_ingestor(tmp / "wal", tmp / "db", "--shutdown-grace-seconds", str(_GRACE_SECONDS))
+
+
+def _wallet(tmp: Path, short: Path) -> Service:
+    return start_wallet(tmp / "ks", short, "--shutdown-grace-seconds", str(_GRACE_SECONDS))
+
+
+@pytest.mark.parametrize(
+    "start", [_writer, _ingestor, _wallet], ids=["writer", "ingestor", "wallet"]
+)
+def test_sigterm_ends_health_watch_streams_and_exits_promptly(
+    tmp_path: Path, short_dir: Path, start: Callable[[Path, Path], Service]
+) -> None:
+    svc = start(tmp_path, short_dir)
+    try:
+        svc.wait_ready()
+        with grpc.insecure_channel(svc.listen) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            watches = [
+                health.Watch(health_pb2.HealthCheckRequest(service=name), timeout=120)
+                for name in ("", "")  # two watchers of one name: both must end
+            ]
+            for watch in watches:
+                assert next(watch).status == SERVING
+            started = time.monotonic()
+            svc.proc.send_signal(signal.SIGTERM)
+            for watch in watches:
+                statuses = [msg.status for msg in watch]  # raises if the stream fails
+                assert statuses == [NOT_SERVING], statuses
+                assert watch.code() == grpc.StatusCode.OK
+            code = svc.wait_exit(timeout_seconds=_GRACE_SECONDS + 30)
+            elapsed = time.monotonic() - started
+        assert code == 0, svc.log_text()
+        print(f"exit after SIGTERM with two Watch streams open: {elapsed:.2f} s")
+        assert elapsed < _EXIT_BOUND_SECONDS, (elapsed, svc.log_text())
+    finally:
+        svc.kill()
