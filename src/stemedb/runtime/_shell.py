@@ -32,15 +32,16 @@ import signal
 import socket
 import stat
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from stemedb.runtime._config import ServerSettings, unix_socket_path
@@ -159,6 +160,52 @@ class DrainingHealthServicer(health.aio.HealthServicer):
                 del self._watcher_count_by_service[name]
 
 
+class DrainingReflectionServicer(reflection_aio.ReflectionServicer):
+    """Server reflection whose streams end (status OK) once ``draining`` is set.
+
+    A reflection stream lasts as long as its client keeps it open (a UI or a shell left
+    connected); without this, one such stream held a SIGTERM for the whole grace period. A
+    request being answered when the drain begins is answered first."""
+
+    def __init__(self, service_names: Sequence[str], draining: asyncio.Event) -> None:
+        super().__init__(service_names)
+        self._draining = draining
+
+    # gRPC's annotation says a coroutine; the method is an async generator, as is this one.
+    async def ServerReflectionInfo(  # type: ignore[override]
+        self,
+        request_iterator: AsyncIterable[reflection_pb2.ServerReflectionRequest],
+        unused_context: Any,
+    ) -> AsyncIterator[reflection_pb2.ServerReflectionResponse]:
+        requests = _until_set(request_iterator, self._draining)
+        responses = cast(
+            "AsyncIterator[reflection_pb2.ServerReflectionResponse]",
+            super().ServerReflectionInfo(requests, unused_context),
+        )
+        async for response in responses:
+            yield response
+
+
+async def _until_set(items: AsyncIterable[Any], stop: asyncio.Event) -> AsyncIterator[Any]:
+    """``items`` until they end or ``stop`` is set, whichever comes first."""
+    source = aiter(items)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            item = asyncio.ensure_future(anext(source))
+            await asyncio.wait((item, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not item.done():
+                item.cancel()
+                return
+            try:
+                value = item.result()
+            except StopAsyncIteration:
+                return
+            yield value
+    finally:
+        stopped.cancel()
+
+
 class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
     """At most ``rpcs_max`` data-path unary RPCs at a time; more get RESOURCE_EXHAUSTED at once.
 
@@ -254,6 +301,7 @@ class ServiceShell:
         self._metrics_http: Any = None
         self._started = False
         self._drained = False
+        self._draining = asyncio.Event()  # set by the drain: long-lived streams end
         self._unix_socket: Path | None = None  # once this shell has bound it
         self.bound_port = 0
         self.health_port = 0
@@ -287,8 +335,12 @@ class ServiceShell:
         """Start the metrics endpoint, bind the port(s) and serve; health becomes SERVING."""
         cfg = self.cfg
         self._started = True
-        reflection.enable_server_reflection(
-            [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+            DrainingReflectionServicer(
+                [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME],
+                self._draining,
+            ),
+            self.server,
         )
         self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
         creds = server_credentials(cfg)
@@ -345,7 +397,8 @@ class ServiceShell:
             return
         self._drained = True
         if self._started:
-            await self.health.enter_graceful_shutdown()
+            await self.health.enter_graceful_shutdown()  # Watch streams send it, then end
+            self._draining.set()
         if before_stop is not None:
             before_stop()
         if self._started:
