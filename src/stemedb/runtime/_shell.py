@@ -15,7 +15,8 @@ adds its servicers with one call each::
 
 Health: ``""`` and every added service name start NOT_SERVING and become SERVING when
 :meth:`ServiceShell.start` has bound the port; extra names (``stemedb.ingest``) are the
-service's own to set.
+service's own to set. On the drain, Watch and reflection streams end (status OK) once the
+NOT_SERVING has been sent, so they never hold a shutdown for ``--shutdown-grace-seconds``.
 
 ``listen`` may be ``unix:PATH`` for a service whose settings allow it (the wallet): the socket
 is created mode 0600 (under a umask, then checked), a stale socket left by a killed process is
@@ -390,9 +391,11 @@ class ServiceShell:
         return self.cfg.tls_client_ca is not None
 
     async def drain(self, before_stop: Callable[[], object] | None = None) -> None:
-        """Health NOT_SERVING for every name, then let in-flight RPCs finish for up to the
-        grace period, then stop the metrics endpoint. ``before_stop`` runs between the two
-        (e.g. to fail parked waits at once rather than at the end of the grace)."""
+        """Health NOT_SERVING for every name (each open Watch stream is sent it and then ends,
+        status OK; open reflection streams end too), then let in-flight RPCs finish for up to
+        the grace period, then stop the metrics endpoint. ``before_stop`` runs between the two
+        (e.g. to fail parked waits at once rather than at the end of the grace), so that only
+        calls doing work hold the grace."""
         if self._drained:
             return
         self._drained = True
