@@ -6,9 +6,7 @@ its in-flight work is done, well before ``--shutdown-grace-seconds``."""
 from __future__ import annotations
 
 import queue
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,21 +18,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support import NOT_SERVING, SERVING, Service, start_ingestor, start_writer
+from tests.wallet.conftest import sock_dir  # noqa: F401 (the short Unix socket directory)
 from tests.wallet.wallet_testlib import start_wallet
 
 # A grace far longer than the bound: a process that waits it out fails the bound by far.
 _GRACE_SECONDS = 60
 _EXIT_BOUND_SECONDS = 15.0
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A short directory (a Unix socket path is limited to 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="std", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _requests(
@@ -62,9 +51,11 @@ def _wallet(tmp: Path, short: Path) -> Service:
     "start", [_writer, _ingestor, _wallet], ids=["writer", "ingestor", "wallet"]
 )
 def test_sigterm_ends_health_watch_streams_and_exits_promptly(
-    tmp_path: Path, short_dir: Path, start: Callable[[Path, Path], Service]
+    tmp_path: Path,
+    sock_dir: Path,  # noqa: F811 (the wallet tests' fixture, imported above)
+    start: Callable[[Path, Path], Service],
 ) -> None:
-    svc = start(tmp_path, short_dir)
+    svc = start(tmp_path, sock_dir)
     try:
         svc.wait_ready()
         with grpc.insecure_channel(svc.listen) as channel:
