@@ -136,16 +136,15 @@ def test_sigterm_drains_in_flight_commits(tmp_path: Path, seed: int) -> None:
         assert next(watch).status == SERVING
         started = time.monotonic()
         code = svc.terminate(timeout_seconds=30)
-        statuses = []
-        try:
-            for msg in watch:
-                statuses.append(msg.status)
-        except grpc.RpcError:
-            pass
+        statuses = [msg.status for msg in watch]  # the stream ends with OK after NOT_SERVING
+    elapsed = time.monotonic() - started
     load.stop()
     assert code == 0, svc.log_text()
-    assert time.monotonic() - started < 15
-    assert NOT_SERVING in statuses, statuses
+    print(f"exit after SIGTERM under load with a Watch open: {elapsed:.2f} s")
+    # The Watch ends once NOT_SERVING is sent, so the drain lasts about as long as the
+    # in-flight commits, well under the 10 s grace (it used to wait the grace out).
+    assert elapsed < 8, elapsed
+    assert statuses == [NOT_SERVING], statuses
     # Calls that arrive while the server drains are refused (UNAVAILABLE) or, when gRPC had
     # accepted them but not yet dispatched them at shutdown, CANCELLED; none was half-done.
     assert set(load.errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}

@@ -15,7 +15,8 @@ adds its servicers with one call each::
 
 Health: ``""`` and every added service name start NOT_SERVING and become SERVING when
 :meth:`ServiceShell.start` has bound the port; extra names (``stemedb.ingest``) are the
-service's own to set.
+service's own to set. On the drain, Watch and reflection streams end (status OK) once the
+NOT_SERVING has been sent, so they never hold a shutdown for ``--shutdown-grace-seconds``.
 
 ``listen`` may be ``unix:PATH`` for a service whose settings allow it (the wallet): the socket
 is created mode 0600 (under a umask, then checked), a stale socket left by a killed process is
@@ -31,15 +32,17 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import grpc.aio
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from stemedb.runtime._config import ServerSettings, unix_socket_path
@@ -53,6 +56,7 @@ __all__ = [
     "HEALTH_SERVICE_NAME",
     "UNIX_SOCKET_MODE",
     "ConcurrencyLimitInterceptor",
+    "DrainingHealthServicer",
     "ServiceShell",
     "server_credentials",
     "stop_signal",
@@ -66,6 +70,7 @@ CONTROL_RPCS_CONCURRENT_MAX = 100
 _EXEMPT_SERVICES = frozenset({HEALTH_SERVICE_NAME, reflection.SERVICE_NAME})
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 UNIX_SOCKET_MODE = 0o600
 
 
@@ -113,6 +118,93 @@ def server_credentials(cfg: ServerSettings) -> grpc.ServerCredentials | None:
 def _service_of(full_method: str) -> str:
     # "/package.Service/Method"
     return full_method.split("/", 2)[1] if full_method.count("/") >= 2 else ""
+
+
+class DrainingHealthServicer(health.aio.HealthServicer):
+    """``grpc.health.v1`` whose ``Watch`` streams end once the drain has begun.
+
+    gRPC's own servicer keeps a Watch open for as long as the client wants, so a SIGTERM with
+    one open (a load balancer, a sidecar, ``grpc-health-probe -watch``) held the process for
+    the whole ``--shutdown-grace-seconds``. Here, after :meth:`enter_graceful_shutdown`, each
+    Watch sends the status it has not sent yet (NOT_SERVING, or SERVICE_UNKNOWN for a name
+    never set) and then ends with status OK; a Watch that starts during the drain gets the
+    one status and ends too. ``Check`` and ``set`` are gRPC's."""
+
+    # gRPC's servicer state (grpcio-health-checking's aio servicer), used as its Watch does.
+    _server_status: dict[str, int]
+    _server_watchers: defaultdict[str, asyncio.Condition]
+    _watcher_count_by_service: defaultdict[str, int]
+    _gracefully_shutting_down: bool
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        name = request.service
+        condition = self._server_watchers[name]
+        self._watcher_count_by_service[name] += 1
+        sent: int | None = None
+        try:
+            async with condition:
+                while True:
+                    status = self._server_status.get(name, _SERVICE_UNKNOWN)
+                    if status != sent:
+                        await context.write(health_pb2.HealthCheckResponse(status=status))
+                        sent = status
+                    if self._gracefully_shutting_down:
+                        return  # the drain's status is written: end the stream
+                    await condition.wait()
+        finally:
+            # The same bookkeeping as gRPC's own Watch, which ``set`` relies on.
+            self._watcher_count_by_service[name] -= 1
+            if self._watcher_count_by_service[name] == 0:
+                del self._server_watchers[name]
+                del self._watcher_count_by_service[name]
+
+
+class DrainingReflectionServicer(reflection_aio.ReflectionServicer):
+    """Server reflection whose streams end (status OK) once ``draining`` is set.
+
+    A reflection stream lasts as long as its client keeps it open (a UI or a shell left
+    connected); without this, one such stream held a SIGTERM for the whole grace period. A
+    request being answered when the drain begins is answered first."""
+
+    def __init__(self, service_names: Sequence[str], draining: asyncio.Event) -> None:
+        super().__init__(service_names)
+        self._draining = draining
+
+    # gRPC's annotation says a coroutine; the method is an async generator, as is this one.
+    async def ServerReflectionInfo(  # type: ignore[override]
+        self,
+        request_iterator: AsyncIterable[reflection_pb2.ServerReflectionRequest],
+        unused_context: Any,
+    ) -> AsyncIterator[reflection_pb2.ServerReflectionResponse]:
+        requests = _until_set(request_iterator, self._draining)
+        responses = cast(
+            "AsyncIterator[reflection_pb2.ServerReflectionResponse]",
+            super().ServerReflectionInfo(requests, unused_context),
+        )
+        async for response in responses:
+            yield response
+
+
+async def _until_set(items: AsyncIterable[Any], stop: asyncio.Event) -> AsyncIterator[Any]:
+    """``items`` until they end or ``stop`` is set, whichever comes first."""
+    source = aiter(items)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            item = asyncio.ensure_future(anext(source))
+            await asyncio.wait((item, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if not item.done():
+                item.cancel()
+                return
+            try:
+                value = item.result()
+            except StopAsyncIteration:
+                return
+            yield value
+    finally:
+        stopped.cancel()
 
 
 class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
@@ -203,13 +295,14 @@ class ServiceShell:
             interceptors.append(self.limiter)
             core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
         self.server = _new_server(interceptors, core_max, options)
-        self.health = health.aio.HealthServicer()
+        self.health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._health_server: grpc.aio.Server | None = None
         self._service_names: list[str] = []
         self._metrics_http: Any = None
         self._started = False
         self._drained = False
+        self._draining = asyncio.Event()  # set by the drain: long-lived streams end
         self._unix_socket: Path | None = None  # once this shell has bound it
         self.bound_port = 0
         self.health_port = 0
@@ -243,8 +336,12 @@ class ServiceShell:
         """Start the metrics endpoint, bind the port(s) and serve; health becomes SERVING."""
         cfg = self.cfg
         self._started = True
-        reflection.enable_server_reflection(
-            [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # type: ignore[no-untyped-call]
+            DrainingReflectionServicer(
+                [*self._service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME],
+                self._draining,
+            ),
+            self.server,
         )
         self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
         creds = server_credentials(cfg)
@@ -294,14 +391,17 @@ class ServiceShell:
         return self.cfg.tls_client_ca is not None
 
     async def drain(self, before_stop: Callable[[], object] | None = None) -> None:
-        """Health NOT_SERVING for every name, then let in-flight RPCs finish for up to the
-        grace period, then stop the metrics endpoint. ``before_stop`` runs between the two
-        (e.g. to fail parked waits at once rather than at the end of the grace)."""
+        """Health NOT_SERVING for every name (each open Watch stream is sent it and then ends,
+        status OK; open reflection streams end too), then let in-flight RPCs finish for up to
+        the grace period, then stop the metrics endpoint. ``before_stop`` runs between the two
+        (e.g. to fail parked waits at once rather than at the end of the grace), so that only
+        calls doing work hold the grace."""
         if self._drained:
             return
         self._drained = True
         if self._started:
-            await self.health.enter_graceful_shutdown()
+            await self.health.enter_graceful_shutdown()  # Watch streams send it, then end
+            self._draining.set()
         if before_stop is not None:
             before_stop()
         if self._started:
