@@ -48,10 +48,10 @@ def serve(config: GatewayConfig) -> None:
             host=host,
             port=port,
             lifespan="on",
-            # uvloop and httptools (C parsers) when installed, as they are with our dependencies;
-            # uvicorn falls back to asyncio and h11 otherwise.
-            loop="auto",
-            http="auto",
+            # uvloop and httptools (C parsers), both dependencies: named, not "auto", so that a
+            # broken install fails at start instead of silently serving on asyncio and h11.
+            loop="uvloop",
+            http="httptools",
             log_config=None,
             access_log=False,
             timeout_keep_alive=int(max(1, config.keep_alive_seconds)),

@@ -12,6 +12,7 @@ answers 404 and 405 as problem+json.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,13 +23,32 @@ from starlette.responses import Response
 
 from stemedb.gateway._metrics import GatewayMetrics
 
-__all__ = ["FastRouter"]
+__all__ = ["FastRouter", "JSONBody"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+# Starlette's JSONResponse encoding (compact, UTF-8, no NaN), with the encoder built once.
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class JSONBody(Response):
+    """Starlette's ``JSONResponse``, same bytes and headers, built without its generic header
+    machinery: the body encoded once and the raw headers written directly."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int = 200) -> None:
+        body = _encode_json(content).encode()
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+
 
 # A path parameter is one segment, as Starlette's default; {name:path} may hold "/".
 _PARAM = re.compile(r"\{([a-z_]+)(:path)?\}")

@@ -16,11 +16,12 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from stemedb.gateway._backends import Backends
 from stemedb.gateway._config import GatewayConfig
 from stemedb.gateway._errors import GatewayError, from_rpc_error
+from stemedb.gateway._fast import JSONBody
 from stemedb.gateway._metrics import GatewayMetrics
 from stemedb.gateway._requests import (
     Deadline,
@@ -71,7 +72,9 @@ class Handlers:
         metadata: tuple[tuple[str, str], ...] = (),
     ) -> R:
         try:
-            return await method(request, timeout=deadline.remaining(), metadata=metadata or None)
+            if metadata:
+                return await method(request, timeout=deadline.remaining(), metadata=metadata)
+            return await method(request, timeout=deadline.remaining())
         except grpc.aio.AioRpcError as exc:
             self.metrics.backend_errors.labels(backend, exc.code().name).inc()
             raise from_rpc_error(exc, backend) from None
@@ -115,7 +118,7 @@ class Handlers:
                 w.AppendEpoch, writer_pb2.AppendEpochRequest(epoch=record.epoch),
                 backend=self._writer_name, deadline=deadline, metadata=metadata,
             )  # fmt: skip
-        return JSONResponse(message_to_json(resp), status_code=201)
+        return JSONBody(message_to_json(resp), status_code=201)
 
     async def append_assertion(self, request: Request) -> Response:
         return await self._append_one(request, "assertion")
@@ -135,7 +138,7 @@ class Handlers:
             self.backends.writer.AppendBatch, writer_pb2.AppendBatchRequest(records=records),
             backend=self._writer_name, deadline=deadline, metadata=metadata,
         )  # fmt: skip
-        return JSONResponse(message_to_json(resp), status_code=201)
+        return JSONBody(message_to_json(resp), status_code=201)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ class Handlers:
         resp = await self._call(
             self.backends.query.Resolve, req, backend="store", deadline=deadline
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def subject(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -166,7 +169,7 @@ class Handlers:
         resp = await self._call(
             self.backends.query.ResolveSubject, req, backend="store", deadline=deadline
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def record(self, request: Request) -> Response:
         """The record with this hash, whatever its kind (assertion, vote or epoch)."""
@@ -183,7 +186,7 @@ class Handlers:
         ))  # fmt: skip
         for resp in answers:
             if resp.found and resp.HasField("record"):
-                return JSONResponse({
+                return JSONBody({
                     "hash": hex_hash,
                     "record": message_to_json(resp.record),
                     "applied_lsn": resp.applied_lsn,
@@ -207,7 +210,7 @@ class Handlers:
                 404, f"hash: no assertion {digest.hex()} (applied_lsn {resp.applied_lsn})",
                 field="hash",
             )  # fmt: skip
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def votes(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -219,7 +222,7 @@ class Handlers:
         resp = await self._call(
             self.backends.store.ListVotes, req, backend="store", deadline=deadline
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def history(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -232,7 +235,7 @@ class Handlers:
         resp = await self._call(
             self.backends.query.ListHistory, req, backend="store", deadline=deadline
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def lenses(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -240,7 +243,7 @@ class Handlers:
             self.backends.query.ListLenses, query_pb2.ListLensesRequest(), backend="store",
             deadline=deadline,
         )  # fmt: skip
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     # -- the verifiable log (DESIGN section 13) ---------------------------------------------
 
@@ -265,7 +268,7 @@ class Handlers:
         resp = await self._log_call(
             self.backends.log.GetCheckpoint, log_pb2.GetCheckpointRequest(), deadline, ()
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def inclusion_proof(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -278,7 +281,7 @@ class Handlers:
         # For a browser, which has no canonical encoder: the leaf bytes of the record as
         # appended. Clients that can should recompute them (stemedb.merkle.leaf_bytes).
         body["leaf"] = leaf_bytes(lsn, resp.record).hex() if resp.HasField("record") else ""
-        return JSONResponse(body)
+        return JSONBody(body)
 
     async def consistency_proof(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -292,7 +295,7 @@ class Handlers:
         resp = await self._log_call(
             self.backends.log.GetConsistencyProof, req, deadline, ("first_size", "second_size")
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     async def record_lsns(self, request: Request) -> Response:
         deadline = Deadline(request, self.config)
@@ -304,7 +307,7 @@ class Handlers:
         resp = await self._log_call(
             self.backends.log.ListRecordLsns, req, deadline, ("hash", "page_token")
         )
-        return JSONResponse(message_to_json(resp))
+        return JSONBody(message_to_json(resp))
 
     # -- operations -------------------------------------------------------------------------
 
@@ -312,4 +315,4 @@ class Handlers:
         statuses = await self.backends.health()
         ok = all(s == "SERVING" for s in statuses.values())
         body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "backends": statuses}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONBody(body, status_code=200 if ok else 503)

@@ -87,3 +87,52 @@ def test_fast_router_matches_routes_and_leaves_the_rest_to_starlette() -> None:
         {"route": "/v1/subjects/{subject}", "method": "GET"},
     )
     assert timed == 1
+
+
+def test_json_body_is_byte_for_byte_starlettes_json_response() -> None:
+    """The handlers' JSONBody: the same status, body bytes and raw headers as JSONResponse, and
+    the same refusal of NaN, whether the fast path or Starlette sends it."""
+    from stemedb.gateway._fast import JSONBody
+
+    contents: list[Any] = [
+        {},
+        [],
+        {"status": "STATUS_RESOLVED", "lsn": 2**63, "weight": 0.1, "ok": True, "none": None},
+        {"subject": "Québec ✓ \U0001d518", "nested": [{"a": [1, 2, {"b": '\n"\\'}]}], "n": -0.0},
+    ]
+    for content in contents:
+        for status in (200, 201):
+            ours, theirs = JSONBody(content, status), JSONResponse(content, status_code=status)
+            assert ours.status_code == theirs.status_code == status
+            assert ours.body == theirs.body, content
+            assert ours.raw_headers == theirs.raw_headers, content
+    for bad in (float("nan"), float("inf")):
+        try:
+            JSONResponse({"x": bad})
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("JSONResponse accepted a non-finite number")
+        try:
+            JSONBody({"x": bad})
+        except ValueError:
+            continue
+        raise AssertionError("JSONBody accepted a non-finite number")
+
+    async def endpoint(request: Request) -> Response:
+        return JSONBody({"route": "é"}, 201)
+
+    starlette = Starlette(routes=[Route("/plain", endpoint)])
+    router = FastRouter(starlette, GatewayMetrics(CollectorRegistry()))
+    router.add("GET", "/v1/query", endpoint)
+
+    async def go() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return [await client.get("/v1/query"), await client.get("/plain")]
+
+    for resp in asyncio.run(go()):
+        assert resp.status_code == 201
+        assert resp.content == '{"route":"é"}'.encode()
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.headers["content-length"] == str(len(resp.content))
