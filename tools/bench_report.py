@@ -343,9 +343,16 @@ def _read_rows(reads: dict[str, Any]) -> list[str]:
     v = reads.get("ack to visible at 1000/s")
     if v:
         rows.append(
-            f"| ack to visible at 1,000 records/s, p50 / p99 | {v['p50_ms']:.2f} / "
+            f"| ack to visible, 1,000 records/s offered, p50 / p99 | {v['p50_ms']:.2f} / "
             f"{v['p99_ms']:.2f} ms | p99 <= 50 ms: {_mark(v['p99_ms'] <= 50)} |"
         )
+        if "seen" in v:
+            rows.append(
+                f"| ack to visible: records seen / sent, rate, late sends, errors | "
+                f"{v['seen']:,} / {v['sent']:,} at {v['records_per_s_median']:,.0f}/s, "
+                f"{v['late_sends']:,} late (at most {v['in_flight_max']} in flight) | "
+                f"errors: {v['errors'] or 'none'} |"
+            )
     return rows
 
 

@@ -20,9 +20,10 @@ from stemedb.wal import (
     write_consumer_checkpoint,
 )
 from stemedb.wal import _reader as reader_module
+from stemedb.wal import _watermark as watermark_module
 from stemedb.wal._encoder import encode_record
 from stemedb.wal._errors import WalTruncated
-from stemedb.wal._watermark import WatermarkState, write_watermark_atomic
+from stemedb.wal._watermark import WatermarkPublisher, write_watermark_atomic
 
 
 def build_log(directory: Path, records: int, segment_size_bytes: int = 64 * 1024 * 1024) -> None:
@@ -57,11 +58,11 @@ def test_watermark_read_once_and_buffer_kept_across_chunks(
 ) -> None:
     build_log(tmp_path, 1000)
     watermark_reads: list[int] = []
-    real_read = reader_module.read_watermark
+    real_read = reader_module.read_watermark_bytes
 
-    def counting_read(directory: Path) -> WatermarkState:
+    def counting_read(path: str) -> bytes | None:
         watermark_reads.append(1)
-        return real_read(directory)
+        return real_read(path)
 
     preads: list[int] = []
     real_pread = os.pread
@@ -70,7 +71,7 @@ def test_watermark_read_once_and_buffer_kept_across_chunks(
         preads.append(size)
         return real_pread(fd, size, offset)
 
-    monkeypatch.setattr(reader_module, "read_watermark", counting_read)
+    monkeypatch.setattr(reader_module, "read_watermark_bytes", counting_read)
     with WalReader(tmp_path) as reader:
         monkeypatch.setattr(os, "pread", counting_pread)
         lsns = [r.lsn for _ in range(3) for r in reader.read_available(256)]
@@ -121,3 +122,47 @@ def test_reader_below_retention_names_first_available_lsn(tmp_path: Path) -> Non
     assert f"first available LSN is {first}" in message
     assert "rebuild" in message and "docs/operations.md" in message
     assert not WalReader(tmp_path / "nothing").has_watermark()
+
+
+def test_an_idle_watermark_poll_does_not_checksum_again_yet_sees_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle tailers poll WATERMARK many times a second: the same bytes again are not decoded
+    (no BLAKE3), but an in-place overwrite and an atomic replacement are seen at once."""
+    build_log(tmp_path, 10)
+    decodes: list[bytes] = []
+    real_decode = watermark_module.decode_watermark
+
+    def counting_decode(data: bytes) -> int:
+        decodes.append(data)
+        return real_decode(data)
+
+    monkeypatch.setattr(watermark_module, "decode_watermark", counting_decode)
+    with WalReader(tmp_path) as reader:
+        assert [reader.watermark() for _ in range(50)] == [10] * 50
+        assert len(decodes) == 1
+        publisher = WatermarkPublisher(tmp_path)  # the writer's in-place pwrite
+        try:
+            publisher.publish(11)
+            assert reader.watermark() == 11
+            publisher.publish(12)
+            assert [reader.watermark() for _ in range(5)] == [12] * 5
+        finally:
+            publisher.close(sync=False)
+        write_watermark_atomic(tmp_path, 13, sync=False)  # a writer's open replaces the file
+        assert reader.watermark() == 13
+        assert len(decodes) == 4
+
+
+@pytest.mark.parametrize("size_bytes", [0, 35, 37, 4096])
+def test_a_watermark_of_the_wrong_size_is_corruption_naming_its_size(
+    tmp_path: Path, size_bytes: int
+) -> None:
+    build_log(tmp_path, 3)
+    with WalReader(tmp_path) as reader:
+        assert reader.watermark() == 3
+        (tmp_path / "WATERMARK").write_bytes(b"\0" * size_bytes)
+        with pytest.raises(WalCorruption) as info:
+            reader.watermark()
+        assert info.value.file == tmp_path / "WATERMARK"
+        assert f"WATERMARK is {size_bytes} bytes" in info.value.reason

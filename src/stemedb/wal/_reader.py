@@ -1,7 +1,8 @@
 """WalReader: tail the log in LSN order, never past WATERMARK, across segment roll-overs.
 
 Works on a network volume: progress is discovered by polling WATERMARK (re-opened by path on
-every poll, because the writer replaces the file at open) with an adaptive interval. Frames are
+every poll, because the writer replaces the file at open, with plain os calls; bytes equal to
+the last valid ones are not checksummed again) with an adaptive interval. Frames are
 decoded by the one ``SegmentCursor`` (``_decoder.py``), which keeps its read buffer across calls.
 The reader owns the WAL's file names: callers ask it (``has_watermark``,
 ``first_available_lsn``) instead of looking for files themselves.
@@ -19,7 +20,7 @@ from stemedb.wal._decoder import Damage, SegmentCursor, WalRecord, check_segment
 from stemedb.wal._encoder import SEGMENT_HEADER_BYTES
 from stemedb.wal._errors import WalCorruption, WalError, WalTruncated
 from stemedb.wal._segment import list_segments
-from stemedb.wal._watermark import WATERMARK_NAME, read_watermark
+from stemedb.wal._watermark import WATERMARK_NAME, read_watermark_bytes, watermark_state_of
 
 __all__ = ["WalReader"]
 
@@ -40,6 +41,10 @@ class WalReader:
         self._fd: int | None = None
         self._cursor: SegmentCursor | None = None
         self._known_watermark = 0  # the highest WATERMARK value read so far
+        self._watermark_path = os.path.join(self._dir, WATERMARK_NAME)
+        # The last valid WATERMARK bytes and their LSN: the same bytes again (an idle poll)
+        # need no checksum.
+        self._watermark_seen: tuple[bytes, int] | None = None
         # Damage met after intact records were returned: raised by the next read_available.
         self._pending: WalError | None = None
         self._closed = False
@@ -64,12 +69,17 @@ class WalReader:
         """The durable LSN named by WATERMARK (0 before any writer created it)."""
         problem = ""
         for attempt in range(_WATERMARK_READ_ATTEMPTS):
-            state = read_watermark(self._dir)
+            data = read_watermark_bytes(self._watermark_path)
+            if data is None:
+                return 0
+            seen = self._watermark_seen
+            if seen is not None and data == seen[0]:
+                return seen[1]
+            state = watermark_state_of(data)
             if state.lsn is not None:
+                self._watermark_seen = (data, state.lsn)
                 self._note_watermark(state.lsn)
                 return state.lsn
-            if not self.has_watermark():
-                return 0
             # The writer overwrites the 32 bytes in place; a read racing that write can see a
             # mix, which the checksum rejects. Retry briefly before calling it damage.
             problem = state.problem or "invalid"

@@ -26,6 +26,8 @@ __all__ = [
     "encode_watermark",
     "publish_watermark_durably",
     "read_watermark",
+    "read_watermark_bytes",
+    "watermark_state_of",
     "write_watermark_atomic",
 ]
 
@@ -67,9 +69,29 @@ class WatermarkState:
 
 def read_watermark(directory: Path) -> WatermarkState:
     """Read WATERMARK by path (re-opened each time, since open and repair replace the file)."""
+    return watermark_state_of(read_watermark_bytes(os.path.join(directory, WATERMARK_NAME)))
+
+
+def read_watermark_bytes(path: str) -> bytes | None:
+    """WATERMARK's bytes, None when it does not exist: opened by path on every call (a network
+    volume shows another host's write to a fresh open), with plain os calls, since tailers
+    poll it while idle. A file of the wrong size is read whole, so its size can be reported."""
     try:
-        data = (directory / WATERMARK_NAME).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
+        return None
+    try:
+        data = os.read(fd, WATERMARK_BYTES + 1)
+        if len(data) > WATERMARK_BYTES:
+            data += os.read(fd, max(0, os.fstat(fd).st_size - len(data)))
+        return data
+    finally:
+        os.close(fd)
+
+
+def watermark_state_of(data: bytes | None) -> WatermarkState:
+    """What WATERMARK's bytes (None: the file is missing) say."""
+    if data is None:
         return WatermarkState(None, WATERMARK_MISSING)
     try:
         return WatermarkState(decode_watermark(data))
