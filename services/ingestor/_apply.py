@@ -191,6 +191,8 @@ class ApplyEngine:
         stored = dict(zip(unique, self._db.multi_get(unique), strict=True))
         overlay: dict[bytes, bytes] = {}  # what this batch writes, in first-write order
         lattice = None if self._lattice is None else self._lattice.batch(overlay)
+        if lattice is not None:
+            lattice.prefetch([p for _rec, p in decoded])
         signatures = _SignatureMerge(self._db, overlay)
         for key, (rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1

@@ -10,6 +10,7 @@ crashes and rebuilds cannot change a byte.
 Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; docs/lattice.md)::
 
     CV:<assertion>:<agent>             counted vote: u64 sequence, u64 LSN, f64 weight
+    VW:<assertion>                     b"\\x01": a vote came before its assertion (CV: to scan)
     TA:<assertion>                     candidate state: first/last LSN, epoch, exact tally
     SC:<subject>\\x00<predicate>\\x00<assertion>   the same state, under its slot
     ES:<superseded epoch>:<epoch>      supersession edge: u8 SupersessionType
@@ -28,6 +29,7 @@ equal to the oracle's sum in agents' key order.
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -36,6 +38,7 @@ from stemedb.ingestor._errors import StoreInconsistent
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
     EPOCH_PREFIX,
+    SIGNATURES_INLINE_MAX,
     record_key,
     signer_key,
     signer_prefix,
@@ -76,10 +79,12 @@ POLICY_KEY = b"LP:policy"
 STATS_KEY = b"LS:stats"
 VIEW_PREFIX = b"MV:"
 HISTORY_PREFIX = b"MH:"
+VOTES_WAITING_PREFIX = b"VW:"
 
 _HEX_DIGITS = 64
 _LSN_DIGITS = 20
 _SCAN_PAGE_ENTRIES = 4096
+KNOWN_ASSERTIONS_MAX = 100_000  # assertions whose slot and signers the engine keeps in memory
 _COUNTED = struct.Struct(">QQd")
 _STATE_HEAD = struct.Struct(">QQIII")
 _FRACTION_HEAD = struct.Struct(">HH")
@@ -179,7 +184,7 @@ def _decode_units(data: bytes, offset: int) -> tuple[int, int]:
     return num << (_UNIT_BITS - exponent), start + size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CandidateState:
     """What the engine keeps per assertion: its LSNs, its epoch and its exact tally."""
 
@@ -227,17 +232,17 @@ class CandidateState:
         """Add (sign 1) or remove (sign -1) the endorsement ``e`` of an agent of trust w."""
         counted = 1 if weight > 0 else 0
         if e > 0:
-            return replace(
-                self,
-                support=self.support + sign * exact(weight * e),
-                supporters=self.supporters + sign * counted,
-            )
+            return CandidateState(
+                self.first_lsn, self.last_lsn, self.epoch,
+                self.support + sign * exact(weight * e), self.dispute,
+                self.supporters + sign * counted, self.disputers, self.votes,
+            )  # fmt: skip
         if e < 0:
-            return replace(
-                self,
-                dispute=self.dispute + sign * exact(weight * -e),
-                disputers=self.disputers + sign * counted,
-            )
+            return CandidateState(
+                self.first_lsn, self.last_lsn, self.epoch,
+                self.support, self.dispute + sign * exact(weight * -e),
+                self.supporters, self.disputers + sign * counted, self.votes,
+            )  # fmt: skip
         return self
 
     def tally(self, assertion_hash: bytes) -> query_pb2.Tally:
@@ -282,6 +287,17 @@ class _Counted:
                 f"key {key!r}: counted vote is {len(data)} bytes, expected {_COUNTED.size}"
             )
         return cls(*_COUNTED.unpack(data))
+
+
+@dataclass
+class _Known:
+    """What a vote needs of its assertion: the slot, the confidence and the signers (all of
+    them when ``complete``; else the inline ones, and HS: keys may hold more)."""
+
+    slot: bytes
+    confidence: float
+    signers: set[bytes]
+    complete: bool
 
 
 _STATS = struct.Struct(">QQ" + "Q" * len(LENS_NAMES))
@@ -344,6 +360,8 @@ class Lattice:
         self.policy = policy
         self.slots = SlotCache(slot_cache_candidates_max)
         self.in_force: dict[bytes, bool] = {}  # epoch hash -> in force (stored epochs only)
+        # Assertion hash -> slot and signers, least recently used dropped beyond the bound.
+        self.known: OrderedDict[bytes, _Known] = OrderedDict()
         self._committed = True
 
     def batch(self, overlay: dict[bytes, bytes]) -> LatticeBatch:
@@ -352,6 +370,7 @@ class Lattice:
             # The last batch never reached RocksDB: the caches may hold its effects.
             self.slots.clear()
             self.in_force.clear()
+            self.known.clear()
         self._committed = False
         return LatticeBatch(self, overlay, self.db.read_checkpoint().lsn)
 
@@ -359,6 +378,8 @@ class Lattice:
         """The batch is written: the caches agree with the database again."""
         self._committed = True
         self.slots.trim()
+        while len(self.known) > KNOWN_ASSERTIONS_MAX:
+            self.known.popitem(last=False)
 
 
 class LatticeBatch:
@@ -369,6 +390,7 @@ class LatticeBatch:
         self._policy = lattice.policy
         self._slots = lattice.slots
         self._in_force = lattice.in_force
+        self._known = lattice.known
         self._overlay = overlay
         self._applied_lsn = applied_lsn  # records at or below it are already folded in
         self._read: dict[bytes, bytes | None] = {}
@@ -409,6 +431,51 @@ class LatticeBatch:
             if value is not None:
                 yield key, value
 
+    def prefetch(self, payloads: Sequence[DecodedPayload]) -> None:
+        """Read, in one multi_get, the stored keys the batch's records will look up: counted
+        votes, tallies, assertions of votes, views of slots not in memory, waiting votes."""
+        keys: list[bytes] = []
+        for p in payloads:
+            if p.kind == "vote":
+                v = p.record.vote
+                x = _hex(v.assertion_hash)
+                keys.append(COUNTED_VOTE_PREFIX + x + b":" + _hex(v.agent_id))
+                keys.append(TALLY_PREFIX + x)
+                if v.assertion_hash not in self._known:
+                    keys.append(ASSERTION_PREFIX + x)
+            elif p.kind == "assertion":
+                a = p.record.assertion
+                h = _hex(p.content_hash)
+                keys.append(TALLY_PREFIX + h)
+                keys.append(VOTES_WAITING_PREFIX + h)
+                slot = slot_key(a.subject, a.predicate)
+                if not self._slots.holds(slot):
+                    keys.append(view_key(slot))
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._overlay and k not in self._read]
+        for key, value in zip(wanted, self._db.multi_get(wanted), strict=True):
+            self._read[key] = value
+
+    def _known_of(self, assertion_hash: bytes) -> _Known:
+        """The assertion's slot and signers (the assertion must be stored)."""
+        info = self._known.get(assertion_hash)
+        if info is None:
+            a = self._assertion(assertion_hash)
+            info = _Known(
+                slot_key(a.subject, a.predicate),
+                a.confidence,
+                {s.public_key for s in a.signatures},
+                len(a.signatures) < SIGNATURES_INLINE_MAX,
+            )
+            self._known[assertion_hash] = info
+        else:
+            self._known.move_to_end(assertion_hash)
+        return info
+
+    def _signed_by(self, assertion_hash: bytes, info: _Known, agent: bytes) -> bool:
+        if agent in info.signers:
+            return True
+        return not info.complete and self.get(signer_key(assertion_hash, agent)) is not None
+
     def _state(self, assertion_hash: bytes) -> CandidateState | None:
         key = TALLY_PREFIX + _hex(assertion_hash)
         raw = self.get(key)
@@ -431,14 +498,17 @@ class LatticeBatch:
             return index
         prefix = _slot_candidates_prefix(slot)
         states = []
-        for key, value in self.scan(prefix):
+        view = self.get(view_key(slot))
+        # A slot gets its view with its first candidate (put() of a new one is always a
+        # change), so a slot without a view has no SC: keys: no scan.
+        for key, value in self.scan(prefix) if view is not None else ():
             if len(key) != len(prefix) + _HEX_DIGITS:
                 continue  # a longer predicate that happens to share this prefix
             h = bytes.fromhex(key[len(prefix) :].decode())
             states.append((h, CandidateState.decode(value, key)))
         retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch})
         candidates = [(s.figures(h, s.epoch in retired), s.epoch) for h, s in states]
-        index = SlotIndex(self._policy, candidates, retired, self.get(view_key(slot)))
+        index = SlotIndex(self._policy, candidates, retired, view)
         self._slots.put(slot, index)
         return index
 
@@ -491,7 +561,10 @@ class LatticeBatch:
     ) -> None:  # fmt: skip
         slot = slot_key(a.subject, a.predicate)
         if previous is None:
-            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)))
+            waiting = self.get(VOTES_WAITING_PREFIX + _hex(h)) is not None
+            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)), waiting)
+            # Every signer is in the record (inline, or merged to HS: keys in this batch).
+            self._known[h] = _Known(slot, a.confidence, {s.public_key for s in a.signatures}, True)
             if a.epoch:
                 members = _members_prefix(a.epoch)
                 self._put(members + _hex(h), slot, members)
@@ -503,18 +576,23 @@ class LatticeBatch:
             for key in new_signers:
                 if self.get(_counted_prefix(h) + _hex(key)) is None:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
+            known = self._known.get(h)
+            if known is not None:
+                known.signers.update(new_signers)
         if self._save(h, slot, state):
             self._refresh(slot, lsn)
 
     def _fresh_tally(
-        self, h: bytes, a: records_pb2.Assertion, state: CandidateState
+        self, h: bytes, a: records_pb2.Assertion, state: CandidateState, votes_waiting: bool
     ) -> CandidateState:
-        """``state`` with the tally computed from scratch: signers, then counted votes."""
+        """``state`` with the tally computed from scratch: signers, then counted votes (when
+        ``votes_waiting``: some may be stored)."""
         endorsed = {s.public_key: a.confidence for s in a.signatures}
-        for key, _signature in self.scan(signer_prefix(h)):  # co-signers beyond H:'s inline ones
-            endorsed.setdefault(bytes.fromhex(key[-_HEX_DIGITS:].decode()), a.confidence)
+        if len(a.signatures) >= SIGNATURES_INLINE_MAX:  # HS: keys exist only beyond that
+            for key, _sig in self.scan(signer_prefix(h)):  # co-signers beyond the inline ones
+                endorsed.setdefault(bytes.fromhex(key[-_HEX_DIGITS:].decode()), a.confidence)
         votes = 0
-        for key, value in self.scan(_counted_prefix(h)):
+        for key, value in self.scan(_counted_prefix(h)) if votes_waiting else ():
             agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
             endorsed[agent] = _Counted.decode(value, key).weight
             votes += 1
@@ -529,7 +607,8 @@ class LatticeBatch:
         """Recompute one assertion's tally under this batch's policy; return its slot."""
         a = self._assertion(h)
         slot = slot_key(a.subject, a.predicate)
-        state = self._fresh_tally(h, a, CandidateState.decode(stored, TALLY_PREFIX + _hex(h)))
+        state = CandidateState.decode(stored, TALLY_PREFIX + _hex(h))
+        state = self._fresh_tally(h, a, state, votes_waiting=True)  # stored votes: scan them
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(h), value)
         self._put(_slot_candidates_prefix(slot) + _hex(h), value)
@@ -549,19 +628,21 @@ class LatticeBatch:
         self._put(key, _Counted(v.sequence, lsn, v.weight).encode(), _counted_prefix(x))
         state = self._state(x)
         if state is None:
-            return  # the assertion is not here yet: it counts the vote when it arrives
-        a = self._assertion(x)
+            # The assertion is not here yet: it counts the vote when it arrives.
+            waiting = VOTES_WAITING_PREFIX + _hex(x)
+            if self.get(waiting) is None:
+                self._put(waiting, b"\x01")
+            return
+        info = self._known_of(x)
         w = self._policy.weight(agent)
         if current is None:
-            if any(s.public_key == agent for s in a.signatures) or (
-                self.get(signer_key(x, agent)) is not None
-            ):
-                state = state.endorse(w, a.confidence, -1)
+            if self._signed_by(x, info, agent):
+                state = state.endorse(w, info.confidence, -1)
             state = replace(state, votes=state.votes + 1)
         else:
             state = state.endorse(w, current.weight, -1)
         state = state.endorse(w, v.weight, 1)
-        slot = slot_key(a.subject, a.predicate)
+        slot = info.slot
         if self._save(x, slot, state):
             self._refresh(slot, lsn)
 

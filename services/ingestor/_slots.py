@@ -244,6 +244,10 @@ class SlotCache:
             self._slots.move_to_end(slot)
         return index
 
+    def holds(self, slot: bytes) -> bool:
+        """Whether the slot's index is in memory (its recency unchanged)."""
+        return slot in self._slots
+
     def put(self, slot: bytes, index: SlotIndex) -> None:
         self._slots[slot] = index
         self._slots.move_to_end(slot)
