@@ -409,8 +409,12 @@ class LatticeBatch:
             self._read[key] = self._db.get(key)
         return self._read[key]
 
-    def _put(self, key: bytes, value: bytes, scan_prefix: bytes | None = None) -> None:
-        if scan_prefix is not None and self.get(key) is None:
+    def _put(
+        self, key: bytes, value: bytes, scan_prefix: bytes | None = None, new: bool | None = None
+    ) -> None:
+        """Write ``key``; under ``scan_prefix`` a key that did not exist (``new``, when the
+        caller knows it) is remembered for ``scan``."""
+        if scan_prefix is not None and (self.get(key) is None if new is None else new):
             self._added.setdefault(scan_prefix, set()).add(key)
         self._overlay[key] = value
 
@@ -520,7 +524,7 @@ class LatticeBatch:
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(assertion_hash), value)
         prefix = _slot_candidates_prefix(slot)
-        self._put(prefix + _hex(assertion_hash), value, prefix)
+        self._put(prefix + _hex(assertion_hash), value, prefix, not index.holds(assertion_hash))
         changed = False
         if state.epoch and state.epoch not in index.epochs:
             changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))

@@ -28,10 +28,10 @@ from stemedb.ingestor._lenses import (
 )
 from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
 from stemedb.ingestor._wire import (
-    candidate_bytes,
+    candidate_figures_bytes,
+    candidate_lens_bytes,
     field_bytes,
     field_message,
-    framed_candidate,
     resolution_bytes,
 )
 from stemedb.v1 import query_pb2
@@ -64,6 +64,7 @@ class SlotIndex:
             parsed.ClearField("lsn")
             self.view_content = parsed.SerializeToString(deterministic=True)
         self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
+        self._shared: dict[bytes, bytes] = {}  # hash -> its Candidate fields 3-10
         self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
         # Each lens' encoded Resolution and verdict, rebuilt only when a change reaches it.
@@ -81,6 +82,9 @@ class SlotIndex:
             if epoch:
                 self.epochs[epoch] += 1
         self._rebuild()
+
+    def holds(self, assertion_hash: bytes) -> bool:
+        return assertion_hash in self._figures
 
     @property
     def size(self) -> int:
@@ -141,6 +145,7 @@ class SlotIndex:
             return True  # candidates_total changed
         for lens in LENS_NAMES:
             self._encoded.pop((lens, f.hash), None)
+        self._shared.pop(f.hash, None)
         self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
         dirty = self._shown_in(old)
         self._remove(old)
@@ -161,6 +166,7 @@ class SlotIndex:
                 self._figures[h] = CandidateFigures(**{**f.__dict__, "retired": retired})
                 for lens in LENS_NAMES:
                     self._encoded.pop((lens, h), None)
+                self._shared.pop(h, None)
         self._rebuild()
         self._dirty = set(LENS_NAMES)
         return True
@@ -173,20 +179,15 @@ class SlotIndex:
         """The candidate's Candidate message under ``lens``, framed as Resolution field 7."""
         data = self._encoded.get((lens, f.hash))
         if data is None:
-            data = candidate_bytes(
-                f.hash,
-                lens_score(lens, f),
-                f.support,
-                f.dispute,
-                f.supporters,
-                f.disputers,
-                f.retired,
-                f.votes,
-                f.first_lsn,
-                f.last_lsn,
-                not f.retired and (lens != "skeptic" or qualifies(f, self._policy)),
-            )
-            data = framed_candidate(data)
+            shared = self._shared.get(f.hash)
+            if shared is None:
+                shared = candidate_figures_bytes(
+                    f.support, f.dispute, f.supporters, f.disputers, f.retired, f.votes,
+                    f.first_lsn, f.last_lsn,
+                )  # fmt: skip
+                self._shared[f.hash] = shared
+            qualified = not f.retired and (lens != "skeptic" or qualifies(f, self._policy))
+            data = candidate_lens_bytes(f.hash, lens_score(lens, f), shared, qualified)
             self._encoded[(lens, f.hash)] = data
         return data
 
