@@ -180,6 +180,24 @@ class ApplyEngine:
         outcome.keys_written = len(puts)
         return outcome
 
+    @property
+    def settling(self) -> bool:
+        """Whether retirements are still settling: ``settle`` advances them."""
+        return self._lattice is not None and bool(self._lattice.pending())
+
+    def settle(self) -> int:
+        """One bounded batch of pending retirements, without records (the checkpoint stays);
+        return the slots settled."""
+        if self._lattice is None or not self._lattice.pending():
+            return 0
+        overlay: dict[bytes, bytes] = {}
+        lattice = self._lattice.batch(overlay)
+        settled = lattice.settle()
+        lattice.finish()
+        self._db.write(overlay.items(), self._db.read_checkpoint())
+        self._lattice.committed()
+        return settled
+
     def _build(
         self,
         decoded: list[tuple[WalRecord, DecodedPayload]],
@@ -219,6 +237,7 @@ class ApplyEngine:
             if lattice is not None:
                 lattice.record(rec.lsn, p, current, new_signers)
         if lattice is not None:
+            lattice.settle()  # a bounded share of pending retirements (docs/lattice.md)
             lattice.finish()
         return overlay
 

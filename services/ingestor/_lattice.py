@@ -17,6 +17,8 @@ Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; do
     EA:<epoch>:<assertion>             assertion of an epoch: the slot (subject\\x00predicate)
     LP:policy                          the effective policy (JCS) the views were built with
     LS:stats                           u64 slots, u64 contested slots, u64 changes per lens
+    LQ:settle                          retirements still settling (see ``Pending``)
+    RS:<subject>\\x00<predicate>        u64: the slot is settled up to that retiring epoch's LSN
     MV:<subject>\\x00<predicate>        SlotView (query.proto)
     MH:<subject>\\x00<predicate>\\x00<20-digit LSN>  SlotHistoryEntry
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from stemedb.ingestor._db import StoreDb
@@ -54,6 +56,8 @@ __all__ = [
     "COUNTED_VOTE_PREFIX",
     "HISTORY_PREFIX",
     "POLICY_KEY",
+    "SETTLED_PREFIX",
+    "SETTLE_KEY",
     "SLOT_CANDIDATE_PREFIX",
     "STATS_KEY",
     "TALLY_PREFIX",
@@ -63,8 +67,12 @@ __all__ = [
     "LatticeBatch",
     "LatticeCorrupt",
     "LatticeStats",
+    "Pending",
+    "SettleQueue",
+    "epoch_in_force",
     "history_key",
     "history_prefix",
+    "retired_epochs",
     "slot_key",
     "split_slot",
     "view_key",
@@ -80,11 +88,18 @@ STATS_KEY = b"LS:stats"
 VIEW_PREFIX = b"MV:"
 HISTORY_PREFIX = b"MH:"
 VOTES_WAITING_PREFIX = b"VW:"
+SETTLE_KEY = b"LQ:settle"
+SETTLED_PREFIX = b"RS:"
 
 _HEX_DIGITS = 64
 _LSN_DIGITS = 20
 _SCAN_PAGE_ENTRIES = 4096
 KNOWN_ASSERTIONS_MAX = 100_000  # assertions whose slot and signers the engine keeps in memory
+SETTLE_SLOTS_PER_BATCH_MAX = 32  # slots a batch settles for pending retirements (section below)
+SETTLE_MEMBERS_PER_BATCH_MAX = 1024  # EA: keys a batch examines for them
+_PENDING = struct.Struct(">Q32s32sH")
+_SETTLE_HEAD = struct.Struct(">QI")
+_U64 = struct.Struct(">Q")
 _COUNTED = struct.Struct(">QQd")
 _STATE_HEAD = struct.Struct(">QQIII")
 _FRACTION_HEAD = struct.Struct(">HH")
@@ -347,6 +362,89 @@ class LatticeStats:
         return cls(slots, contested, dict(zip(LENS_NAMES, changes, strict=True)))
 
 
+# -- retirements that settle over bounded batches -----------------------------------------------
+
+
+@dataclass
+class Pending:
+    """A retiring epoch in force whose slots are not all rewritten yet: epoch ``epoch``
+    (applied at ``lsn``) retires assertions of ``superseded``; slots holding those are visited
+    in EA: key order from ``cursor`` (b"": from the start)."""
+
+    lsn: int
+    epoch: bytes
+    superseded: bytes
+    cursor: bytes = b""
+
+
+@dataclass
+class SettleQueue:
+    """``LQ:settle``: the pending retirements in LSN order and the LSN of the batch that wrote
+    it (a reader holding a snapshot learns from it which LSN that snapshot reflects)."""
+
+    lsn: int
+    pending: list[Pending]
+
+    def encode(self) -> bytes:
+        parts = [_SETTLE_HEAD.pack(self.lsn, len(self.pending))]
+        for p in self.pending:
+            parts.append(_PENDING.pack(p.lsn, p.epoch, p.superseded, len(p.cursor)) + p.cursor)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SettleQueue:
+        try:
+            lsn, count = _SETTLE_HEAD.unpack_from(data, 0)
+            offset = _SETTLE_HEAD.size
+            pending = []
+            for _ in range(count):
+                at, epoch, superseded, size = _PENDING.unpack_from(data, offset)
+                offset += _PENDING.size
+                cursor = bytes(data[offset : offset + size])
+                if len(cursor) != size:
+                    raise struct.error("cursor runs past the end")
+                offset += size
+                pending.append(Pending(at, epoch, superseded, cursor))
+        except struct.error as exc:
+            raise LatticeCorrupt(f"key {SETTLE_KEY!r} does not decode: {exc}") from None
+        if offset != len(data):
+            raise LatticeCorrupt(f"key {SETTLE_KEY!r} has {len(data) - offset} trailing bytes")
+        return cls(lsn, pending)
+
+
+def retired_epochs(
+    slot_epochs: set[bytes],
+    edges: Callable[[bytes], Iterable[tuple[bytes, bytes]]],
+    in_force: Callable[[bytes], bool],
+    excluded: frozenset[bytes] = frozenset(),
+) -> frozenset[bytes]:
+    """The epochs whose assertions in a slot holding ``slot_epochs`` are retired: ``edges(F)``
+    gives the ES:<F>: entries, ``in_force`` tells an epoch in force; epochs in ``excluded``
+    (retirements applied later than the LSN asked about) are left out."""
+    retired = set()
+    for f in sorted(slot_epochs):
+        for key, value in edges(_superseded_prefix(f)):
+            e = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+            if e in excluded:
+                continue
+            kind = value[0]
+            retires = kind == _REVOLUTION or (kind == _REFINEMENT and e in slot_epochs)
+            if retires and in_force(e):
+                retired.add(f)
+                break
+    return frozenset(retired)
+
+
+def epoch_in_force(raw_epoch_record: bytes | None, policy: TrustPolicy) -> bool:
+    """Whether a stored epoch record (E: value; None: not stored) is in force (DESIGN 9.3)."""
+    if raw_epoch_record is None:
+        return False
+    return any(
+        policy.weight(s.public_key) >= policy.epoch_authority_min
+        for s in records_pb2.Record.FromString(raw_epoch_record).epoch.signatures
+    )
+
+
 # -- the engine ----------------------------------------------------------------------------------
 
 
@@ -362,6 +460,7 @@ class Lattice:
         self.in_force: dict[bytes, bool] = {}  # epoch hash -> in force (stored epochs only)
         # Assertion hash -> slot and signers, least recently used dropped beyond the bound.
         self.known: OrderedDict[bytes, _Known] = OrderedDict()
+        self.queue: list[Pending] | None = None  # LQ:settle, loaded on first use
         self._committed = True
 
     def batch(self, overlay: dict[bytes, bytes]) -> LatticeBatch:
@@ -371,8 +470,16 @@ class Lattice:
             self.slots.clear()
             self.in_force.clear()
             self.known.clear()
+            self.queue = None
         self._committed = False
         return LatticeBatch(self, overlay, self.db.read_checkpoint().lsn)
+
+    def pending(self) -> list[Pending]:
+        """The retirements still settling (a batch without records advances them)."""
+        if self.queue is None:
+            raw = self.db.get(SETTLE_KEY)
+            self.queue = [] if raw is None else SettleQueue.decode(raw).pending
+        return self.queue
 
     def committed(self) -> None:
         """The batch is written: the caches agree with the database again."""
@@ -391,6 +498,9 @@ class LatticeBatch:
         self._slots = lattice.slots
         self._in_force = lattice.in_force
         self._known = lattice.known
+        self._lattice = lattice
+        self._queue = lattice.pending()
+        self._queue_changed = False
         self._overlay = overlay
         self._applied_lsn = applied_lsn  # records at or below it are already folded in
         self._read: dict[bytes, bytes | None] = {}
@@ -499,6 +609,8 @@ class LatticeBatch:
         """The slot's ranked index, loaded from its SC: keys on first use."""
         index = self._slots.get(slot)
         if index is not None:
+            if self._queue and index.settled_lsn < self._queue[-1].lsn:
+                self._settle(slot, index)
             return index
         prefix = _slot_candidates_prefix(slot)
         states = []
@@ -510,11 +622,65 @@ class LatticeBatch:
                 continue  # a longer predicate that happens to share this prefix
             h = bytes.fromhex(key[len(prefix) :].decode())
             states.append((h, CandidateState.decode(value, key)))
-        retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch})
+        settled = self._applied_lsn
+        later: frozenset[bytes] = frozenset()
+        if self._queue:
+            raw = self.get(SETTLED_PREFIX + slot)
+            settled = 0 if raw is None else _U64.unpack(raw)[0]
+            # The stored view reflects the retirements settled for it, not the later ones.
+            later = frozenset(p.epoch for p in self._queue if p.lsn > settled)
+        retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch}, later)
         candidates = [(s.figures(h, s.epoch in retired), s.epoch) for h, s in states]
         index = SlotIndex(self._policy, candidates, retired, view)
+        index.settled_lsn = settled
         self._slots.put(slot, index)
+        if self._queue and settled < self._queue[-1].lsn:
+            self._settle(slot, index)
         return index
+
+    def _settle(self, slot: bytes, index: SlotIndex) -> None:
+        """Apply to the slot, one by one at their own LSNs, the pending retirements it has not
+        seen: each change is the view and history entry an eager rewrite would have written."""
+        pending = [p for p in self._queue if p.lsn > index.settled_lsn]
+        touched = any(p.superseded in index.epochs for p in pending)
+        for i, p in enumerate(pending):
+            later = frozenset(q.epoch for q in pending[i + 1 :])
+            if index.retire(self._retired_epochs(set(index.epochs), later)):
+                self._refresh(slot, p.lsn)
+        index.settled_lsn = pending[-1].lsn
+        if touched:
+            self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
+
+    def settle(
+        self,
+        slots_max: int = SETTLE_SLOTS_PER_BATCH_MAX,
+        members_max: int = SETTLE_MEMBERS_PER_BATCH_MAX,
+    ) -> int:
+        """Settle pending retirements in up to ``slots_max`` slots (``members_max`` EA: keys
+        examined); return the slots settled. Call after the batch's records."""
+        settled = 0
+        examined = 0
+        while self._queue and settled < slots_max and examined < members_max:
+            head = self._queue[0]
+            prefix = _members_prefix(head.superseded)
+            page = self._db.scan(prefix, head.cursor or prefix, members_max - examined)
+            examined += len(page.entries)
+            seen: set[bytes] = set()
+            stop: bytes | None = page.next_key
+            for key, slot in page.entries:
+                if settled >= slots_max:
+                    stop = key
+                    break
+                if slot not in seen:
+                    seen.add(slot)
+                    self._index(slot)  # loading or touching an index settles it
+                    settled += 1
+            self._queue_changed = True
+            if stop is None:
+                self._queue.pop(0)
+            else:
+                head.cursor = stop
+        return settled
 
     def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
         """Write a candidate's state; True when the slot's view may have changed."""
@@ -528,11 +694,20 @@ class LatticeBatch:
         changed = False
         if state.epoch and state.epoch not in index.epochs:
             changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))
+            if any(p.superseded == state.epoch for p in self._queue):
+                # Readers overlay pending retirements on slots not marked settled: this one
+                # is up to date from here on (its index holds every retirement).
+                self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
         return index.put(figures, state.epoch) or changed
 
     def finish(self) -> None:
-        """Fold this batch's counts into ``LS:stats`` (call once, before the batch is written)."""
+        """Fold this batch's counts into ``LS:stats`` and write ``LS:settle`` when it changed
+        or retirements are pending (call once, before the batch is written)."""
+        if self._queue_changed or self._queue:
+            # An empty queue is written without an LSN: the same bytes however it emptied.
+            lsn = self._applied_lsn if self._queue else 0
+            self._put(SETTLE_KEY, SettleQueue(lsn, self._queue).encode())
         if self._stats.is_zero():
             return
         raw = self.get(STATS_KEY)
@@ -655,14 +830,18 @@ class LatticeBatch:
             return
         edges = _superseded_prefix(e.supersedes)
         retires = e.supersession_type in (_REVOLUTION, _REFINEMENT) and self._epoch_in_force(h)
-        slots = sorted({v for _k, v in self.scan(_members_prefix(e.supersedes))}) if retires else []
-        # Load the slots' indexes before the edge exists: an index loaded after it would
-        # already count the retirement, and retire() below would see no change.
-        indexes = [(slot, self._index(slot)) for slot in slots]
         self._put(edges + _hex(h), bytes((e.supersession_type,)), edges)
-        for slot, index in indexes:
-            if index.retire(self._retired_epochs(set(index.epochs))):
-                self._refresh(slot, lsn)
+        if retires:
+            # The slots holding the superseded epoch's assertions are rewritten later, over
+            # bounded batches (settle) or when a record touches them first; readers overlay
+            # the retirement meanwhile (_query.py), so every answer is already the eager one.
+            self._queue.append(Pending(lsn, h, bytes(e.supersedes)))
+            self._queue_changed = True
+            # Settling scans the stored EA: keys; members this batch added are not stored yet,
+            # so their slots (as many as the batch's records, at most) settle now.
+            members = _members_prefix(e.supersedes)
+            for slot in sorted({self._overlay[k] for k in self._added.get(members, ())}):
+                self._index(slot)
 
     # -- epochs and views -----------------------------------------------------------------------
 
@@ -672,25 +851,16 @@ class LatticeBatch:
             raw = self.get(record_key(EPOCH_PREFIX, epoch_hash))
             if raw is None:
                 return False  # not stored (yet): not cached, it may arrive
-            known = any(
-                self._policy.weight(s.public_key) >= self._policy.epoch_authority_min
-                for s in records_pb2.Record.FromString(raw).epoch.signatures
-            )
+            known = epoch_in_force(raw, self._policy)
             self._in_force[epoch_hash] = known
         return known
 
-    def _retired_epochs(self, slot_epochs: set[bytes]) -> frozenset[bytes]:
-        """The epochs whose assertions in this slot are retired."""
-        retired = set()
-        for f in sorted(slot_epochs):
-            for key, value in self.scan(_superseded_prefix(f)):
-                e = bytes.fromhex(key[-_HEX_DIGITS:].decode())
-                kind = value[0]
-                retires = kind == _REVOLUTION or (kind == _REFINEMENT and e in slot_epochs)
-                if retires and self._epoch_in_force(e):
-                    retired.add(f)
-                    break
-        return frozenset(retired)
+    def _retired_epochs(
+        self, slot_epochs: set[bytes], excluded: frozenset[bytes] = frozenset()
+    ) -> frozenset[bytes]:
+        """The epochs whose assertions in this slot are retired (leaving out the retirements
+        by ``excluded`` epochs)."""
+        return retired_epochs(slot_epochs, self.scan, self._epoch_in_force, excluded)
 
     def _refresh(self, slot: bytes, lsn: int) -> None:
         """Rebuild the slot's view; on a change, write it and append it to the history."""

@@ -166,7 +166,10 @@ class ApplyLoop:
                 raise _Halt(_corruption(corruption))
             self._chores()
             if not records:
-                self._reader.wait(_IDLE_WAIT_SECONDS)
+                if self._engine.settling:
+                    self._engine.settle()  # retirements settle while nothing else waits
+                else:
+                    self._reader.wait(_IDLE_WAIT_SECONDS)
 
     def _read_batch(self, reader: WalReader) -> tuple[list[WalRecord], WalCorruption | None]:
         """Up to the batch bounds of durable records; a corruption ends the batch early."""

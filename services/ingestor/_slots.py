@@ -54,6 +54,7 @@ class SlotIndex:
         self._policy = policy
         self._visible = max(policy.candidates_max, 2)
         self.retired_epochs = retired_epochs
+        self.settled_lsn = 0  # pending retirements up to this LSN are applied (_lattice.py)
         self.view = view  # the slot's MV: value as written
         self.view_content: bytes | None = None  # the same without its lsn
         self.verdicts: dict[str, tuple[int, bytes]] = {}
