@@ -146,14 +146,14 @@ class Query:
         return res
 
     def _settling(
-        self, subject: str, predicate: str, lens: int, as_of_lsn: int
+        self, subject: str, predicate: str, lens: int, as_of_lsn: int, raw: bytes | None
     ) -> tuple[query_pb2.Resolution, int] | None:
         """The answer, and the LSN it reflects, for a slot a settling retirement has not
         rewritten yet (None: the stored view or history is the answer). Read from one
         snapshot; the slot's candidates are untouched since that retirement (touching a slot
         settles it), so computing its view from them, with the retirements applied up to the
-        LSN asked about, is what an eager rewrite would have stored."""
-        raw = self._db.get(SETTLE_KEY)
+        LSN asked about, is what an eager rewrite would have stored. ``raw``: LQ:settle as
+        read with the view."""
         if raw is None or not SettleQueue.decode(raw).pending:
             return None  # nothing settling: the common case costs this one read
         snap = self._db.snapshot_reader()
@@ -205,12 +205,14 @@ class Query:
         if as_of_lsn > applied:
             raise InvalidRequest(f"as_of_lsn {as_of_lsn} is above applied_lsn {applied}")
         slot = slot_key(subject, predicate)
-        settling = self._settling(subject, predicate, index, as_of_lsn)
+        # One RocksDB read: the view and the settle queue (empty but for a settling epoch).
+        queue, view = self._db.multi_get([SETTLE_KEY, view_key(slot)])
+        settling = self._settling(subject, predicate, index, as_of_lsn, queue)
         if settling is not None:
             res, at = settling
             return query_pb2.ResolveResponse(resolution=res, applied_lsn=max(at, applied))
         if as_of_lsn == 0:
-            res = self._resolution(subject, predicate, index, self._db.get(view_key(slot)), applied)
+            res = self._resolution(subject, predicate, index, view, applied)
         else:
             found = self._from_history(slot, index, as_of_lsn)
             res = found or empty_resolution(subject, predicate, LENS_NAMES[index], self._policy)
@@ -227,10 +229,11 @@ class Query:
         start = decode_page_token(page_token, _SCOPE_SUBJECT + bytes((index,)), prefix)
         applied = self._ready()
         page = self._db.scan(prefix, start, limit)
+        queue = self._db.get(SETTLE_KEY)
         response = query_pb2.ResolveSubjectResponse(applied_lsn=applied)
         for key, value in page.entries:
             subject_text, predicate = split_slot(key[len(VIEW_PREFIX) :])
-            settling = self._settling(subject_text, predicate, index, applied)
+            settling = self._settling(subject_text, predicate, index, applied, queue)
             response.resolutions.append(
                 settling[0]
                 if settling is not None
