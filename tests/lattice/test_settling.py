@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+import pytest
 
 from stemedb.canonical import record_hash
 from stemedb.ingestor import ApplyEngine, ApplyState, StoreDb
 from stemedb.ingestor._keys import Checkpoint
 from stemedb.ingestor._lattice import SETTLE_SLOTS_PER_BATCH_MAX
 from stemedb.ingestor._oracle import Oracle
-from stemedb.ingestor._policy import TrustPolicy
+from stemedb.ingestor._policy import TrustPolicy, load_policy
 from stemedb.ingestor._query import Query, ViewsState
 from stemedb.v1 import records_pb2 as pb
+from stemedb.wal import WalReader
+from stemedb.walrecord import decode_payload
 from tests.lattice.lattice_testlib import AGENTS, make_assertion, make_epoch, make_vote, wal_records
+from tests.lattice.stack import Lab, hash_of, signed_epoch, write_policy
+from tests.support import Service, scan_all, start_ingestor, start_writer, wait_until
 
 SLOTS = 160
 SEED = int(os.environ.get("STEMEDB_TEST_SEED", "12"))
@@ -121,3 +128,102 @@ def test_a_revolution_settles_over_bounded_batches_with_exact_answers(tmp_path: 
             one.close()
     finally:
         db.close()
+
+
+KILLED_SLOTS = int(os.environ.get("STEMEDB_SETTLE_KILL_SLOTS", "1200"))
+KILLS = 3
+SETTLED_QUEUE = bytes(12)  # LQ:settle once empty
+
+
+def _unsigned(subject: str, i: int, epoch: bytes) -> pb.Record:
+    return pb.Record(
+        assertion=pb.Assertion(
+            subject=subject, predicate="p", object=pb.Value(number=float(i)),
+            confidence=0.5, source_hash=bytes(32), epoch=epoch,
+        )
+    )  # fmt: skip
+
+
+def _queue(target: str, lsn: int) -> bytes | None:
+    found = dict(scan_all(target, b"LQ:", min_lsn=lsn))
+    return found.get(b"LQ:settle")
+
+
+@pytest.mark.slow
+def test_sigkills_while_a_revolution_settles(tmp_path: Path) -> None:
+    print(f"seed={SEED}")
+    rng = random.Random(SEED)
+    wal = tmp_path / "wal"
+    policy_path = write_policy(tmp_path / "policy.json")
+    flags = ("--trust-policy", str(policy_path))
+    writer = start_writer(wal, log_dir=tmp_path)
+    ingestor: Service | None = None
+    lab: Lab | None = None
+    try:
+        writer.wait_ready()
+        ingestor = start_ingestor(wal, tmp_path / "db", *flags, log_dir=tmp_path)
+        ingestor.wait_ready()
+        lab = Lab(writer, ingestor, wal)
+        f = signed_epoch("F", signers=["A"])
+        lab.append(f)
+        subjects = [f"k{i}" for i in range(KILLED_SLOTS)]
+        for start in range(0, KILLED_SLOTS, 500):
+            lab.append(
+                *(_unsigned(s, i, hash_of(f)) for i, s in enumerate(subjects[start : start + 500]))
+            )
+        lab.append(*(_unsigned(s, -1, b"") for s in subjects[:50]))  # survivors in some slots
+        lab.resolve(subjects[-1], "p", min_lsn=lab.last_lsn)
+        epoch_lsn = lab.append(
+            signed_epoch("E", hash_of(f), pb.SUPERSESSION_TYPE_REVOLUTION, ["B"])
+        )[0]
+        records = []
+        with WalReader(wal) as reader:
+            while chunk := reader.read_available(1000):
+                records += [(r.lsn, decode_payload(r.record_type, r.payload).record) for r in chunk]
+        oracle = Oracle.of(records, load_policy(policy_path))
+        killed_while_settling = 0
+        for _ in range(KILLS):
+            time.sleep(rng.uniform(0.05, 0.5))  # a random moment of the settling, not a wait
+            ingestor.kill()
+            ingestor = start_ingestor(wal, tmp_path / "db", *flags, log_dir=tmp_path)
+            ingestor.wait_ready()
+            lab.ingestor = ingestor
+            queue = _queue(ingestor.listen, epoch_lsn)
+            killed_while_settling += queue is not None and queue != SETTLED_QUEUE
+            # Settled or not, every answer is the eager one: retired slots are EMPTY at once.
+            for subject in rng.sample(subjects, 20):
+                for lens in ("consensus", "recent"):
+                    got = lab.resolve(subject, "p", lens, min_lsn=epoch_lsn)
+                    want = oracle.resolve(subject, "p", lens)
+                    want.as_of_lsn = got.as_of_lsn
+                    assert got == want, (subject, lens)
+        print(f"kills={KILLS} while settling={killed_while_settling}")
+        assert killed_while_settling >= 1, "the revolution settled before any kill"
+        wait_until(lambda: _queue(ingestor.listen, epoch_lsn) == SETTLED_QUEUE, 120, "settling")
+        stored = {
+            k: v
+            for prefix in (b"MV:", b"MH:", b"TA:", b"SC:", b"LS:")
+            for k, v in scan_all(ingestor.listen, prefix, min_lsn=epoch_lsn)
+        }
+        rebuilt = StoreDb(tmp_path / "rebuilt")
+        try:
+            engine = ApplyEngine(rebuilt, load_policy(policy_path))
+            with WalReader(wal) as reader:
+                while chunk := reader.read_available(700):
+                    engine.apply(chunk)
+            while engine.settling:
+                engine.settle()
+            want_keys = {
+                k: v
+                for k, v in rebuilt.dump()
+                if k.startswith((b"MV:", b"MH:", b"TA:", b"SC:", b"LS:"))
+            }
+        finally:
+            rebuilt.close()
+        assert stored == want_keys
+    finally:
+        if lab is not None:
+            lab.close()
+        for service in (ingestor, writer):
+            if service is not None:
+                service.kill()
