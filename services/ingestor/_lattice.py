@@ -31,6 +31,7 @@ equal to the oracle's sum in agents' key order.
 from __future__ import annotations
 
 import struct
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -97,6 +98,9 @@ _SCAN_PAGE_ENTRIES = 4096
 KNOWN_ASSERTIONS_MAX = 100_000  # assertions whose slot and signers the engine keeps in memory
 SETTLE_SLOTS_PER_BATCH_MAX = 32  # slots a batch settles for pending retirements (section below)
 SETTLE_MEMBERS_PER_BATCH_MAX = 1024  # EA: keys a batch examines for them
+# CPU a batch spends settling, beyond its first slot: a record waiting behind a settling batch
+# waits this long at most (which slots a batch settles changes no answer and no view).
+SETTLE_SECONDS_PER_BATCH_MAX = 0.005
 _PENDING = struct.Struct(">Q32s32sH")
 _SETTLE_HEAD = struct.Struct(">QI")
 _U64 = struct.Struct(">Q")
@@ -655,11 +659,14 @@ class LatticeBatch:
         self,
         slots_max: int = SETTLE_SLOTS_PER_BATCH_MAX,
         members_max: int = SETTLE_MEMBERS_PER_BATCH_MAX,
+        seconds_max: float = SETTLE_SECONDS_PER_BATCH_MAX,
     ) -> int:
         """Settle pending retirements in up to ``slots_max`` slots (``members_max`` EA: keys
-        examined); return the slots settled. Call after the batch's records."""
+        examined, ``seconds_max`` spent after the first slot); return the slots settled. Call
+        after the batch's records."""
         settled = 0
         examined = 0
+        deadline = time.perf_counter() + seconds_max
         while self._queue and settled < slots_max and examined < members_max:
             head = self._queue[0]
             prefix = _members_prefix(head.superseded)
@@ -668,7 +675,7 @@ class LatticeBatch:
             seen: set[bytes] = set()
             stop: bytes | None = page.next_key
             for key, slot in page.entries:
-                if settled >= slots_max:
+                if settled >= slots_max or (settled and time.perf_counter() > deadline):
                     stop = key
                     break
                 if slot not in seen:
@@ -680,6 +687,8 @@ class LatticeBatch:
                 self._queue.pop(0)
             else:
                 head.cursor = stop
+            if settled and time.perf_counter() > deadline:
+                break
         return settled
 
     def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
