@@ -647,11 +647,11 @@ class LatticeBatch:
         seen: each change is the view and history entry an eager rewrite would have written."""
         pending = [p for p in self._queue if p.lsn > index.settled_lsn]
         touched = any(p.superseded in index.epochs for p in pending)
+        index.settled_lsn = pending[-1].lsn  # first: _refresh below looks the index up again
         for i, p in enumerate(pending):
             later = frozenset(q.epoch for q in pending[i + 1 :])
             if index.retire(self._retired_epochs(set(index.epochs), later)):
                 self._refresh(slot, p.lsn)
-        index.settled_lsn = pending[-1].lsn
         if touched:
             self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
 

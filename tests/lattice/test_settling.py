@@ -131,6 +131,62 @@ def test_a_revolution_settles_over_bounded_batches_with_exact_answers(tmp_path: 
         db.close()
 
 
+def test_two_revolutions_settling_in_one_slot_keep_each_lsn_exact(tmp_path: Path) -> None:
+    """Slots hold assertions of F, of G and of no epoch; E1 retires F, E2 retires G, in one
+    batch; each slot's retirements then settle one by one at their own LSNs."""
+    print(f"seed={SEED}")
+    rng = random.Random(SEED)
+    policy = TrustPolicy()
+    f, g = make_epoch("F", signers=[AGENTS[0]]), make_epoch("G", signers=[AGENTS[0]])
+    records = [f, g]
+    hashes = []
+    for i in range(60):
+        for text, epoch, conf in (("f", f, 0.9), ("g", g, 0.6), ("x", None, 0.3)):
+            a = make_assertion(f"s{i}", "p", f"{text}{i}", conf, [AGENTS[1]],
+                               record_hash(epoch) if epoch else b"")  # fmt: skip
+            records.append(a)
+            hashes.append(record_hash(a))
+    first = len(records) + 1
+    kind = pb.SUPERSESSION_TYPE_REVOLUTION
+    records += [make_epoch("E1", record_hash(f), kind, [AGENTS[2]]),
+                make_epoch("E2", record_hash(g), kind, [AGENTS[2]])]  # fmt: skip
+    records += [make_vote(rng.choice(hashes), AGENTS[3], 1.0, i + 1) for i in range(15)]
+    wal = wal_records(records)
+    log = [(r.lsn, rec) for r, rec in zip(wal, records, strict=True)]
+    db = StoreDb(tmp_path / "db")
+    try:
+        engine = ApplyEngine(db, policy)
+        engine.apply(wal[: first - 1])
+        engine.apply(wal[first - 1 : first + 1])  # both epochs in one batch
+        assert engine.settling
+        pos = first + 1
+        while pos < len(wal) or engine.settling:
+            if engine.settling:
+                query = Query(db, ApplyState(pos, b""), policy, ViewsState())
+                for as_of in (first - 1, first, first + 1, pos):
+                    oracle = Oracle.of(log[:as_of], policy)
+                    for slot in rng.sample(range(60), 8):
+                        want = oracle.resolve(f"s{slot}", "p", "consensus")
+                        want.as_of_lsn = as_of
+                        got = query.resolve(f"s{slot}", "p", "consensus", as_of)
+                        assert got.resolution == want, (slot, as_of, pos)
+            if pos < len(wal):
+                engine.apply(wal[pos : pos + 3])
+                pos += 3
+            else:
+                engine.settle()
+        one = StoreDb(tmp_path / "one")
+        try:
+            ApplyEngine(one, policy).apply(wal)
+            for prefix in (b"MV:", b"MH:", b"TA:", b"SC:", b"LS:"):
+                got = [kv for kv in db.dump() if kv[0].startswith(prefix)]
+                assert got == [kv for kv in one.dump() if kv[0].startswith(prefix)], prefix
+        finally:
+            one.close()
+    finally:
+        db.close()
+
+
 KILLED_SLOTS = int(os.environ.get("STEMEDB_SETTLE_KILL_SLOTS", "1200"))
 KILLS = 3
 SETTLED_QUEUE = bytes(12)  # LQ:settle once empty
