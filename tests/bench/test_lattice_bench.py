@@ -88,15 +88,6 @@ def _unsigned(subject: str, i: int, epoch: bytes = b"") -> pb.Record:
     )  # fmt: skip
 
 
-def _p50_us(call: Any, calls: int) -> float:
-    seconds = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds) * 1e6
-
-
 def _append_many(lab: Lab, records: list[pb.Record]) -> int:
     last = 0
     for i in range(0, len(records), APPEND_BATCH):
@@ -118,15 +109,21 @@ def _reads(lab: Lab) -> dict[str, Any]:
     }
     get = store_pb2.GetAssertionRequest(hash=record_hash(small), min_lsn=last)
     assert query.Resolve(resolve["big"], timeout=300).resolution.candidates_total == CANDIDATES
-    runs: dict[str, list[float]] = {"resolve_1": [], "resolve_10000": [], "get": []}
+    calls = {
+        "get": lambda: store.GetAssertion(get, timeout=30),
+        "resolve_1": lambda: query.Resolve(resolve["small"], timeout=30),
+        "resolve_10000": lambda: query.Resolve(resolve["big"], timeout=30),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(REPS):
-        runs["get"].append(_p50_us(lambda: store.GetAssertion(get, timeout=30), CALLS))
-        runs["resolve_1"].append(
-            _p50_us(lambda: query.Resolve(resolve["small"], timeout=30), CALLS)
-        )
-        runs["resolve_10000"].append(
-            _p50_us(lambda: query.Resolve(resolve["big"], timeout=30), CALLS)
-        )
+        seconds: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(CALLS):
+            for name, call in calls.items():  # interleaved call by call: the same load
+                started = time.perf_counter()
+                call()
+                seconds[name].append(time.perf_counter() - started)
+        for name, values in seconds.items():
+            runs[name].append(statistics.median(values) * 1e6)
     out: dict[str, Any] = {name: _stats(values) for name, values in runs.items()}
     out["resolve_vs_get"] = out["resolve_1"]["median"] / out["get"]["median"]
     out["resolve_10000_vs_1"] = out["resolve_10000"]["median"] / out["resolve_1"]["median"]
