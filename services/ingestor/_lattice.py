@@ -101,6 +101,7 @@ SETTLE_MEMBERS_PER_BATCH_MAX = 1024  # EA: keys a batch examines for them
 # CPU a batch spends settling, beyond its first slot: a record waiting behind a settling batch
 # waits this long at most (which slots a batch settles changes no answer and no view).
 SETTLE_SECONDS_PER_BATCH_MAX = 0.005
+_SETTLE_PAGE_ENTRIES = 16
 _PENDING = struct.Struct(">Q32s32sH")
 _SETTLE_HEAD = struct.Struct(">QI")
 _U64 = struct.Struct(">Q")
@@ -670,7 +671,9 @@ class LatticeBatch:
         while self._queue and settled < slots_max and examined < members_max:
             head = self._queue[0]
             prefix = _members_prefix(head.superseded)
-            page = self._db.scan(prefix, head.cursor or prefix, members_max - examined)
+            # Small pages: a page costs its length, and a batch settles only a few slots.
+            limit = min(members_max - examined, _SETTLE_PAGE_ENTRIES)
+            page = self._db.scan(prefix, head.cursor or prefix, limit)
             examined += len(page.entries)
             seen: set[bytes] = set()
             stop: bytes | None = page.next_key
