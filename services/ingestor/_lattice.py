@@ -660,13 +660,15 @@ class LatticeBatch:
         self,
         slots_max: int = SETTLE_SLOTS_PER_BATCH_MAX,
         members_max: int = SETTLE_MEMBERS_PER_BATCH_MAX,
-        seconds_max: float = SETTLE_SECONDS_PER_BATCH_MAX,
+        seconds_max: float | None = None,
     ) -> int:
         """Settle pending retirements in up to ``slots_max`` slots (``members_max`` EA: keys
-        examined, ``seconds_max`` spent after the first slot); return the slots settled. Call
-        after the batch's records."""
+        examined, ``seconds_max`` spent after the first slot, SETTLE_SECONDS_PER_BATCH_MAX when
+        None); return the slots settled. Call after the batch's records."""
         settled = 0
         examined = 0
+        if seconds_max is None:
+            seconds_max = SETTLE_SECONDS_PER_BATCH_MAX
         deadline = time.perf_counter() + seconds_max
         while self._queue and settled < slots_max and examined < members_max:
             head = self._queue[0]
