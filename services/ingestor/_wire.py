@@ -99,18 +99,14 @@ def candidate_bytes(
     qualified: bool,
 ) -> bytes:
     """The deterministic encoding of a Candidate message."""
+    figures = candidate_figures_bytes(
+        support, dispute, supporters, disputers, retired, votes, first_lsn, last_lsn
+    )
     return b"".join(
         (
             field_bytes(_C["assertion_hash"], assertion_hash),
             field_double(_C["score"], score),
-            field_double(_C["support"], support),
-            field_double(_C["dispute"], dispute),
-            field_varint(_C["supporters"], supporters),
-            field_varint(_C["disputers"], disputers),
-            field_bool(_C["retired"], retired),
-            field_varint(_C["votes"], votes),
-            field_varint(_C["first_lsn"], first_lsn),
-            field_varint(_C["last_lsn"], last_lsn),
+            figures,
             field_bool(_C["qualified"], qualified),
         )
     )
@@ -141,7 +137,6 @@ def candidate_figures_bytes(
     )
 
 
-_HASH_FIELD = _TAGS[_C["assertion_hash"], 2]
 _QUALIFIED = field_bool(_C["qualified"], True)
 
 

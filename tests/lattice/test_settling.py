@@ -19,7 +19,7 @@ from stemedb.ingestor._oracle import Oracle
 from stemedb.ingestor._policy import TrustPolicy, load_policy
 from stemedb.ingestor._query import Query, ViewsState
 from stemedb.v1 import records_pb2 as pb
-from stemedb.wal import WalReader
+from stemedb.wal import WalReader, WalRecord
 from stemedb.walrecord import decode_payload
 from tests.lattice.lattice_testlib import AGENTS, make_assertion, make_epoch, make_vote, wal_records
 from tests.lattice.stack import Lab, hash_of, signed_epoch, write_policy
@@ -57,6 +57,28 @@ def _log(rng: random.Random) -> list[pb.Record]:
             target = record_hash(rng.choice(assertions))
             records.append(make_vote(target, rng.choice(AGENTS), rng.choice([1.0, -1.0]), i + 1))
     return records
+
+
+VIEW_PREFIXES = (b"MV:", b"MH:", b"TA:", b"SC:", b"LS:")
+
+
+def _views(db: StoreDb) -> list[tuple[bytes, bytes]]:
+    return [kv for kv in db.dump() if kv[0].startswith(VIEW_PREFIXES)]
+
+
+def _one_batch_views(
+    path: Path, wal: list[WalRecord], policy: TrustPolicy
+) -> list[tuple[bytes, bytes]]:
+    """The views, history, tallies and stats of the log applied in one batch, settled."""
+    one = StoreDb(path)
+    try:
+        engine = ApplyEngine(one, policy)
+        engine.apply(wal)
+        while engine.settling:
+            engine.settle()
+        return _views(one)
+    finally:
+        one.close()
 
 
 class _CountingDb(StoreDb):
@@ -125,14 +147,7 @@ def test_a_revolution_settles_over_bounded_batches_with_exact_answers(tmp_path: 
         _check(db, log, policy, len(wal), rng)
         assert max(db.batch_keys) <= KEYS_PER_BATCH_MAX, db.batch_keys
         # Settled, the views and history are those of a database built in one batch.
-        one = StoreDb(tmp_path / "one")
-        try:
-            ApplyEngine(one, policy).apply(wal)
-            for prefix in (b"MV:", b"MH:", b"TA:", b"SC:", b"LS:"):
-                got = [kv for kv in db.dump() if kv[0].startswith(prefix)]
-                assert got == [kv for kv in one.dump() if kv[0].startswith(prefix)], prefix
-        finally:
-            one.close()
+        assert _views(db) == _one_batch_views(tmp_path / "one", wal, policy)
     finally:
         db.close()
 
@@ -181,14 +196,7 @@ def test_two_revolutions_settling_in_one_slot_keep_each_lsn_exact(tmp_path: Path
                 pos += 3
             else:
                 engine.settle()
-        one = StoreDb(tmp_path / "one")
-        try:
-            ApplyEngine(one, policy).apply(wal)
-            for prefix in (b"MV:", b"MH:", b"TA:", b"SC:", b"LS:"):
-                got = [kv for kv in db.dump() if kv[0].startswith(prefix)]
-                assert got == [kv for kv in one.dump() if kv[0].startswith(prefix)], prefix
-        finally:
-            one.close()
+        assert _views(db) == _one_batch_views(tmp_path / "one", wal, policy)
     finally:
         db.close()
 
