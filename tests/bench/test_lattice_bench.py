@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from stemedb.canonical import record_hash
@@ -29,6 +30,7 @@ from stemedb.wal import WalRecord
 from tests.bench import harness
 from tests.lattice.lattice_testlib import make_assertion, make_vote, wal_records
 from tests.lattice.stack import SOURCE, Lab, hash_of, running_lab, signed_epoch
+from tests.support import wait_until
 
 pytestmark = pytest.mark.bench
 
@@ -153,7 +155,18 @@ def _revolution(lab: Lab) -> dict[str, Any]:
     last = _append_many(lab, [_unsigned(f"rev{i}", i, hash_of(f)) for i in range(REVOLUTION)])
     query = lab.query()
     probe = query_pb2.ResolveRequest(subject="rev0", predicate="p", min_lsn=last)
-    assert query.Resolve(probe, timeout=3600).resolution.status == query_pb2.STATUS_UNCERTAIN
+
+    def applied() -> bool:  # the server bounds one min_lsn wait: ask again until applied
+        try:
+            query.Resolve(probe, timeout=60)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+            return False
+        return True
+
+    wait_until(applied, 3600, f"LSN {last} applied", interval=1.0)
+    assert query.Resolve(probe, timeout=60).resolution.status == query_pb2.STATUS_UNCERTAIN
     before = _ack_to_visible(lab, OTHER_WRITES, "before")
     started = time.perf_counter()
     epoch_lsn = lab.append(signed_epoch("E", hash_of(f), pb.SUPERSESSION_TYPE_REVOLUTION, ["B"]))[0]
