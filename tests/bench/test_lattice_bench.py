@@ -190,6 +190,7 @@ def _revolution(lab: Lab) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(3600)
 def test_lattice_bench(tmp_path: Path) -> None:
     records = _half_votes(RECORDS)
     rates: dict[str, list[float]] = {"views_on": [], "views_off": []}
