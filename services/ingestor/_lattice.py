@@ -713,7 +713,11 @@ class LatticeBatch:
                 # is up to date from here on (its index holds every retirement).
                 self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
-        return index.put(figures, state.epoch) or changed
+        new = not index.holds(assertion_hash)
+        result = index.put(figures, state.epoch) or changed
+        if new:
+            self._slots.grew()
+        return result
 
     def finish(self) -> None:
         """Fold this batch's counts into ``LS:stats`` and write ``LS:settle`` when it changed

@@ -239,6 +239,7 @@ class SlotCache:
     def __init__(self, candidates_max: int) -> None:
         self._candidates_max = candidates_max
         self._slots: OrderedDict[bytes, SlotIndex] = OrderedDict()
+        self._held = 0  # candidates held by the indexes (kept up to date, not summed)
 
     def get(self, slot: bytes) -> SlotIndex | None:
         index = self._slots.get(slot)
@@ -251,15 +252,21 @@ class SlotCache:
         return slot in self._slots
 
     def put(self, slot: bytes, index: SlotIndex) -> None:
+        old = self._slots.get(slot)
+        self._held += index.size - (0 if old is None else old.size)
         self._slots[slot] = index
         self._slots.move_to_end(slot)
 
+    def grew(self) -> None:
+        """A held index gained a candidate."""
+        self._held += 1
+
     def trim(self) -> None:
         """Drop least recently used slots until the candidates held fit the bound."""
-        held = sum(i.size for i in self._slots.values())
-        while held > self._candidates_max and len(self._slots) > 1:
+        while self._held > self._candidates_max and len(self._slots) > 1:
             _slot, index = self._slots.popitem(last=False)
-            held -= index.size
+            self._held -= index.size
 
     def clear(self) -> None:
         self._slots.clear()
+        self._held = 0
