@@ -479,6 +479,39 @@ def _log(d: dict[str, Any]) -> list[str]:
 
 # One entry per section of docs/benchmarks.md, in order: (the JSON names it reads, its renderer).
 # A section whose first JSON is missing is left out. Add a benchmark's section by adding a line.
+def _lattice(d: dict[str, Any]) -> list[str]:
+    apply, reads, rev = d["apply_records_per_cpu_s"], d["reads_p50_us"], d["revolution"]
+
+    def mmm(x: dict[str, float], fmt: str = ",.0f") -> str:
+        return f"{x['median']:{fmt}} ({x['min']:{fmt}}-{x['max']:{fmt}})"
+
+    during = rev["during"]
+    return [
+        "## Lattice (issue 12)",
+        "",
+        f"Apply in process (CPU time), {d['records']:,} records, half assertions in 3,000 slots, "
+        f"half votes; reads through gRPC at 1 in flight; {d['repetitions']} repetitions, "
+        "interleaved; medians (min-max).",
+        "",
+        "| measure | figure | same-run baseline | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+        f"| apply, views on (records/CPU s) | {mmm(apply['views_on'])} | views off "
+        f"{mmm(apply['views_off'])} | {apply['ratio']:.2f}x | >= 0.7x: "
+        f"{_mark(apply['ratio'] >= 0.7)} |",
+        f"| Resolve p50, 1 candidate (us) | {mmm(reads['resolve_1'])} | GetAssertion "
+        f"{mmm(reads['get'])} | {reads['resolve_vs_get']:.2f}x | <= 1.2x: "
+        f"{_mark(reads['resolve_vs_get'] <= 1.2)} |",
+        f"| Resolve p50, 10,000 candidates (us) | {mmm(reads['resolve_10000'])} | 1 candidate "
+        f"{mmm(reads['resolve_1'])} | {reads['resolve_10000_vs_1']:.2f}x | <= 1.2x: "
+        f"{_mark(reads['resolve_10000_vs_1'] <= 1.2)} |",
+        f"| ack-to-visible of other writes while a revolution retires {rev['assertions']:,} "
+        f"assertions (ms) | p50 {during['p50_ms']:.1f}, p99 {during['p99_ms']:.1f} | before "
+        f"it: p50 {rev['before']['p50_ms']:.1f}, p99 {rev['before']['p99_ms']:.1f} | | "
+        f"p99 < 100 ms: {_mark(during['p99_ms'] < 100)} |",
+        "",
+    ]
+
+
 SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("wal",), _wal),
     (("writer",), _writer),
@@ -487,6 +520,7 @@ SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("wallet",), _wallet),
     (("gateway",), _gateway),
     (("log",), _log),
+    (("lattice",), _lattice),
 ]
 
 

@@ -180,6 +180,24 @@ class ApplyEngine:
         outcome.keys_written = len(puts)
         return outcome
 
+    @property
+    def settling(self) -> bool:
+        """Whether retirements are still settling: ``settle`` advances them."""
+        return self._lattice is not None and bool(self._lattice.pending())
+
+    def settle(self) -> int:
+        """One bounded batch of pending retirements, without records (the checkpoint stays);
+        return the slots settled."""
+        if self._lattice is None or not self._lattice.pending():
+            return 0
+        overlay: dict[bytes, bytes] = {}
+        lattice = self._lattice.batch(overlay)
+        settled = lattice.settle()
+        lattice.finish()
+        self._db.write(overlay.items(), self._db.read_checkpoint())
+        self._lattice.committed()
+        return settled
+
     def _build(
         self,
         decoded: list[tuple[WalRecord, DecodedPayload]],
@@ -191,6 +209,8 @@ class ApplyEngine:
         stored = dict(zip(unique, self._db.multi_get(unique), strict=True))
         overlay: dict[bytes, bytes] = {}  # what this batch writes, in first-write order
         lattice = None if self._lattice is None else self._lattice.batch(overlay)
+        if lattice is not None:
+            lattice.prefetch([p for _rec, p in decoded])
         signatures = _SignatureMerge(self._db, overlay)
         for key, (rec, p) in zip(keys, decoded, strict=True):
             outcome.records_by_kind[p.kind] += 1
@@ -217,6 +237,7 @@ class ApplyEngine:
             if lattice is not None:
                 lattice.record(rec.lsn, p, current, new_signers)
         if lattice is not None:
+            lattice.settle()  # a bounded share of pending retirements (docs/lattice.md)
             lattice.finish()
         return overlay
 

@@ -279,6 +279,10 @@ class StoreDb:
             out.append(key)
         return out
 
+    def snapshot_reader(self) -> SnapshotReader:
+        """Reads of the user keys as they are now, however the database changes meanwhile."""
+        return SnapshotReader(self._db.snapshot())
+
     def read_checkpoint(self) -> Checkpoint:
         raw = self._internal.get(CHECKPOINT_KEY)
         return Checkpoint(0, b"") if raw is None else Checkpoint.decode(raw)
@@ -337,3 +341,29 @@ class StoreDb:
         self._internal_handle = None
         self._internal.close()
         self._db.close()
+
+
+class SnapshotReader:
+    """Point reads and prefix scans over one RocksDB snapshot (user keys)."""
+
+    def __init__(self, snapshot: rocksdict.Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def get(self, key: bytes) -> bytes | None:
+        for raw_key, value in self._snapshot.items(from_key=key):
+            return bytes(value) if cast(bytes, raw_key) == key else None
+        return None
+
+    def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every entry under ``prefix``, in key order (callers bound what they ask for)."""
+        read_opts = rocksdict.ReadOptions()
+        bound = prefix_upper_bound(prefix)
+        if bound is not None:
+            read_opts.set_iterate_upper_bound(bound)
+        out: list[tuple[bytes, bytes]] = []
+        for raw_key, value in self._snapshot.items(from_key=prefix, read_opt=read_opts):
+            key = cast(bytes, raw_key)
+            if not key.startswith(prefix):
+                break
+            out.append((key, bytes(value)))
+        return out

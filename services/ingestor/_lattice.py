@@ -10,12 +10,15 @@ crashes and rebuilds cannot change a byte.
 Working keys (default column family, ASCII prefixes, hashes as 64 hex digits; docs/lattice.md)::
 
     CV:<assertion>:<agent>             counted vote: u64 sequence, u64 LSN, f64 weight
+    VW:<assertion>                     b"\\x01": a vote came before its assertion (CV: to scan)
     TA:<assertion>                     candidate state: first/last LSN, epoch, exact tally
     SC:<subject>\\x00<predicate>\\x00<assertion>   the same state, under its slot
     ES:<superseded epoch>:<epoch>      supersession edge: u8 SupersessionType
     EA:<epoch>:<assertion>             assertion of an epoch: the slot (subject\\x00predicate)
     LP:policy                          the effective policy (JCS) the views were built with
     LS:stats                           u64 slots, u64 contested slots, u64 changes per lens
+    LQ:settle                          retirements still settling (see ``Pending``)
+    RS:<subject>\\x00<predicate>        u64: the slot is settled up to that retiring epoch's LSN
     MV:<subject>\\x00<predicate>        SlotView (query.proto)
     MH:<subject>\\x00<predicate>\\x00<20-digit LSN>  SlotHistoryEntry
 
@@ -28,7 +31,9 @@ equal to the oracle's sum in agents' key order.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from stemedb.ingestor._db import StoreDb
@@ -36,6 +41,7 @@ from stemedb.ingestor._errors import StoreInconsistent
 from stemedb.ingestor._keys import (
     ASSERTION_PREFIX,
     EPOCH_PREFIX,
+    SIGNATURES_INLINE_MAX,
     record_key,
     signer_key,
     signer_prefix,
@@ -51,6 +57,8 @@ __all__ = [
     "COUNTED_VOTE_PREFIX",
     "HISTORY_PREFIX",
     "POLICY_KEY",
+    "SETTLED_PREFIX",
+    "SETTLE_KEY",
     "SLOT_CANDIDATE_PREFIX",
     "STATS_KEY",
     "TALLY_PREFIX",
@@ -60,8 +68,12 @@ __all__ = [
     "LatticeBatch",
     "LatticeCorrupt",
     "LatticeStats",
+    "Pending",
+    "SettleQueue",
+    "epoch_in_force",
     "history_key",
     "history_prefix",
+    "retired_epochs",
     "slot_key",
     "split_slot",
     "view_key",
@@ -76,10 +88,23 @@ POLICY_KEY = b"LP:policy"
 STATS_KEY = b"LS:stats"
 VIEW_PREFIX = b"MV:"
 HISTORY_PREFIX = b"MH:"
+VOTES_WAITING_PREFIX = b"VW:"
+SETTLE_KEY = b"LQ:settle"
+SETTLED_PREFIX = b"RS:"
 
 _HEX_DIGITS = 64
 _LSN_DIGITS = 20
 _SCAN_PAGE_ENTRIES = 4096
+KNOWN_ASSERTIONS_MAX = 100_000  # assertions whose slot and signers the engine keeps in memory
+SETTLE_SLOTS_PER_BATCH_MAX = 32  # slots a batch settles for pending retirements (section below)
+SETTLE_MEMBERS_PER_BATCH_MAX = 1024  # EA: keys a batch examines for them
+# CPU a batch spends settling, beyond its first slot: a record waiting behind a settling batch
+# waits this long at most (which slots a batch settles changes no answer and no view).
+SETTLE_SECONDS_PER_BATCH_MAX = 0.005
+_SETTLE_PAGE_ENTRIES = 16
+_PENDING = struct.Struct(">Q32s32sH")
+_SETTLE_HEAD = struct.Struct(">QI")
+_U64 = struct.Struct(">Q")
 _COUNTED = struct.Struct(">QQd")
 _STATE_HEAD = struct.Struct(">QQIII")
 _FRACTION_HEAD = struct.Struct(">HH")
@@ -179,7 +204,7 @@ def _decode_units(data: bytes, offset: int) -> tuple[int, int]:
     return num << (_UNIT_BITS - exponent), start + size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CandidateState:
     """What the engine keeps per assertion: its LSNs, its epoch and its exact tally."""
 
@@ -227,17 +252,17 @@ class CandidateState:
         """Add (sign 1) or remove (sign -1) the endorsement ``e`` of an agent of trust w."""
         counted = 1 if weight > 0 else 0
         if e > 0:
-            return replace(
-                self,
-                support=self.support + sign * exact(weight * e),
-                supporters=self.supporters + sign * counted,
-            )
+            return CandidateState(
+                self.first_lsn, self.last_lsn, self.epoch,
+                self.support + sign * exact(weight * e), self.dispute,
+                self.supporters + sign * counted, self.disputers, self.votes,
+            )  # fmt: skip
         if e < 0:
-            return replace(
-                self,
-                dispute=self.dispute + sign * exact(weight * -e),
-                disputers=self.disputers + sign * counted,
-            )
+            return CandidateState(
+                self.first_lsn, self.last_lsn, self.epoch,
+                self.support, self.dispute + sign * exact(weight * -e),
+                self.supporters, self.disputers + sign * counted, self.votes,
+            )  # fmt: skip
         return self
 
     def tally(self, assertion_hash: bytes) -> query_pb2.Tally:
@@ -282,6 +307,17 @@ class _Counted:
                 f"key {key!r}: counted vote is {len(data)} bytes, expected {_COUNTED.size}"
             )
         return cls(*_COUNTED.unpack(data))
+
+
+@dataclass
+class _Known:
+    """What a vote needs of its assertion: the slot, the confidence and the signers (all of
+    them when ``complete``; else the inline ones, and HS: keys may hold more)."""
+
+    slot: bytes
+    confidence: float
+    signers: set[bytes]
+    complete: bool
 
 
 _STATS = struct.Struct(">QQ" + "Q" * len(LENS_NAMES))
@@ -331,6 +367,89 @@ class LatticeStats:
         return cls(slots, contested, dict(zip(LENS_NAMES, changes, strict=True)))
 
 
+# -- retirements that settle over bounded batches -----------------------------------------------
+
+
+@dataclass
+class Pending:
+    """A retiring epoch in force whose slots are not all rewritten yet: epoch ``epoch``
+    (applied at ``lsn``) retires assertions of ``superseded``; slots holding those are visited
+    in EA: key order from ``cursor`` (b"": from the start)."""
+
+    lsn: int
+    epoch: bytes
+    superseded: bytes
+    cursor: bytes = b""
+
+
+@dataclass
+class SettleQueue:
+    """``LQ:settle``: the pending retirements in LSN order and the LSN of the batch that wrote
+    it (a reader holding a snapshot learns from it which LSN that snapshot reflects)."""
+
+    lsn: int
+    pending: list[Pending]
+
+    def encode(self) -> bytes:
+        parts = [_SETTLE_HEAD.pack(self.lsn, len(self.pending))]
+        for p in self.pending:
+            parts.append(_PENDING.pack(p.lsn, p.epoch, p.superseded, len(p.cursor)) + p.cursor)
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SettleQueue:
+        try:
+            lsn, count = _SETTLE_HEAD.unpack_from(data, 0)
+            offset = _SETTLE_HEAD.size
+            pending = []
+            for _ in range(count):
+                at, epoch, superseded, size = _PENDING.unpack_from(data, offset)
+                offset += _PENDING.size
+                cursor = bytes(data[offset : offset + size])
+                if len(cursor) != size:
+                    raise struct.error("cursor runs past the end")
+                offset += size
+                pending.append(Pending(at, epoch, superseded, cursor))
+        except struct.error as exc:
+            raise LatticeCorrupt(f"key {SETTLE_KEY!r} does not decode: {exc}") from None
+        if offset != len(data):
+            raise LatticeCorrupt(f"key {SETTLE_KEY!r} has {len(data) - offset} trailing bytes")
+        return cls(lsn, pending)
+
+
+def retired_epochs(
+    slot_epochs: set[bytes],
+    edges: Callable[[bytes], Iterable[tuple[bytes, bytes]]],
+    in_force: Callable[[bytes], bool],
+    excluded: frozenset[bytes] = frozenset(),
+) -> frozenset[bytes]:
+    """The epochs whose assertions in a slot holding ``slot_epochs`` are retired: ``edges(F)``
+    gives the ES:<F>: entries, ``in_force`` tells an epoch in force; epochs in ``excluded``
+    (retirements applied later than the LSN asked about) are left out."""
+    retired = set()
+    for f in sorted(slot_epochs):
+        for key, value in edges(_superseded_prefix(f)):
+            e = bytes.fromhex(key[-_HEX_DIGITS:].decode())
+            if e in excluded:
+                continue
+            kind = value[0]
+            retires = kind == _REVOLUTION or (kind == _REFINEMENT and e in slot_epochs)
+            if retires and in_force(e):
+                retired.add(f)
+                break
+    return frozenset(retired)
+
+
+def epoch_in_force(raw_epoch_record: bytes | None, policy: TrustPolicy) -> bool:
+    """Whether a stored epoch record (E: value; None: not stored) is in force (DESIGN 9.3)."""
+    if raw_epoch_record is None:
+        return False
+    return any(
+        policy.weight(s.public_key) >= policy.epoch_authority_min
+        for s in records_pb2.Record.FromString(raw_epoch_record).epoch.signatures
+    )
+
+
 # -- the engine ----------------------------------------------------------------------------------
 
 
@@ -344,6 +463,9 @@ class Lattice:
         self.policy = policy
         self.slots = SlotCache(slot_cache_candidates_max)
         self.in_force: dict[bytes, bool] = {}  # epoch hash -> in force (stored epochs only)
+        # Assertion hash -> slot and signers, least recently used dropped beyond the bound.
+        self.known: OrderedDict[bytes, _Known] = OrderedDict()
+        self.queue: list[Pending] | None = None  # LQ:settle, loaded on first use
         self._committed = True
 
     def batch(self, overlay: dict[bytes, bytes]) -> LatticeBatch:
@@ -352,13 +474,24 @@ class Lattice:
             # The last batch never reached RocksDB: the caches may hold its effects.
             self.slots.clear()
             self.in_force.clear()
+            self.known.clear()
+            self.queue = None
         self._committed = False
         return LatticeBatch(self, overlay, self.db.read_checkpoint().lsn)
+
+    def pending(self) -> list[Pending]:
+        """The retirements still settling (a batch without records advances them)."""
+        if self.queue is None:
+            raw = self.db.get(SETTLE_KEY)
+            self.queue = [] if raw is None else SettleQueue.decode(raw).pending
+        return self.queue
 
     def committed(self) -> None:
         """The batch is written: the caches agree with the database again."""
         self._committed = True
         self.slots.trim()
+        while len(self.known) > KNOWN_ASSERTIONS_MAX:
+            self.known.popitem(last=False)
 
 
 class LatticeBatch:
@@ -369,6 +502,10 @@ class LatticeBatch:
         self._policy = lattice.policy
         self._slots = lattice.slots
         self._in_force = lattice.in_force
+        self._known = lattice.known
+        self._lattice = lattice
+        self._queue = lattice.pending()
+        self._queue_changed = False
         self._overlay = overlay
         self._applied_lsn = applied_lsn  # records at or below it are already folded in
         self._read: dict[bytes, bytes | None] = {}
@@ -387,8 +524,12 @@ class LatticeBatch:
             self._read[key] = self._db.get(key)
         return self._read[key]
 
-    def _put(self, key: bytes, value: bytes, scan_prefix: bytes | None = None) -> None:
-        if scan_prefix is not None and self.get(key) is None:
+    def _put(
+        self, key: bytes, value: bytes, scan_prefix: bytes | None = None, new: bool | None = None
+    ) -> None:
+        """Write ``key``; under ``scan_prefix`` a key that did not exist (``new``, when the
+        caller knows it) is remembered for ``scan``."""
+        if scan_prefix is not None and (self.get(key) is None if new is None else new):
             self._added.setdefault(scan_prefix, set()).add(key)
         self._overlay[key] = value
 
@@ -409,6 +550,51 @@ class LatticeBatch:
             if value is not None:
                 yield key, value
 
+    def prefetch(self, payloads: Sequence[DecodedPayload]) -> None:
+        """Read, in one multi_get, the stored keys the batch's records will look up: counted
+        votes, tallies, assertions of votes, views of slots not in memory, waiting votes."""
+        keys: list[bytes] = []
+        for p in payloads:
+            if p.kind == "vote":
+                v = p.record.vote
+                x = _hex(v.assertion_hash)
+                keys.append(COUNTED_VOTE_PREFIX + x + b":" + _hex(v.agent_id))
+                keys.append(TALLY_PREFIX + x)
+                if v.assertion_hash not in self._known:
+                    keys.append(ASSERTION_PREFIX + x)
+            elif p.kind == "assertion":
+                a = p.record.assertion
+                h = _hex(p.content_hash)
+                keys.append(TALLY_PREFIX + h)
+                keys.append(VOTES_WAITING_PREFIX + h)
+                slot = slot_key(a.subject, a.predicate)
+                if not self._slots.holds(slot):
+                    keys.append(view_key(slot))
+        wanted = [k for k in dict.fromkeys(keys) if k not in self._overlay and k not in self._read]
+        for key, value in zip(wanted, self._db.multi_get(wanted), strict=True):
+            self._read[key] = value
+
+    def _known_of(self, assertion_hash: bytes) -> _Known:
+        """The assertion's slot and signers (the assertion must be stored)."""
+        info = self._known.get(assertion_hash)
+        if info is None:
+            a = self._assertion(assertion_hash)
+            info = _Known(
+                slot_key(a.subject, a.predicate),
+                a.confidence,
+                {s.public_key for s in a.signatures},
+                len(a.signatures) < SIGNATURES_INLINE_MAX,
+            )
+            self._known[assertion_hash] = info
+        else:
+            self._known.move_to_end(assertion_hash)
+        return info
+
+    def _signed_by(self, assertion_hash: bytes, info: _Known, agent: bytes) -> bool:
+        if agent in info.signers:
+            return True
+        return not info.complete and self.get(signer_key(assertion_hash, agent)) is not None
+
     def _state(self, assertion_hash: bytes) -> CandidateState | None:
         key = TALLY_PREFIX + _hex(assertion_hash)
         raw = self.get(key)
@@ -428,19 +614,87 @@ class LatticeBatch:
         """The slot's ranked index, loaded from its SC: keys on first use."""
         index = self._slots.get(slot)
         if index is not None:
+            if self._queue and index.settled_lsn < self._queue[-1].lsn:
+                self._settle(slot, index)
             return index
         prefix = _slot_candidates_prefix(slot)
         states = []
-        for key, value in self.scan(prefix):
+        view = self.get(view_key(slot))
+        # A slot gets its view with its first candidate (put() of a new one is always a
+        # change), so a slot without a view has no SC: keys: no scan.
+        for key, value in self.scan(prefix) if view is not None else ():
             if len(key) != len(prefix) + _HEX_DIGITS:
                 continue  # a longer predicate that happens to share this prefix
             h = bytes.fromhex(key[len(prefix) :].decode())
             states.append((h, CandidateState.decode(value, key)))
-        retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch})
+        settled = self._applied_lsn
+        later: frozenset[bytes] = frozenset()
+        if self._queue:
+            raw = self.get(SETTLED_PREFIX + slot)
+            settled = 0 if raw is None else _U64.unpack(raw)[0]
+            # The stored view reflects the retirements settled for it, not the later ones.
+            later = frozenset(p.epoch for p in self._queue if p.lsn > settled)
+        retired = self._retired_epochs({s.epoch for _h, s in states if s.epoch}, later)
         candidates = [(s.figures(h, s.epoch in retired), s.epoch) for h, s in states]
-        index = SlotIndex(self._policy, candidates, retired, self.get(view_key(slot)))
+        index = SlotIndex(self._policy, candidates, retired, view)
+        index.settled_lsn = settled
         self._slots.put(slot, index)
+        if self._queue and settled < self._queue[-1].lsn:
+            self._settle(slot, index)
         return index
+
+    def _settle(self, slot: bytes, index: SlotIndex) -> None:
+        """Apply to the slot, one by one at their own LSNs, the pending retirements it has not
+        seen: each change is the view and history entry an eager rewrite would have written."""
+        pending = [p for p in self._queue if p.lsn > index.settled_lsn]
+        touched = any(p.superseded in index.epochs for p in pending)
+        index.settled_lsn = pending[-1].lsn  # first: _refresh below looks the index up again
+        for i, p in enumerate(pending):
+            later = frozenset(q.epoch for q in pending[i + 1 :])
+            if index.retire(self._retired_epochs(set(index.epochs), later)):
+                self._refresh(slot, p.lsn)
+        if touched:
+            self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
+
+    def settle(
+        self,
+        slots_max: int = SETTLE_SLOTS_PER_BATCH_MAX,
+        members_max: int = SETTLE_MEMBERS_PER_BATCH_MAX,
+        seconds_max: float | None = None,
+    ) -> int:
+        """Settle pending retirements in up to ``slots_max`` slots (``members_max`` EA: keys
+        examined, ``seconds_max`` spent after the first slot, SETTLE_SECONDS_PER_BATCH_MAX when
+        None); return the slots settled. Call after the batch's records."""
+        settled = 0
+        examined = 0
+        if seconds_max is None:
+            seconds_max = SETTLE_SECONDS_PER_BATCH_MAX
+        deadline = time.perf_counter() + seconds_max
+        while self._queue and settled < slots_max and examined < members_max:
+            head = self._queue[0]
+            prefix = _members_prefix(head.superseded)
+            # Small pages: a page costs its length, and a batch settles only a few slots.
+            limit = min(members_max - examined, _SETTLE_PAGE_ENTRIES)
+            page = self._db.scan(prefix, head.cursor or prefix, limit)
+            examined += len(page.entries)
+            seen: set[bytes] = set()
+            stop: bytes | None = page.next_key
+            for key, slot in page.entries:
+                if settled >= slots_max or (settled and time.perf_counter() > deadline):
+                    stop = key
+                    break
+                if slot not in seen:
+                    seen.add(slot)
+                    self._index(slot)  # loading or touching an index settles it
+                    settled += 1
+            self._queue_changed = True
+            if stop is None:
+                self._queue.pop(0)
+            else:
+                head.cursor = stop
+            if settled and time.perf_counter() > deadline:
+                break
+        return settled
 
     def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
         """Write a candidate's state; True when the slot's view may have changed."""
@@ -450,15 +704,28 @@ class LatticeBatch:
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(assertion_hash), value)
         prefix = _slot_candidates_prefix(slot)
-        self._put(prefix + _hex(assertion_hash), value, prefix)
+        self._put(prefix + _hex(assertion_hash), value, prefix, not index.holds(assertion_hash))
         changed = False
         if state.epoch and state.epoch not in index.epochs:
             changed = index.retire(self._retired_epochs({*index.epochs, state.epoch}))
+            if any(p.superseded == state.epoch for p in self._queue):
+                # Readers overlay pending retirements on slots not marked settled: this one
+                # is up to date from here on (its index holds every retirement).
+                self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
-        return index.put(figures, state.epoch) or changed
+        new = not index.holds(assertion_hash)
+        result = index.put(figures, state.epoch) or changed
+        if new:
+            self._slots.grew()
+        return result
 
     def finish(self) -> None:
-        """Fold this batch's counts into ``LS:stats`` (call once, before the batch is written)."""
+        """Fold this batch's counts into ``LS:stats`` and write ``LS:settle`` when it changed
+        or retirements are pending (call once, before the batch is written)."""
+        if self._queue_changed or self._queue:
+            # An empty queue is written without an LSN: the same bytes however it emptied.
+            lsn = self._applied_lsn if self._queue else 0
+            self._put(SETTLE_KEY, SettleQueue(lsn, self._queue).encode())
         if self._stats.is_zero():
             return
         raw = self.get(STATS_KEY)
@@ -491,7 +758,10 @@ class LatticeBatch:
     ) -> None:  # fmt: skip
         slot = slot_key(a.subject, a.predicate)
         if previous is None:
-            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)))
+            waiting = self.get(VOTES_WAITING_PREFIX + _hex(h)) is not None
+            state = self._fresh_tally(h, a, CandidateState(lsn, lsn, bytes(a.epoch)), waiting)
+            # Every signer is in the record (inline, or merged to HS: keys in this batch).
+            self._known[h] = _Known(slot, a.confidence, {s.public_key for s in a.signatures}, True)
             if a.epoch:
                 members = _members_prefix(a.epoch)
                 self._put(members + _hex(h), slot, members)
@@ -503,18 +773,23 @@ class LatticeBatch:
             for key in new_signers:
                 if self.get(_counted_prefix(h) + _hex(key)) is None:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
+            known = self._known.get(h)
+            if known is not None:
+                known.signers.update(new_signers)
         if self._save(h, slot, state):
             self._refresh(slot, lsn)
 
     def _fresh_tally(
-        self, h: bytes, a: records_pb2.Assertion, state: CandidateState
+        self, h: bytes, a: records_pb2.Assertion, state: CandidateState, votes_waiting: bool
     ) -> CandidateState:
-        """``state`` with the tally computed from scratch: signers, then counted votes."""
+        """``state`` with the tally computed from scratch: signers, then counted votes (when
+        ``votes_waiting``: some may be stored)."""
         endorsed = {s.public_key: a.confidence for s in a.signatures}
-        for key, _signature in self.scan(signer_prefix(h)):  # co-signers beyond H:'s inline ones
-            endorsed.setdefault(bytes.fromhex(key[-_HEX_DIGITS:].decode()), a.confidence)
+        if len(a.signatures) >= SIGNATURES_INLINE_MAX:  # HS: keys exist only beyond that
+            for key, _sig in self.scan(signer_prefix(h)):  # co-signers beyond the inline ones
+                endorsed.setdefault(bytes.fromhex(key[-_HEX_DIGITS:].decode()), a.confidence)
         votes = 0
-        for key, value in self.scan(_counted_prefix(h)):
+        for key, value in self.scan(_counted_prefix(h)) if votes_waiting else ():
             agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
             endorsed[agent] = _Counted.decode(value, key).weight
             votes += 1
@@ -529,7 +804,8 @@ class LatticeBatch:
         """Recompute one assertion's tally under this batch's policy; return its slot."""
         a = self._assertion(h)
         slot = slot_key(a.subject, a.predicate)
-        state = self._fresh_tally(h, a, CandidateState.decode(stored, TALLY_PREFIX + _hex(h)))
+        state = CandidateState.decode(stored, TALLY_PREFIX + _hex(h))
+        state = self._fresh_tally(h, a, state, votes_waiting=True)  # stored votes: scan them
         value = state.encode()
         self._put(TALLY_PREFIX + _hex(h), value)
         self._put(_slot_candidates_prefix(slot) + _hex(h), value)
@@ -549,19 +825,21 @@ class LatticeBatch:
         self._put(key, _Counted(v.sequence, lsn, v.weight).encode(), _counted_prefix(x))
         state = self._state(x)
         if state is None:
-            return  # the assertion is not here yet: it counts the vote when it arrives
-        a = self._assertion(x)
+            # The assertion is not here yet: it counts the vote when it arrives.
+            waiting = VOTES_WAITING_PREFIX + _hex(x)
+            if self.get(waiting) is None:
+                self._put(waiting, b"\x01")
+            return
+        info = self._known_of(x)
         w = self._policy.weight(agent)
         if current is None:
-            if any(s.public_key == agent for s in a.signatures) or (
-                self.get(signer_key(x, agent)) is not None
-            ):
-                state = state.endorse(w, a.confidence, -1)
+            if self._signed_by(x, info, agent):
+                state = state.endorse(w, info.confidence, -1)
             state = replace(state, votes=state.votes + 1)
         else:
             state = state.endorse(w, current.weight, -1)
         state = state.endorse(w, v.weight, 1)
-        slot = slot_key(a.subject, a.predicate)
+        slot = info.slot
         if self._save(x, slot, state):
             self._refresh(slot, lsn)
 
@@ -570,14 +848,18 @@ class LatticeBatch:
             return
         edges = _superseded_prefix(e.supersedes)
         retires = e.supersession_type in (_REVOLUTION, _REFINEMENT) and self._epoch_in_force(h)
-        slots = sorted({v for _k, v in self.scan(_members_prefix(e.supersedes))}) if retires else []
-        # Load the slots' indexes before the edge exists: an index loaded after it would
-        # already count the retirement, and retire() below would see no change.
-        indexes = [(slot, self._index(slot)) for slot in slots]
         self._put(edges + _hex(h), bytes((e.supersession_type,)), edges)
-        for slot, index in indexes:
-            if index.retire(self._retired_epochs(set(index.epochs))):
-                self._refresh(slot, lsn)
+        if retires:
+            # The slots holding the superseded epoch's assertions are rewritten later, over
+            # bounded batches (settle) or when a record touches them first; readers overlay
+            # the retirement meanwhile (_query.py), so every answer is already the eager one.
+            self._queue.append(Pending(lsn, h, bytes(e.supersedes)))
+            self._queue_changed = True
+            # Settling scans the stored EA: keys; members this batch added are not stored yet,
+            # so their slots (as many as the batch's records, at most) settle now.
+            members = _members_prefix(e.supersedes)
+            for slot in sorted({self._overlay[k] for k in self._added.get(members, ())}):
+                self._index(slot)
 
     # -- epochs and views -----------------------------------------------------------------------
 
@@ -587,25 +869,16 @@ class LatticeBatch:
             raw = self.get(record_key(EPOCH_PREFIX, epoch_hash))
             if raw is None:
                 return False  # not stored (yet): not cached, it may arrive
-            known = any(
-                self._policy.weight(s.public_key) >= self._policy.epoch_authority_min
-                for s in records_pb2.Record.FromString(raw).epoch.signatures
-            )
+            known = epoch_in_force(raw, self._policy)
             self._in_force[epoch_hash] = known
         return known
 
-    def _retired_epochs(self, slot_epochs: set[bytes]) -> frozenset[bytes]:
-        """The epochs whose assertions in this slot are retired."""
-        retired = set()
-        for f in sorted(slot_epochs):
-            for key, value in self.scan(_superseded_prefix(f)):
-                e = bytes.fromhex(key[-_HEX_DIGITS:].decode())
-                kind = value[0]
-                retires = kind == _REVOLUTION or (kind == _REFINEMENT and e in slot_epochs)
-                if retires and self._epoch_in_force(e):
-                    retired.add(f)
-                    break
-        return frozenset(retired)
+    def _retired_epochs(
+        self, slot_epochs: set[bytes], excluded: frozenset[bytes] = frozenset()
+    ) -> frozenset[bytes]:
+        """The epochs whose assertions in this slot are retired (leaving out the retirements
+        by ``excluded`` epochs)."""
+        return retired_epochs(slot_epochs, self.scan, self._epoch_in_force, excluded)
 
     def _refresh(self, slot: bytes, lsn: int) -> None:
         """Rebuild the slot's view; on a change, write it and append it to the history."""

@@ -166,7 +166,14 @@ class ApplyLoop:
                 raise _Halt(_corruption(corruption))
             self._chores()
             if not records:
-                self._reader.wait(_IDLE_WAIT_SECONDS)
+                if self._engine.settling:
+                    # Retirements settle while no record waits, at most half the time: the
+                    # pause (which a new record ends) leaves the GIL to the RPC threads.
+                    started = time.perf_counter()
+                    self._engine.settle()
+                    self._reader.wait(time.perf_counter() - started)
+                else:
+                    self._reader.wait(_IDLE_WAIT_SECONDS)
 
     def _read_batch(self, reader: WalReader) -> tuple[list[WalRecord], WalCorruption | None]:
         """Up to the batch bounds of durable records; a corruption ends the batch early."""

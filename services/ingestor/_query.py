@@ -13,21 +13,28 @@ from dataclasses import dataclass
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import IngestorError, InvalidRequest
+from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
 from stemedb.ingestor._lattice import (
+    SETTLE_KEY,
+    SETTLED_PREFIX,
+    SLOT_CANDIDATE_PREFIX,
     TALLY_PREFIX,
     VIEW_PREFIX,
     CandidateState,
+    SettleQueue,
+    epoch_in_force,
     history_key,
     history_prefix,
+    retired_epochs,
     slot_key,
     split_slot,
     view_key,
 )
-from stemedb.ingestor._lenses import LENS_DESCRIPTIONS, empty_resolution
+from stemedb.ingestor._lenses import LENS_DESCRIPTIONS, empty_resolution, resolve
 from stemedb.ingestor._paging import decode_page_token, encode_page_token, page_size_of
 from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
 from stemedb.ingestor._state import ApplyState
-from stemedb.v1 import query_pb2
+from stemedb.v1 import query_pb2, records_pb2
 
 __all__ = ["HISTORY_SCAN_ENTRIES_MAX", "Query", "ViewsState", "ViewsUnavailable"]
 
@@ -138,6 +145,56 @@ class Query:
         res.as_of_lsn = applied
         return res
 
+    def _settling(
+        self, subject: str, predicate: str, lens: int, as_of_lsn: int, raw: bytes | None
+    ) -> tuple[query_pb2.Resolution, int] | None:
+        """The answer, and the LSN it reflects, for a slot a settling retirement has not
+        rewritten yet (None: the stored view or history is the answer). Read from one
+        snapshot; the slot's candidates are untouched since that retirement (touching a slot
+        settles it), so computing its view from them, with the retirements applied up to the
+        LSN asked about, is what an eager rewrite would have stored. ``raw``: LQ:settle as
+        read with the view."""
+        if raw is None or not SettleQueue.decode(raw).pending:
+            return None  # nothing settling: the common case costs this one read
+        snap = self._db.snapshot_reader()
+        raw = snap.get(SETTLE_KEY)
+        queue = SettleQueue.decode(raw) if raw is not None else None
+        if queue is None or not queue.pending or as_of_lsn > queue.lsn:
+            return None
+        wanted = as_of_lsn or queue.lsn
+        slot = slot_key(subject, predicate)
+        marked = snap.get(SETTLED_PREFIX + slot)
+        settled = 0 if marked is None else int.from_bytes(marked, "big")
+        relevant = [p for p in queue.pending if settled < p.lsn <= wanted]
+        if not relevant:
+            return None
+        prefix = SLOT_CANDIDATE_PREFIX + slot + b"\x00"
+        states = [
+            (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value, key))
+            for key, value in snap.scan(prefix)
+            if len(key) == len(prefix) + 2 * _HASH_BYTES
+        ]
+        epochs = {state.epoch for _h, state in states if state.epoch}
+        if not any(p.superseded in epochs for p in relevant):
+            return None
+        later = frozenset(p.epoch for p in queue.pending if p.lsn > wanted)
+        policy = self._policy
+
+        def in_force(epoch: bytes) -> bool:
+            return epoch_in_force(snap.get(record_key(EPOCH_PREFIX, epoch)), policy)
+
+        def assertion_of(h: bytes) -> records_pb2.Assertion:
+            stored = snap.get(record_key(ASSERTION_PREFIX, h))
+            if stored is None:
+                raise IngestorError(f"candidate {h.hex()} has no H: record")
+            return records_pb2.Record.FromString(stored).assertion
+
+        retired = retired_epochs(epochs, snap.scan, in_force, later)
+        figures = [state.figures(h, state.epoch in retired) for h, state in states]
+        res = resolve(subject, predicate, LENS_NAMES[lens], figures, policy, assertion_of)
+        res.as_of_lsn = wanted
+        return res, queue.lsn
+
     def resolve(
         self, subject: str, predicate: str, lens: str, as_of_lsn: int
     ) -> query_pb2.ResolveResponse:
@@ -148,8 +205,14 @@ class Query:
         if as_of_lsn > applied:
             raise InvalidRequest(f"as_of_lsn {as_of_lsn} is above applied_lsn {applied}")
         slot = slot_key(subject, predicate)
+        # One RocksDB read: the view and the settle queue (empty but for a settling epoch).
+        queue, view = self._db.multi_get([SETTLE_KEY, view_key(slot)])
+        settling = self._settling(subject, predicate, index, as_of_lsn, queue)
+        if settling is not None:
+            res, at = settling
+            return query_pb2.ResolveResponse(resolution=res, applied_lsn=max(at, applied))
         if as_of_lsn == 0:
-            res = self._resolution(subject, predicate, index, self._db.get(view_key(slot)), applied)
+            res = self._resolution(subject, predicate, index, view, applied)
         else:
             found = self._from_history(slot, index, as_of_lsn)
             res = found or empty_resolution(subject, predicate, LENS_NAMES[index], self._policy)
@@ -166,11 +229,15 @@ class Query:
         start = decode_page_token(page_token, _SCOPE_SUBJECT + bytes((index,)), prefix)
         applied = self._ready()
         page = self._db.scan(prefix, start, limit)
+        queue = self._db.get(SETTLE_KEY)
         response = query_pb2.ResolveSubjectResponse(applied_lsn=applied)
         for key, value in page.entries:
             subject_text, predicate = split_slot(key[len(VIEW_PREFIX) :])
+            settling = self._settling(subject_text, predicate, index, applied, queue)
             response.resolutions.append(
-                self._resolution(subject_text, predicate, index, value, applied)
+                settling[0]
+                if settling is not None
+                else self._resolution(subject_text, predicate, index, value, applied)
             )
         if page.next_key is not None:
             response.next_page_token = encode_page_token(

@@ -22,10 +22,18 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from stemedb.ingestor._apply import ApplyEngine
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import SchemaMismatch
-from stemedb.ingestor._lattice import POLICY_KEY, TALLY_PREFIX, VIEW_PREFIX, Lattice
-from stemedb.ingestor._policy import TrustPolicy
+from stemedb.ingestor._lattice import (
+    POLICY_KEY,
+    SETTLE_KEY,
+    TALLY_PREFIX,
+    VIEW_PREFIX,
+    Lattice,
+    SettleQueue,
+)
+from stemedb.ingestor._policy import TrustPolicy, parse_policy
 from stemedb.ingestor._query import ViewsState
 from stemedb.runtime import log_event
 
@@ -77,6 +85,13 @@ def rederive_if_needed(
             "votes cannot be rebuilt from stored records; rebuild this database from the WAL"
         )
     views.ready = False
+    # Retirements still settling are settled first, under the policy they were applied with:
+    # their changes belong in the history at their own LSNs, as that policy answered then.
+    queue = db.get(SETTLE_KEY)
+    if queue is not None and SettleQueue.decode(queue).pending:
+        engine = ApplyEngine(db, parse_policy(stored.decode("utf-8"), "LP:policy"))
+        while engine.settling:
+            engine.settle()
     started = time.monotonic()
     log_event(
         _log,

@@ -28,10 +28,10 @@ from stemedb.ingestor._lenses import (
 )
 from stemedb.ingestor._policy import LENS_NAMES, TrustPolicy
 from stemedb.ingestor._wire import (
-    candidate_bytes,
+    candidate_figures_bytes,
+    candidate_lens_bytes,
     field_bytes,
     field_message,
-    framed_candidate,
     resolution_bytes,
 )
 from stemedb.v1 import query_pb2
@@ -54,6 +54,7 @@ class SlotIndex:
         self._policy = policy
         self._visible = max(policy.candidates_max, 2)
         self.retired_epochs = retired_epochs
+        self.settled_lsn = 0  # pending retirements up to this LSN are applied (_lattice.py)
         self.view = view  # the slot's MV: value as written
         self.view_content: bytes | None = None  # the same without its lsn
         self.verdicts: dict[str, tuple[int, bytes]] = {}
@@ -64,6 +65,7 @@ class SlotIndex:
             parsed.ClearField("lsn")
             self.view_content = parsed.SerializeToString(deterministic=True)
         self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
+        self._shared: dict[bytes, bytes] = {}  # hash -> its Candidate fields 3-10
         self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
         # Each lens' encoded Resolution and verdict, rebuilt only when a change reaches it.
@@ -81,6 +83,9 @@ class SlotIndex:
             if epoch:
                 self.epochs[epoch] += 1
         self._rebuild()
+
+    def holds(self, assertion_hash: bytes) -> bool:
+        return assertion_hash in self._figures
 
     @property
     def size(self) -> int:
@@ -141,6 +146,7 @@ class SlotIndex:
             return True  # candidates_total changed
         for lens in LENS_NAMES:
             self._encoded.pop((lens, f.hash), None)
+        self._shared.pop(f.hash, None)
         self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
         dirty = self._shown_in(old)
         self._remove(old)
@@ -161,6 +167,7 @@ class SlotIndex:
                 self._figures[h] = CandidateFigures(**{**f.__dict__, "retired": retired})
                 for lens in LENS_NAMES:
                     self._encoded.pop((lens, h), None)
+                self._shared.pop(h, None)
         self._rebuild()
         self._dirty = set(LENS_NAMES)
         return True
@@ -173,20 +180,15 @@ class SlotIndex:
         """The candidate's Candidate message under ``lens``, framed as Resolution field 7."""
         data = self._encoded.get((lens, f.hash))
         if data is None:
-            data = candidate_bytes(
-                f.hash,
-                lens_score(lens, f),
-                f.support,
-                f.dispute,
-                f.supporters,
-                f.disputers,
-                f.retired,
-                f.votes,
-                f.first_lsn,
-                f.last_lsn,
-                not f.retired and (lens != "skeptic" or qualifies(f, self._policy)),
-            )
-            data = framed_candidate(data)
+            shared = self._shared.get(f.hash)
+            if shared is None:
+                shared = candidate_figures_bytes(
+                    f.support, f.dispute, f.supporters, f.disputers, f.retired, f.votes,
+                    f.first_lsn, f.last_lsn,
+                )  # fmt: skip
+                self._shared[f.hash] = shared
+            qualified = not f.retired and (lens != "skeptic" or qualifies(f, self._policy))
+            data = candidate_lens_bytes(f.hash, lens_score(lens, f), shared, qualified)
             self._encoded[(lens, f.hash)] = data
         return data
 
@@ -237,6 +239,7 @@ class SlotCache:
     def __init__(self, candidates_max: int) -> None:
         self._candidates_max = candidates_max
         self._slots: OrderedDict[bytes, SlotIndex] = OrderedDict()
+        self._held = 0  # candidates held by the indexes (kept up to date, not summed)
 
     def get(self, slot: bytes) -> SlotIndex | None:
         index = self._slots.get(slot)
@@ -244,16 +247,26 @@ class SlotCache:
             self._slots.move_to_end(slot)
         return index
 
+    def holds(self, slot: bytes) -> bool:
+        """Whether the slot's index is in memory (its recency unchanged)."""
+        return slot in self._slots
+
     def put(self, slot: bytes, index: SlotIndex) -> None:
+        old = self._slots.get(slot)
+        self._held += index.size - (0 if old is None else old.size)
         self._slots[slot] = index
         self._slots.move_to_end(slot)
 
+    def grew(self) -> None:
+        """A held index gained a candidate."""
+        self._held += 1
+
     def trim(self) -> None:
         """Drop least recently used slots until the candidates held fit the bound."""
-        held = sum(i.size for i in self._slots.values())
-        while held > self._candidates_max and len(self._slots) > 1:
+        while self._held > self._candidates_max and len(self._slots) > 1:
             _slot, index = self._slots.popitem(last=False)
-            held -= index.size
+            self._held -= index.size
 
     def clear(self) -> None:
         self._slots.clear()
+        self._held = 0

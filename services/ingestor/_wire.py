@@ -18,6 +18,8 @@ from stemedb.v1 import query_pb2
 __all__ = [
     "Encoded",
     "candidate_bytes",
+    "candidate_figures_bytes",
+    "candidate_lens_bytes",
     "field_bool",
     "field_bytes",
     "field_double",
@@ -43,6 +45,10 @@ def varint(value: int) -> bytes:
         return _SMALL[value]
     if value < 0:
         raise ValueError(f"varint of a negative value {value}")
+    if value < 1 << 14:  # LSNs and lengths: the common sizes without a loop
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 1 << 21:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -140,10 +146,32 @@ def candidate_bytes(
     qualified: bool,
 ) -> bytes:
     """The deterministic encoding of a Candidate message."""
+    figures = candidate_figures_bytes(
+        support, dispute, supporters, disputers, retired, votes, first_lsn, last_lsn
+    )
     return b"".join(
         (
             field_bytes(_C["assertion_hash"], assertion_hash),
             field_double(_C["score"], score),
+            figures,
+            field_bool(_C["qualified"], qualified),
+        )
+    )
+
+
+def candidate_figures_bytes(
+    support: float,
+    dispute: float,
+    supporters: int,
+    disputers: int,
+    retired: bool,
+    votes: int,
+    first_lsn: int,
+    last_lsn: int,
+) -> bytes:
+    """Fields 3 to 10 of a Candidate: the same under every lens."""
+    return b"".join(
+        (
             field_double(_C["support"], support),
             field_double(_C["dispute"], dispute),
             field_varint(_C["supporters"], supporters),
@@ -152,9 +180,27 @@ def candidate_bytes(
             field_varint(_C["votes"], votes),
             field_varint(_C["first_lsn"], first_lsn),
             field_varint(_C["last_lsn"], last_lsn),
-            field_bool(_C["qualified"], qualified),
         )
     )
+
+
+_QUALIFIED = field_bool(_C["qualified"], True)
+
+
+def candidate_lens_bytes(
+    assertion_hash: bytes, score: float, figures: bytes, qualified: bool
+) -> bytes:
+    """A Candidate framed as Resolution field 7, from its lens' score and qualification and
+    its ``candidate_figures_bytes`` (equal to ``framed_candidate(candidate_bytes(...))``)."""
+    data = b"".join(
+        (
+            field_bytes(_C["assertion_hash"], assertion_hash),
+            field_double(_C["score"], score),
+            figures,
+            _QUALIFIED if qualified else b"",
+        )
+    )
+    return _TAGS[_R["candidates"], 2] + varint(len(data)) + data
 
 
 def framed_candidate(candidate: bytes) -> bytes:
