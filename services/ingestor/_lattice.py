@@ -696,8 +696,11 @@ class LatticeBatch:
                 break
         return settled
 
-    def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
-        """Write a candidate's state; True when the slot's view may have changed."""
+    def _save(
+        self, assertion_hash: bytes, slot: bytes, state: CandidateState, merged: bool = False
+    ) -> bool:
+        """Write a candidate's state (``merged``: its assertion gained co-signers); True when
+        the slot's view may have changed."""
         # The index first: loaded now it holds the state before this change, which is what
         # put() compares with (loaded after the write it would already hold the new state).
         index = self._index(slot)
@@ -714,7 +717,7 @@ class LatticeBatch:
                 self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
         new = not index.holds(assertion_hash)
-        result = index.put(figures, state.epoch) or changed
+        result = index.put(figures, state.epoch, merged) or changed
         if new:
             self._slots.grew()
         return result
@@ -776,7 +779,7 @@ class LatticeBatch:
             known = self._known.get(h)
             if known is not None:
                 known.signers.update(new_signers)
-        if self._save(h, slot, state):
+        if self._save(h, slot, state, merged=previous is not None):
             self._refresh(slot, lsn)
 
     def _fresh_tally(
