@@ -34,7 +34,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import StoreInconsistent
@@ -772,7 +772,10 @@ class LatticeBatch:
             old = self._state(h)
             if old is None:
                 raise LatticeCorrupt(f"assertion {h.hex()} is stored but has no TA: state")
-            state = replace(old, last_lsn=lsn)
+            state = CandidateState(
+                old.first_lsn, lsn, old.epoch, old.support, old.dispute,
+                old.supporters, old.disputers, old.votes,
+            )  # fmt: skip
             for key in new_signers:
                 if self.get(_counted_prefix(h) + _hex(key)) is None:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
@@ -796,7 +799,7 @@ class LatticeBatch:
             agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
             endorsed[agent] = _Counted.decode(value, key).weight
             votes += 1
-        state = replace(state, support=0, dispute=0, supporters=0, disputers=0, votes=votes)
+        state = CandidateState(state.first_lsn, state.last_lsn, state.epoch, votes=votes)
         for agent in sorted(endorsed):
             state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
         return state
@@ -838,7 +841,10 @@ class LatticeBatch:
         if current is None:
             if self._signed_by(x, info, agent):
                 state = state.endorse(w, info.confidence, -1)
-            state = replace(state, votes=state.votes + 1)
+            state = CandidateState(
+                state.first_lsn, state.last_lsn, state.epoch, state.support, state.dispute,
+                state.supporters, state.disputers, state.votes + 1,
+            )  # fmt: skip
         else:
             state = state.endorse(w, current.weight, -1)
         state = state.endorse(w, v.weight, 1)
