@@ -75,6 +75,7 @@ class SlotIndex:
         self._dirty: set[str] = set(LENS_NAMES)
         self._figures: dict[bytes, CandidateFigures] = {}
         self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
+        self._rank_keys: dict[bytes, list[_Key]] = {}  # live candidate -> its keys per lens
         self._retired: list[tuple[int, bytes]] = []
         self._epoch: dict[bytes, bytes] = {}  # candidate -> its epoch (b"" for none)
         self.epochs: Counter[bytes] = Counter()  # the slot's epochs, with their candidates
@@ -93,9 +94,9 @@ class SlotIndex:
         return len(self._figures)
 
     def _rebuild(self) -> None:
-        live = [f for f in self._figures.values() if not f.retired]
-        for lens in LENS_NAMES:
-            self._ranked[lens] = sorted(rank_key(lens, f, self._policy) for f in live)
+        self._rank_keys = {f.hash: self._keys(f) for f in self._figures.values() if not f.retired}
+        for n, lens in enumerate(LENS_NAMES):
+            self._ranked[lens] = sorted(keys[n] for keys in self._rank_keys.values())
         self._retired = sorted(retired_key(f) for f in self._figures.values() if f.retired)
 
     def _keys(self, f: CandidateFigures) -> list[_Key]:
@@ -106,8 +107,14 @@ class SlotIndex:
         """Replace ``old`` (None: a new candidate) by ``f`` in the rankings; return the lenses
         whose view looked at either (one bisection per ranking and candidate)."""
         dirty: set[str] = set()
-        old_keys = None if old is None or old.retired else self._keys(old)
-        new_keys = None if f.retired else self._keys(f)
+        old_keys = None
+        if old is not None and not old.retired:
+            old_keys = self._rank_keys.pop(old.hash, None)
+            if old_keys is None:
+                raise ValueError("slot index lost a candidate")
+        new_keys = None
+        if not f.retired:
+            new_keys = self._rank_keys[f.hash] = self._keys(f)
         if old is not None and old.retired:
             key = retired_key(old)
             i = bisect.bisect_left(self._retired, key)
