@@ -34,7 +34,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import StoreInconsistent
@@ -696,8 +696,11 @@ class LatticeBatch:
                 break
         return settled
 
-    def _save(self, assertion_hash: bytes, slot: bytes, state: CandidateState) -> bool:
-        """Write a candidate's state; True when the slot's view may have changed."""
+    def _save(
+        self, assertion_hash: bytes, slot: bytes, state: CandidateState, merged: bool = False
+    ) -> bool:
+        """Write a candidate's state (``merged``: its assertion gained co-signers); True when
+        the slot's view may have changed."""
         # The index first: loaded now it holds the state before this change, which is what
         # put() compares with (loaded after the write it would already hold the new state).
         index = self._index(slot)
@@ -714,7 +717,7 @@ class LatticeBatch:
                 self._put(SETTLED_PREFIX + slot, _U64.pack(index.settled_lsn))
         figures = state.figures(assertion_hash, state.epoch in index.retired_epochs)
         new = not index.holds(assertion_hash)
-        result = index.put(figures, state.epoch) or changed
+        result = index.put(figures, state.epoch, merged) or changed
         if new:
             self._slots.grew()
         return result
@@ -769,14 +772,17 @@ class LatticeBatch:
             old = self._state(h)
             if old is None:
                 raise LatticeCorrupt(f"assertion {h.hex()} is stored but has no TA: state")
-            state = replace(old, last_lsn=lsn)
+            state = CandidateState(
+                old.first_lsn, lsn, old.epoch, old.support, old.dispute,
+                old.supporters, old.disputers, old.votes,
+            )  # fmt: skip
             for key in new_signers:
                 if self.get(_counted_prefix(h) + _hex(key)) is None:
                     state = state.endorse(self._policy.weight(key), a.confidence, 1)
             known = self._known.get(h)
             if known is not None:
                 known.signers.update(new_signers)
-        if self._save(h, slot, state):
+        if self._save(h, slot, state, merged=previous is not None):
             self._refresh(slot, lsn)
 
     def _fresh_tally(
@@ -793,7 +799,7 @@ class LatticeBatch:
             agent = bytes.fromhex(key[-_HEX_DIGITS:].decode())
             endorsed[agent] = _Counted.decode(value, key).weight
             votes += 1
-        state = replace(state, support=0, dispute=0, supporters=0, disputers=0, votes=votes)
+        state = CandidateState(state.first_lsn, state.last_lsn, state.epoch, votes=votes)
         for agent in sorted(endorsed):
             state = state.endorse(self._policy.weight(agent), endorsed[agent], 1)
         return state
@@ -835,7 +841,10 @@ class LatticeBatch:
         if current is None:
             if self._signed_by(x, info, agent):
                 state = state.endorse(w, info.confidence, -1)
-            state = replace(state, votes=state.votes + 1)
+            state = CandidateState(
+                state.first_lsn, state.last_lsn, state.epoch, state.support, state.dispute,
+                state.supporters, state.disputers, state.votes + 1,
+            )  # fmt: skip
         else:
             state = state.endorse(w, current.weight, -1)
         state = state.endorse(w, v.weight, 1)

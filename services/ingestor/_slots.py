@@ -64,7 +64,8 @@ class SlotIndex:
                 self.verdicts[r.lens] = (r.status, r.winner.hash)
             parsed.ClearField("lsn")
             self.view_content = parsed.SerializeToString(deterministic=True)
-        self._encoded: dict[tuple[str, bytes], bytes] = {}  # (lens, hash) -> Candidate bytes
+        # lens -> hash -> Candidate bytes (framed as Resolution field 7)
+        self._encoded: dict[str, dict[bytes, bytes]] = {lens: {} for lens in LENS_NAMES}
         self._shared: dict[bytes, bytes] = {}  # hash -> its Candidate fields 3-10
         self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
@@ -74,6 +75,7 @@ class SlotIndex:
         self._dirty: set[str] = set(LENS_NAMES)
         self._figures: dict[bytes, CandidateFigures] = {}
         self._ranked: dict[str, list[_Key]] = {lens: [] for lens in LENS_NAMES}
+        self._rank_keys: dict[bytes, list[_Key]] = {}  # live candidate -> its keys per lens
         self._retired: list[tuple[int, bytes]] = []
         self._epoch: dict[bytes, bytes] = {}  # candidate -> its epoch (b"" for none)
         self.epochs: Counter[bytes] = Counter()  # the slot's epochs, with their candidates
@@ -92,67 +94,78 @@ class SlotIndex:
         return len(self._figures)
 
     def _rebuild(self) -> None:
-        live = [f for f in self._figures.values() if not f.retired]
-        for lens in LENS_NAMES:
-            self._ranked[lens] = sorted(rank_key(lens, f, self._policy) for f in live)
+        self._rank_keys = {f.hash: self._keys(f) for f in self._figures.values() if not f.retired}
+        for n, lens in enumerate(LENS_NAMES):
+            self._ranked[lens] = sorted(keys[n] for keys in self._rank_keys.values())
         self._retired = sorted(retired_key(f) for f in self._figures.values() if f.retired)
 
-    def _shown_in(self, f: CandidateFigures) -> set[str]:
-        """The lenses whose view looks at ``f`` (as indexed now)."""
-        if f.retired:
-            key = retired_key(f)
-            shown = bisect.bisect_left(self._retired, key) < self._policy.candidates_max
-            return set(LENS_NAMES) if shown else set()
-        return {
-            lens
-            for lens in LENS_NAMES
-            if bisect.bisect_left(self._ranked[lens], rank_key(lens, f, self._policy))
-            < self._visible
-        }
+    def _keys(self, f: CandidateFigures) -> list[_Key]:
+        """``f``'s rank key under each lens, in LENS_NAMES order."""
+        return [rank_key(lens, f, self._policy) for lens in LENS_NAMES]
 
-    def _remove(self, f: CandidateFigures) -> None:
-        if f.retired:
-            key = retired_key(f)
+    def _move(self, old: CandidateFigures | None, f: CandidateFigures) -> set[str]:
+        """Replace ``old`` (None: a new candidate) by ``f`` in the rankings; return the lenses
+        whose view looked at either (one bisection per ranking and candidate)."""
+        dirty: set[str] = set()
+        old_keys = None
+        if old is not None and not old.retired:
+            old_keys = self._rank_keys.pop(old.hash, None)
+            if old_keys is None:
+                raise ValueError("slot index lost a candidate")
+        new_keys = None
+        if not f.retired:
+            new_keys = self._rank_keys[f.hash] = self._keys(f)
+        if old is not None and old.retired:
+            key = retired_key(old)
             i = bisect.bisect_left(self._retired, key)
             if i == len(self._retired) or self._retired[i] != key:
                 raise ValueError("slot index lost a retired candidate")
             del self._retired[i]
-            return
-        for lens in LENS_NAMES:
+            if i < self._policy.candidates_max:
+                dirty.update(LENS_NAMES)
+        visible = self._visible
+        for n, lens in enumerate(LENS_NAMES):
             ranked = self._ranked[lens]
-            rkey = rank_key(lens, f, self._policy)
-            i = bisect.bisect_left(ranked, rkey)
-            if i == len(ranked) or ranked[i] != rkey:
-                raise ValueError("slot index lost a candidate")
-            del ranked[i]
-
-    def _insert(self, f: CandidateFigures) -> None:
+            if old_keys is not None:
+                rkey = old_keys[n]
+                i = bisect.bisect_left(ranked, rkey)
+                if i == len(ranked) or ranked[i] != rkey:
+                    raise ValueError("slot index lost a candidate")
+                del ranked[i]
+                if i < visible:
+                    dirty.add(lens)
+            if new_keys is not None:
+                rkey = new_keys[n]
+                i = bisect.bisect_left(ranked, rkey)
+                ranked.insert(i, rkey)
+                if i < visible:
+                    dirty.add(lens)
         if f.retired:
-            bisect.insort(self._retired, retired_key(f))
-            return
-        for lens in LENS_NAMES:
-            bisect.insort(self._ranked[lens], rank_key(lens, f, self._policy))
+            key = retired_key(f)
+            i = bisect.bisect_left(self._retired, key)
+            self._retired.insert(i, key)
+            if i < self._policy.candidates_max:
+                dirty.update(LENS_NAMES)
+        return dirty
 
-    def put(self, f: CandidateFigures, epoch: bytes) -> bool:
-        """Add or update a candidate; False when no lens' view can have changed."""
+    def put(self, f: CandidateFigures, epoch: bytes, merged: bool = False) -> bool:
+        """Add or update a candidate (``merged``: its assertion gained co-signers); False when
+        no lens' view can have changed."""
         old = self._figures.get(f.hash)
         if old is None:
             self._epoch[f.hash] = epoch
             if epoch:
                 self.epochs[epoch] += 1
             self._figures[f.hash] = f
-            self._insert(f)
-            self._dirty |= self._shown_in(f)
+            self._dirty |= self._move(None, f)
             return True  # candidates_total changed
-        for lens in LENS_NAMES:
-            self._encoded.pop((lens, f.hash), None)
+        for encoded in self._encoded.values():
+            encoded.pop(f.hash, None)
         self._shared.pop(f.hash, None)
-        self._winners.pop(f.hash, None)  # a re-append may have merged co-signers
-        dirty = self._shown_in(old)
-        self._remove(old)
+        if merged:
+            self._winners.pop(f.hash, None)  # the winner embeds the assertion's signatures
         self._figures[f.hash] = f
-        self._insert(f)
-        dirty |= self._shown_in(f)
+        dirty = self._move(old, f)
         self._dirty |= dirty
         return bool(dirty)
 
@@ -165,31 +178,26 @@ class SlotIndex:
             retired = self._epoch[h] in retired_epochs
             if retired != f.retired:
                 self._figures[h] = CandidateFigures(**{**f.__dict__, "retired": retired})
-                for lens in LENS_NAMES:
-                    self._encoded.pop((lens, h), None)
+                for encoded in self._encoded.values():
+                    encoded.pop(h, None)
                 self._shared.pop(h, None)
         self._rebuild()
         self._dirty = set(LENS_NAMES)
         return True
 
-    def _top(self, lens: str) -> list[CandidateFigures]:
-        # The last element of every rank key is the candidate's hash.
-        return [self._figures[k[-1]] for k in self._ranked[lens][: self._visible]]  # type: ignore[index]
-
-    def _candidate(self, lens: str, f: CandidateFigures) -> bytes:
-        """The candidate's Candidate message under ``lens``, framed as Resolution field 7."""
-        data = self._encoded.get((lens, f.hash))
-        if data is None:
-            shared = self._shared.get(f.hash)
-            if shared is None:
-                shared = candidate_figures_bytes(
-                    f.support, f.dispute, f.supporters, f.disputers, f.retired, f.votes,
-                    f.first_lsn, f.last_lsn,
-                )  # fmt: skip
-                self._shared[f.hash] = shared
-            qualified = not f.retired and (lens != "skeptic" or qualifies(f, self._policy))
-            data = candidate_lens_bytes(f.hash, lens_score(lens, f), shared, qualified)
-            self._encoded[(lens, f.hash)] = data
+    def _candidate(self, lens: str, h: bytes) -> bytes:
+        """Candidate ``h``'s Candidate message under ``lens``, framed as Resolution field 7."""
+        f = self._figures[h]
+        shared = self._shared.get(h)
+        if shared is None:
+            shared = candidate_figures_bytes(
+                f.support, f.dispute, f.supporters, f.disputers, f.retired, f.votes,
+                f.first_lsn, f.last_lsn,
+            )  # fmt: skip
+            self._shared[h] = shared
+        qualified = not f.retired and (lens != "skeptic" or qualifies(f, self._policy))
+        data = candidate_lens_bytes(h, lens_score(lens, f), shared, qualified)
+        self._encoded[lens][h] = data
         return data
 
     def encode_view(
@@ -199,18 +207,23 @@ class SlotIndex:
         deterministically, and each lens' verdict (status, winner hash); ``assertion_of``
         gives an assertion's encoded message."""
         policy = self._policy
+        shown_max = policy.candidates_max
         if self._heads is None:
             head = field_bytes(1, subject.encode()) + field_bytes(2, predicate.encode())
             self._heads = (head, {n: head + field_bytes(3, n.encode()) for n in LENS_NAMES})
         head, lens_heads = self._heads
-        retired = [self._figures[h] for _lsn, h in self._retired[: policy.candidates_max]]
+        figures = self._figures
         for lens in LENS_NAMES:
             if lens not in self._dirty:
                 continue
-            ranked = self._top(lens)
-            shown = ranked[: policy.candidates_max]
-            shown += retired[: policy.candidates_max - len(shown)]
-            status, score, winner = verdict(lens, ranked, policy)
+            # The last element of every rank key is the candidate's hash.
+            keys = self._ranked[lens]
+            hashes: list[bytes] = [k[-1] for k in keys[:shown_max]]  # type: ignore[misc]
+            if len(hashes) < shown_max:
+                hashes += [h for _lsn, h in self._retired[: shown_max - len(hashes)]]
+            # verdict() looks at the best two only.
+            top = [figures[k[-1]] for k in keys[:2]]  # type: ignore[index]
+            status, score, winner = verdict(lens, top, policy)
             winner_bytes = b""
             if winner is not None:
                 found = self._winners.get(winner)
@@ -219,12 +232,13 @@ class SlotIndex:
                     self._winners[winner] = found
                 winner_bytes = found
             self._lens_verdicts[lens] = (int(status), winner or b"")
+            encoded = self._encoded[lens]
             resolution = resolution_bytes(
                 lens_heads[lens],
                 status,
                 winner_bytes,
                 score,
-                [self._candidate(lens, c) for c in shown],
+                [encoded.get(h) or self._candidate(lens, h) for h in hashes],
                 policy.policy_hash,
             )
             self._lens_bytes[lens] = field_message(3, resolution)

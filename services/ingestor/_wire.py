@@ -159,6 +159,21 @@ def candidate_bytes(
     )
 
 
+def _tag(name: str, wire_type: int) -> bytes:
+    return _TAGS[_C[name], wire_type]
+
+
+# Candidate tags, looked up once: the apply path encodes one candidate per lens per change.
+_T_HASH, _T_SCORE, _T_SUPPORT, _T_DISPUTE = (
+    _tag("assertion_hash", 2), _tag("score", 1), _tag("support", 1), _tag("dispute", 1),
+)  # fmt: skip
+_T_SUPPORTERS, _T_DISPUTERS, _T_VOTES, _T_FIRST, _T_LAST = (
+    _tag(n, 0) for n in ("supporters", "disputers", "votes", "first_lsn", "last_lsn")
+)
+_RETIRED = field_bool(_C["retired"], True)
+_T_CANDIDATES = _TAGS[_R["candidates"], 2]
+
+
 def candidate_figures_bytes(
     support: float,
     dispute: float,
@@ -170,16 +185,18 @@ def candidate_figures_bytes(
     last_lsn: int,
 ) -> bytes:
     """Fields 3 to 10 of a Candidate: the same under every lens."""
+    pack = _DOUBLE.pack
+    s, d = pack(support), pack(dispute)
     return b"".join(
         (
-            field_double(_C["support"], support),
-            field_double(_C["dispute"], dispute),
-            field_varint(_C["supporters"], supporters),
-            field_varint(_C["disputers"], disputers),
-            field_bool(_C["retired"], retired),
-            field_varint(_C["votes"], votes),
-            field_varint(_C["first_lsn"], first_lsn),
-            field_varint(_C["last_lsn"], last_lsn),
+            _T_SUPPORT + s if s != _ZERO_DOUBLE else b"",
+            _T_DISPUTE + d if d != _ZERO_DOUBLE else b"",
+            _T_SUPPORTERS + varint(supporters) if supporters else b"",
+            _T_DISPUTERS + varint(disputers) if disputers else b"",
+            _RETIRED if retired else b"",
+            _T_VOTES + varint(votes) if votes else b"",
+            _T_FIRST + varint(first_lsn) if first_lsn else b"",
+            _T_LAST + varint(last_lsn) if last_lsn else b"",
         )
     )
 
@@ -192,20 +209,27 @@ def candidate_lens_bytes(
 ) -> bytes:
     """A Candidate framed as Resolution field 7, from its lens' score and qualification and
     its ``candidate_figures_bytes`` (equal to ``framed_candidate(candidate_bytes(...))``)."""
+    packed = _DOUBLE.pack(score)
     data = b"".join(
         (
-            field_bytes(_C["assertion_hash"], assertion_hash),
-            field_double(_C["score"], score),
+            _T_HASH + varint(len(assertion_hash)) + assertion_hash if assertion_hash else b"",
+            _T_SCORE + packed if packed != _ZERO_DOUBLE else b"",
             figures,
             _QUALIFIED if qualified else b"",
         )
     )
-    return _TAGS[_R["candidates"], 2] + varint(len(data)) + data
+    return _T_CANDIDATES + varint(len(data)) + data
 
 
 def framed_candidate(candidate: bytes) -> bytes:
     """An encoded Candidate framed as one element of Resolution.candidates."""
     return field_message(_R["candidates"], candidate)
+
+
+_T_STATUS = _TAGS[_R["status"], 0]
+_T_WINNER = _TAGS[_R["winner"], 2]
+_T_RES_SCORE = _TAGS[_R["score"], 1]
+_T_POLICY = _TAGS[_R["policy_hash"], 2]
 
 
 def resolution_bytes(
@@ -220,14 +244,15 @@ def resolution_bytes(
     lens fields, ``winner`` the encoded HashedAssertion (empty when there is none), and
     ``candidates`` the candidates already framed as field 7 (``framed_candidate``). Stored
     resolutions leave candidates_total at 0 (the view holds it once)."""
+    packed = _DOUBLE.pack(score)
     return b"".join(
         (
             head,
-            field_varint(_R["status"], status),
-            field_message(_R["winner"], winner) if winner else b"",
-            field_double(_R["score"], score),
+            _T_STATUS + varint(status) if status else b"",
+            _T_WINNER + varint(len(winner)) + winner if winner else b"",
+            _T_RES_SCORE + packed if packed != _ZERO_DOUBLE else b"",
             *candidates,
-            field_bytes(_R["policy_hash"], policy_hash),
+            _T_POLICY + varint(len(policy_hash)) + policy_hash if policy_hash else b"",
         )
     )
 
