@@ -20,7 +20,7 @@ from stemedb.ingestor import ApplyEngine
 from stemedb.ingestor._db import DbOptions, ScanResult, StoreDb
 from stemedb.ingestor._errors import InvalidRequest
 from stemedb.ingestor._keys import SIGNATURES_INLINE_MAX, Checkpoint, is_record_key, signer_key
-from stemedb.ingestor._lattice import history_key, slot_key, view_key
+from stemedb.ingestor._lattice import SETTLE_KEY, history_key, slot_key, view_key
 from stemedb.ingestor._policy import DEFAULT_POLICY
 from stemedb.ingestor._query import Query, ViewsState
 from stemedb.ingestor._state import ApplyState
@@ -300,7 +300,8 @@ class CountingDb(StoreDb):
 
 
 def test_resolve_reads_one_key(tmp_path: Path) -> None:
-    """Resolve reads exactly the slot's MV: view; with as_of_lsn, one backward history seek."""
+    """Resolve reads exactly the slot's MV: view and the settle queue (LQ:settle, one fixed key:
+    docs/lattice.md "Settling") in one multi_get; with as_of_lsn, one backward history seek."""
     db = CountingDb(tmp_path / "db")
     db.reads = []
     try:
@@ -313,9 +314,14 @@ def test_resolve_reads_one_key(tmp_path: Path) -> None:
         for lens in ("", "skeptic", "recent"):
             db.reads = []
             res = query.resolve("Pluto", "classification", lens, 0).resolution
-            assert res.candidates and db.reads == [("get", view_key(slot))]
+            assert res.candidates
+            assert db.reads == [("multi_get", SETTLE_KEY), ("multi_get", view_key(slot))]
         db.reads = []
         query.resolve("Pluto", "classification", "", 1)
-        assert db.reads == [("last_before", history_key(slot, 1))]
+        assert db.reads == [
+            ("multi_get", SETTLE_KEY),
+            ("multi_get", view_key(slot)),
+            ("last_before", history_key(slot, 1)),
+        ]
     finally:
         db.close()
