@@ -214,7 +214,15 @@ def _ingestor(d: dict[str, Any], reads: dict[str, Any] | None) -> list[str]:
     raw = d["raw_writebatch_records_per_second"]
     apply_rate = d["process_apply_records_per_second"]
     s100 = d["scan_page_100_prefix_100_keys_p50_seconds"] * 1e3
-    s100k = d["scan_page_100_prefix_100000_keys_p50_seconds"] * 1e3
+    # The big prefix is all the records but the 100 of the small one (its size is in the key).
+    big_key = next(
+        k
+        for k in d
+        if k.startswith("scan_page_100_prefix_")
+        and k != "scan_page_100_prefix_100_keys_p50_seconds"
+    )
+    big_keys = int(big_key.removeprefix("scan_page_100_prefix_").split("_")[0])
+    s100k = d[big_key] * 1e3
     rss = d["rss_bytes_during_apply"]
     rows = [
         "## Ingestor (WAL to RocksDB, reads)",
@@ -230,7 +238,7 @@ def _ingestor(d: dict[str, Any], reads: dict[str, Any] | None) -> list[str]:
         "records/s | |",
         f"| ScanPrefix page of 100, prefix of 100 keys, p50 | {s100:.2f} ms | <= 1 ms: "
         f"{_mark(s100 <= 1)} |",
-        f"| ScanPrefix page of 100, prefix of 100,000 keys, p50 | {s100k:.2f} ms | <= 1 ms: "
+        f"| ScanPrefix page of 100, prefix of {big_keys:,} keys, p50 | {s100k:.2f} ms | <= 1 ms: "
         f"{_mark(s100k <= 1)} |",
         "| RSS at 25% / 50% / 100% of the records | "
         + " / ".join(f"{v / 2**20:.0f} MiB" for v in rss.values())
