@@ -95,7 +95,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -x -q -m "not torture and not bench and not slow" tests
 
 bench: $(STAMP) sysdeps
-	$(PY) -m pytest -m bench -s tests/bench
+	$(PY) -m pytest -m bench -s --timeout 3600 tests/bench
 	$(PY) tools/bench_report.py
 
 fuzz: $(STAMP)

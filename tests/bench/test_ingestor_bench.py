@@ -1,8 +1,9 @@
 """Ingestor benchmarks: apply rate beside raw RocksDB, Get latency, ScanPrefix pages, RSS.
 
 Run: ``.venv/bin/python -m pytest -m bench -s tests/bench/test_ingestor_bench.py``.
-``STEMEDB_BENCH_INGEST_RECORDS`` sets the log size (default 2,000,000; e.g. 300000 for a quick
-run). Prints a markdown table and writes build/bench/ingestor.json.
+``STEMEDB_BENCH_INGEST_RECORDS`` sets the log size (default 200,000: the Lattice's views cut the
+apply rate, docs/lattice.md; 2,000,000 before them). Prints a markdown table and writes
+build/bench/ingestor.json.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.bench
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench" / "ingestor.json"
-RECORDS = int(os.environ.get("STEMEDB_BENCH_INGEST_RECORDS", "2000000"))
+RECORDS = int(os.environ.get("STEMEDB_BENCH_INGEST_RECORDS", "200000"))
 REPS = 3
 BIG_PREFIX_KEYS = 100_000
 SMALL_PREFIX_KEYS = 100

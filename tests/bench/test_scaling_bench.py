@@ -1,6 +1,7 @@
 """How cost grows: WAL recovery time against log size; the ingestor's apply rate and RSS
-against the number of records already in its DB (up to 5 million). Run with ``make bench``;
-``STEMEDB_BENCH_SCALE_RECORDS`` sets the largest DB (default 5,000,000)."""
+against the number of records already in its DB (up to 500,000 by default: the Lattice's views
+cut the apply rate). Run with ``make bench``; ``STEMEDB_BENCH_SCALE_RECORDS`` sets the largest DB
+(default 500,000)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tests.support import start_ingestor
 
 pytestmark = pytest.mark.bench
 
-SCALE_RECORDS = int(os.environ.get("STEMEDB_BENCH_SCALE_RECORDS", "5000000"))
+SCALE_RECORDS = int(os.environ.get("STEMEDB_BENCH_SCALE_RECORDS", "500000"))
 LOG_SIZES_MIB = [int(x) for x in os.environ.get("STEMEDB_BENCH_LOG_MIB", "128,512,2048").split(",")]
 
 
