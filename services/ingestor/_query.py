@@ -10,6 +10,7 @@ up to its ``as_of_lsn`` gives, whatever the timing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stemedb.ingestor._db import StoreDb
 from stemedb.ingestor._errors import IngestorError, InvalidRequest
@@ -90,6 +91,12 @@ def _answer(view: query_pb2.SlotView, lens: int) -> query_pb2.Resolution:
     return res
 
 
+class _SnapshotView(NamedTuple):
+    """A slot's MV: value read from the snapshot `Query._settling` took (None: no view)."""
+
+    view: bytes | None
+
+
 class Query:
     def __init__(
         self, db: StoreDb, state: ApplyState, policy: TrustPolicy, views: ViewsState
@@ -147,27 +154,29 @@ class Query:
 
     def _settling(
         self, subject: str, predicate: str, lens: int, as_of_lsn: int, raw: bytes | None
-    ) -> tuple[query_pb2.Resolution, int] | None:
+    ) -> tuple[query_pb2.Resolution, int] | _SnapshotView | None:
         """The answer, and the LSN it reflects, for a slot a settling retirement has not
         rewritten yet (None: the stored view or history is the answer). Read from one
         snapshot; the slot's candidates are untouched since that retirement (touching a slot
         settles it), so computing its view from them, with the retirements applied up to the
         LSN asked about, is what an eager rewrite would have stored. ``raw``: LQ:settle as
-        read with the view."""
+        read with the view. Once it took its snapshot and finds no overlay to apply, it answers
+        the slot's view as of that snapshot (`_SnapshotView`): the view read before it may
+        predate a settling that the snapshot already shows done (its RS: mark)."""
         if raw is None or not SettleQueue.decode(raw).pending:
             return None  # nothing settling: the common case costs this one read
         snap = self._db.snapshot_reader()
         raw = snap.get(SETTLE_KEY)
         queue = SettleQueue.decode(raw) if raw is not None else None
         if queue is None or not queue.pending or as_of_lsn > queue.lsn:
-            return None
+            return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
         wanted = as_of_lsn or queue.lsn
         slot = slot_key(subject, predicate)
         marked = snap.get(SETTLED_PREFIX + slot)
         settled = 0 if marked is None else int.from_bytes(marked, "big")
         relevant = [p for p in queue.pending if settled < p.lsn <= wanted]
         if not relevant:
-            return None
+            return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
         prefix = SLOT_CANDIDATE_PREFIX + slot + b"\x00"
         states = [
             (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value, key))
@@ -176,7 +185,7 @@ class Query:
         ]
         epochs = {state.epoch for _h, state in states if state.epoch}
         if not any(p.superseded in epochs for p in relevant):
-            return None
+            return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
         later = frozenset(p.epoch for p in queue.pending if p.lsn > wanted)
         policy = self._policy
 
@@ -208,7 +217,9 @@ class Query:
         # One RocksDB read: the view and the settle queue (empty but for a settling epoch).
         queue, view = self._db.multi_get([SETTLE_KEY, view_key(slot)])
         settling = self._settling(subject, predicate, index, as_of_lsn, queue)
-        if settling is not None:
+        if isinstance(settling, _SnapshotView):
+            view = settling.view
+        elif settling is not None:
             res, at = settling
             return query_pb2.ResolveResponse(resolution=res, applied_lsn=max(at, applied))
         if as_of_lsn == 0:
@@ -234,10 +245,13 @@ class Query:
         for key, value in page.entries:
             subject_text, predicate = split_slot(key[len(VIEW_PREFIX) :])
             settling = self._settling(subject_text, predicate, index, applied, queue)
+            if isinstance(settling, _SnapshotView):
+                value = settling.view or value
+            elif settling is not None:
+                response.resolutions.append(settling[0])
+                continue
             response.resolutions.append(
-                settling[0]
-                if settling is not None
-                else self._resolution(subject_text, predicate, index, value, applied)
+                self._resolution(subject_text, predicate, index, value, applied)
             )
         if page.next_key is not None:
             response.next_page_token = encode_page_token(

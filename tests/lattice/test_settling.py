@@ -16,8 +16,9 @@ from stemedb.ingestor import ApplyEngine, ApplyState, StoreDb, _lattice
 from stemedb.ingestor._keys import Checkpoint
 from stemedb.ingestor._lattice import SETTLE_SLOTS_PER_BATCH_MAX
 from stemedb.ingestor._oracle import Oracle
-from stemedb.ingestor._policy import TrustPolicy, load_policy
-from stemedb.ingestor._query import Query, ViewsState
+from stemedb.ingestor._policy import DEFAULT_POLICY, TrustPolicy, load_policy
+from stemedb.ingestor._query import Query, ViewsState, _SnapshotView
+from stemedb.v1 import query_pb2
 from stemedb.v1 import records_pb2 as pb
 from stemedb.wal import WalReader, WalRecord
 from stemedb.walrecord import decode_payload
@@ -301,3 +302,46 @@ def test_sigkills_while_a_revolution_settles(tmp_path: Path) -> None:
         for service in (ingestor, writer):
             if service is not None:
                 service.kill()
+
+
+def test_resolve_racing_the_settling_answers_the_settled_view(tmp_path: Path) -> None:
+    """Resolve reads the view and LQ:settle first, then (something pending) takes a snapshot.
+    When the slot settles between the two, the snapshot shows it settled (its RS: mark): the
+    answer must be the snapshot's view, not the view read before (which predates the
+    retirement). Replayed deterministically: the first read, then the settling, then the rest."""
+    f = make_epoch("F", signers=[AGENTS[0]])
+    records = [f]
+    slots = 3 * SETTLE_SLOTS_PER_BATCH_MAX
+    for i in range(slots):
+        records.append(make_assertion(f"r{i}", "p", f"old{i}", 0.9, [AGENTS[0]], record_hash(f)))
+    records.append(make_epoch("E", record_hash(f), pb.SUPERSESSION_TYPE_REVOLUTION, [AGENTS[1]]))
+    policy = DEFAULT_POLICY
+    db = StoreDb(tmp_path / "db")
+    try:
+        engine = ApplyEngine(db, policy)
+        log = wal_records(records)
+        engine.apply(log[:-1])
+        engine.apply(log[-1:])  # the revolution alone: it settles 32 slots, queues the rest
+        assert engine.settling, "the revolution settled in its own batch: nothing to race"
+        query = Query(db, ApplyState(len(records), b""), policy, ViewsState())
+        oracle = Oracle.of(list(enumerate(records, start=1)), policy)
+        pending = [
+            i
+            for i in range(slots)
+            if db.get(_lattice.SETTLED_PREFIX + _lattice.slot_key(f"r{i}", "p")) is None
+        ]
+        subject = f"r{pending[-1]}"
+        slot = _lattice.slot_key(subject, "p")
+        queue, stale_view = db.multi_get([_lattice.SETTLE_KEY, _lattice.view_key(slot)])
+        while engine.settling:
+            engine.settle()
+        settled_view = db.get(_lattice.view_key(slot))
+        assert settled_view != stale_view
+        got = query._settling(subject, "p", 0, 0, queue)
+        assert got == _SnapshotView(settled_view)  # old code: None (the stale view answered)
+        want = oracle.resolve(subject, "p", "consensus")
+        answer = query.resolve(subject, "p", "consensus", 0).resolution
+        want.as_of_lsn = answer.as_of_lsn
+        assert answer == want and answer.status == query_pb2.STATUS_EMPTY
+    finally:
+        db.close()
