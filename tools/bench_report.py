@@ -506,6 +506,17 @@ def _lattice(d: dict[str, Any]) -> list[str]:
         f"| apply, views on (records/CPU s) | {mmm(apply['views_on'])} | views off "
         f"{mmm(apply['views_off'])} | {apply['ratio']:.2f}x | >= 0.7x: "
         f"{_mark(apply['ratio'] >= 0.7)} |",
+        *(
+            [
+                f"| apply, views on, against the Lattice without encoding views "
+                f"(records/CPU s) | {mmm(apply['views_on'])} | tallies and rankings only "
+                f"(MV: and MH: not built) "
+                f"{mmm(apply['ballot_box'])} | {apply['views_vs_ballot_box']:.2f}x | "
+                "(a decomposition) |"
+            ]
+            if "ballot_box" in apply
+            else []
+        ),
         f"| Resolve p50, 1 candidate (us) | {mmm(reads['resolve_1'])} | GetAssertion "
         f"{mmm(reads['get'])} | {reads['resolve_vs_get']:.2f}x | <= 1.2x: "
         f"{_mark(reads['resolve_vs_get'] <= 1.2)} |",
