@@ -116,6 +116,38 @@ class ScanResult:
     next_key: bytes | None
 
 
+def _page(
+    source: rocksdict.Rdict | rocksdict.Snapshot,
+    prefix: bytes,
+    start: bytes,
+    limit: int,
+    bytes_max: int | None = None,
+) -> ScanResult:
+    """One page of a prefix scan of ``source`` (a database or one of its snapshots)."""
+    if limit < 1:
+        raise ValueError(f"scan limit must be >= 1, got {limit}")
+    if not start.startswith(prefix):
+        raise ValueError("scan start must lie under the prefix")
+    read_opts = rocksdict.ReadOptions()
+    bound = prefix_upper_bound(prefix)
+    if bound is not None:
+        read_opts.set_iterate_upper_bound(bound)
+    entries: list[tuple[bytes, bytes]] = []
+    page_bytes = 0
+    for raw_key, value in source.items(from_key=start, read_opt=read_opts):
+        key = cast(bytes, raw_key)  # raw mode: keys are bytes
+        if not key.startswith(prefix):  # only possible without an upper bound
+            break
+        if len(entries) == limit:
+            return ScanResult(entries, key)
+        if bytes_max is not None:
+            page_bytes += len(key) + len(value)
+            if entries and page_bytes > bytes_max:
+                return ScanResult(entries, key)
+        entries.append((key, value))
+    return ScanResult(entries, None)
+
+
 def _options(opts: DbOptions) -> rocksdict.Options:
     options = rocksdict.Options(raw_mode=True)
     options.create_if_missing(True)
@@ -228,28 +260,7 @@ class StoreDb:
         page also ends before the entry that would take its keys and values past that many
         bytes (a short page, AIP-158); the first entry is always taken, so paging progresses.
         """
-        if limit < 1:
-            raise ValueError(f"scan limit must be >= 1, got {limit}")
-        if not start.startswith(prefix):
-            raise ValueError("scan start must lie under the prefix")
-        read_opts = rocksdict.ReadOptions()
-        bound = prefix_upper_bound(prefix)
-        if bound is not None:
-            read_opts.set_iterate_upper_bound(bound)
-        entries: list[tuple[bytes, bytes]] = []
-        page_bytes = 0
-        for raw_key, value in self._db.items(from_key=start, read_opt=read_opts):
-            key = cast(bytes, raw_key)  # raw mode: keys are bytes
-            if not key.startswith(prefix):  # only possible without an upper bound
-                break
-            if len(entries) == limit:
-                return ScanResult(entries, key)
-            if bytes_max is not None:
-                page_bytes += len(key) + len(value)
-                if entries and page_bytes > bytes_max:
-                    return ScanResult(entries, key)
-            entries.append((key, value))
-        return ScanResult(entries, None)
+        return _page(self._db, prefix, start, limit, bytes_max)
 
     def last_before(self, prefix: bytes, key: bytes) -> tuple[bytes, bytes] | None:
         """The greatest entry under ``prefix`` whose key is <= ``key`` (one backward seek)."""
@@ -353,6 +364,10 @@ class SnapshotReader:
         for raw_key, value in self._snapshot.items(from_key=key):
             return bytes(value) if cast(bytes, raw_key) == key else None
         return None
+
+    def page(self, prefix: bytes, start: bytes, limit: int) -> ScanResult:
+        """Up to ``limit`` entries under ``prefix`` from ``start``, as ``StoreDb.scan``."""
+        return _page(self._snapshot, prefix, start, limit)
 
     def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """Every entry under ``prefix``, in key order (callers bound what they ask for)."""

@@ -9,10 +9,11 @@ up to its ``as_of_lsn`` gives, whatever the timing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from stemedb.ingestor._db import StoreDb
+from stemedb.ingestor._db import ScanResult, SnapshotReader, StoreDb
 from stemedb.ingestor._errors import IngestorError, InvalidRequest
 from stemedb.ingestor._keys import ASSERTION_PREFIX, EPOCH_PREFIX, record_key
 from stemedb.ingestor._lattice import (
@@ -22,6 +23,7 @@ from stemedb.ingestor._lattice import (
     TALLY_PREFIX,
     VIEW_PREFIX,
     CandidateState,
+    Pending,
     SettleQueue,
     epoch_in_force,
     history_key,
@@ -95,6 +97,87 @@ class _SnapshotView(NamedTuple):
     """A slot's MV: value read from the snapshot `Query._settling` took (None: no view)."""
 
     view: bytes | None
+
+
+@dataclass
+class _Unsettled:
+    """A slot that retirements still settling have not rewritten yet, read from one snapshot:
+    the pending retirements it has not seen (LSN order) and its candidates (untouched since
+    the first of them: touching a slot settles it)."""
+
+    snap: SnapshotReader
+    queue: SettleQueue
+    relevant: list[Pending]
+    states: list[tuple[bytes, CandidateState]]
+    epochs: set[bytes]
+
+    @classmethod
+    def of(
+        cls, snap: SnapshotReader, queue: SettleQueue, slot: bytes, wanted: int
+    ) -> _Unsettled | None:
+        """The slot's unsettled retirements up to LSN ``wanted`` that can touch it (None when
+        there are none: its stored view and history are the answer)."""
+        marked = snap.get(SETTLED_PREFIX + slot)
+        settled = 0 if marked is None else int.from_bytes(marked, "big")
+        relevant = [p for p in queue.pending if settled < p.lsn <= wanted]
+        if not relevant:
+            return None
+        prefix = SLOT_CANDIDATE_PREFIX + slot + b"\x00"
+        states = [
+            (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value, key))
+            for key, value in snap.scan(prefix)
+            if len(key) == len(prefix) + 2 * _HASH_BYTES
+        ]
+        epochs = {state.epoch for _h, state in states if state.epoch}
+        if not any(p.superseded in epochs for p in relevant):
+            return None
+        return cls(snap, queue, relevant, states, epochs)
+
+    def resolution(
+        self, subject: str, predicate: str, lens: str, lsn: int, policy: TrustPolicy
+    ) -> query_pb2.Resolution:
+        """The slot's resolution at ``lsn`` (at or after the first relevant retirement), with
+        the retirements applied up to it: what an eager rewrite stored."""
+        snap = self.snap
+        later = frozenset(p.epoch for p in self.queue.pending if p.lsn > lsn)
+
+        def in_force(epoch: bytes) -> bool:
+            return epoch_in_force(snap.get(record_key(EPOCH_PREFIX, epoch)), policy)
+
+        def assertion_of(h: bytes) -> records_pb2.Assertion:
+            stored = snap.get(record_key(ASSERTION_PREFIX, h))
+            if stored is None:
+                raise IngestorError(f"candidate {h.hex()} has no H: record")
+            return records_pb2.Record.FromString(stored).assertion
+
+        retired = retired_epochs(self.epochs, snap.scan, in_force, later)
+        figures = [state.figures(h, state.epoch in retired) for h, state in self.states]
+        res = resolve(subject, predicate, lens, figures, policy, assertion_of)
+        res.as_of_lsn = lsn
+        return res
+
+    def history(
+        self, subject: str, predicate: str, lens: int, policy: TrustPolicy
+    ) -> list[tuple[bytes, query_pb2.HistoryEntry]]:
+        """The history entries (key, entry) under ``lens`` that settling will write for the
+        relevant retirements: one where the lens' winner or status changes, at its LSN."""
+        view = self.snap.get(view_key(slot_key(subject, predicate)))
+        previous: tuple[int, bytes] | None = None
+        if view is not None:
+            stored = query_pb2.SlotView.FromString(view).resolutions[lens]
+            previous = (stored.status, stored.winner.hash)
+        slot = slot_key(subject, predicate)
+        out = []
+        for p in self.relevant:
+            res = self.resolution(subject, predicate, LENS_NAMES[lens], p.lsn, policy)
+            verdict = (res.status, res.winner.hash)
+            if verdict != previous:
+                entry = query_pb2.HistoryEntry(
+                    lsn=p.lsn, status=res.status, winner_hash=res.winner.hash, score=res.score
+                )
+                out.append((history_key(slot, p.lsn), entry))
+            previous = verdict
+        return out
 
 
 class Query:
@@ -172,36 +255,10 @@ class Query:
             return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
         wanted = as_of_lsn or queue.lsn
         slot = slot_key(subject, predicate)
-        marked = snap.get(SETTLED_PREFIX + slot)
-        settled = 0 if marked is None else int.from_bytes(marked, "big")
-        relevant = [p for p in queue.pending if settled < p.lsn <= wanted]
-        if not relevant:
-            return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
-        prefix = SLOT_CANDIDATE_PREFIX + slot + b"\x00"
-        states = [
-            (bytes.fromhex(key[len(prefix) :].decode()), CandidateState.decode(value, key))
-            for key, value in snap.scan(prefix)
-            if len(key) == len(prefix) + 2 * _HASH_BYTES
-        ]
-        epochs = {state.epoch for _h, state in states if state.epoch}
-        if not any(p.superseded in epochs for p in relevant):
-            return _SnapshotView(snap.get(view_key(slot_key(subject, predicate))))
-        later = frozenset(p.epoch for p in queue.pending if p.lsn > wanted)
-        policy = self._policy
-
-        def in_force(epoch: bytes) -> bool:
-            return epoch_in_force(snap.get(record_key(EPOCH_PREFIX, epoch)), policy)
-
-        def assertion_of(h: bytes) -> records_pb2.Assertion:
-            stored = snap.get(record_key(ASSERTION_PREFIX, h))
-            if stored is None:
-                raise IngestorError(f"candidate {h.hex()} has no H: record")
-            return records_pb2.Record.FromString(stored).assertion
-
-        retired = retired_epochs(epochs, snap.scan, in_force, later)
-        figures = [state.figures(h, state.epoch in retired) for h, state in states]
-        res = resolve(subject, predicate, LENS_NAMES[lens], figures, policy, assertion_of)
-        res.as_of_lsn = wanted
+        unsettled = _Unsettled.of(snap, queue, slot, wanted)
+        if unsettled is None:
+            return _SnapshotView(snap.get(view_key(slot)))
+        res = unsettled.resolution(subject, predicate, LENS_NAMES[lens], wanted, self._policy)
         return res, queue.lsn
 
     def resolve(
@@ -283,7 +340,6 @@ class Query:
         _subject(subject)
         _text(predicate, "predicate", _PREDICATE_BYTES_MAX)
         index = lens_index(lens)
-        name = LENS_NAMES[index]
         limit = page_size_of(page_size)
         slot = slot_key(subject, predicate)
         prefix = history_prefix(slot)
@@ -291,29 +347,71 @@ class Query:
         start = decode_page_token(page_token, scope, prefix)
         applied = self._ready()
         response = query_pb2.ListHistoryResponse(applied_lsn=applied)
-        examined = 0
+        read_page: Callable[[bytes, bytes, int], ScanResult] = self._db.scan
+        pending: list[tuple[bytes, query_pb2.HistoryEntry]] = []
+        queue = self._db.get(SETTLE_KEY)
+        if queue is not None and SettleQueue.decode(queue).pending:
+            # Retirements are settling: the stored entries and those that settling will write
+            # for this slot (at their LSNs, after every stored one) come from one snapshot, so
+            # the page is what an eager rewrite would show, however settling races this read.
+            snap = self._db.snapshot_reader()
+            read_page = snap.page
+            raw = snap.get(SETTLE_KEY)
+            settling = None if raw is None else SettleQueue.decode(raw)
+            unsettled = None
+            if settling is not None and settling.pending:
+                unsettled = _Unsettled.of(snap, settling, slot, applied)
+            if unsettled is not None:
+                future = unsettled.history(subject, predicate, index, self._policy)
+                pending = [(key, entry) for key, entry in future if key >= start]
+        entries = self._history(read_page, prefix, start, index, applied, pending)
+        for examined, (key, entry) in enumerate(entries):
+            if len(response.entries) == limit or examined == HISTORY_SCAN_ENTRIES_MAX:
+                response.next_page_token = encode_page_token(scope, prefix, key)
+                return response
+            if entry is not None:
+                response.entries.append(entry)
+        return response
+
+    @staticmethod
+    def _history(
+        read_page: Callable[[bytes, bytes, int], ScanResult],
+        prefix: bytes,
+        start: bytes,
+        lens: int,
+        applied: int,
+        pending: list[tuple[bytes, query_pb2.HistoryEntry]],
+    ) -> Iterator[tuple[bytes, query_pb2.HistoryEntry | None]]:
+        """The slot's history entries from ``start`` in key order, each with the entry that
+        ListHistory shows under ``lens`` (None: the lens did not change there), then the
+        ``pending`` ones."""
+        name = LENS_NAMES[lens]
         while True:
-            page = self._db.scan(prefix, start, 1000)
+            page = read_page(prefix, start, 1000)
             for key, value in page.entries:
-                if len(response.entries) == limit or examined == HISTORY_SCAN_ENTRIES_MAX:
-                    response.next_page_token = encode_page_token(scope, prefix, key)
-                    return response
-                examined += 1
                 if len(key) != len(prefix) + _LSN_DIGITS:
-                    continue  # another slot whose predicate extends this one
+                    yield key, None  # another slot whose predicate extends this one
+                    continue
                 if int(key[-_LSN_DIGITS:]) > applied:
-                    return response  # applied after the sampled LSN: not part of this answer
+                    yield from pending  # none: a record after them settled the slot
+                    return  # applied after the sampled LSN: not part of this answer
                 entry = query_pb2.SlotHistoryEntry.FromString(value)
-                if name in entry.changed_lenses:
-                    res = entry.view.resolutions[index]
-                    response.entries.add(
+                if name not in entry.changed_lenses:
+                    yield key, None
+                    continue
+                res = entry.view.resolutions[lens]
+                yield (
+                    key,
+                    query_pb2.HistoryEntry(
                         lsn=entry.lsn,
                         status=res.status,
                         winner_hash=res.winner.hash,
                         score=res.score,
-                    )
+                    ),
+                )
             if page.next_key is None:
-                return response
+                yield from pending
+                return
             start = page.next_key
 
     def list_lenses(self) -> query_pb2.ListLensesResponse:
