@@ -58,16 +58,21 @@ class SlotIndex:
         self.view = view  # the slot's MV: value as written
         self.view_content: bytes | None = None  # the same without its lsn
         self.verdicts: dict[str, tuple[int, bytes]] = {}
+        self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         if view is not None:
             parsed = query_pb2.SlotView.FromString(view)
             for r in parsed.resolutions:
                 self.verdicts[r.lens] = (r.status, r.winner.hash)
+                if r.winner.hash and r.winner.hash not in self._winners:
+                    # The view holds its winners as the engine encoded them, with the
+                    # signatures of their H: record (a merge rewrites the view): no H: read
+                    # (a random read in a big database) when the slot is loaded again.
+                    self._winners[r.winner.hash] = r.winner.SerializeToString(deterministic=True)
             parsed.ClearField("lsn")
             self.view_content = parsed.SerializeToString(deterministic=True)
         # lens -> hash -> Candidate bytes (framed as Resolution field 7)
         self._encoded: dict[str, dict[bytes, bytes]] = {lens: {} for lens in LENS_NAMES}
         self._shared: dict[bytes, bytes] = {}  # hash -> its Candidate fields 3-10
-        self._winners: dict[bytes, bytes] = {}  # hash -> HashedAssertion bytes
         self._heads: tuple[bytes, dict[str, bytes]] | None = None  # encoded slot and lens fields
         # Each lens' encoded Resolution and verdict, rebuilt only when a change reaches it.
         self._lens_bytes: dict[str, bytes] = {}
