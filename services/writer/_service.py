@@ -43,7 +43,7 @@ from stemedb.writer._admission import (
     kinds_of,
     record_count,
 )
-from stemedb.writer._core import Receipt, Writer
+from stemedb.writer._core import Appender, OwnerStatus, Receipt
 from stemedb.writer._meter import (
     Charge,
     Meter,
@@ -80,9 +80,16 @@ _OUTCOME_OF_CODE = {
 }
 
 
+_CODE_OF_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status code and the metrics outcome of an error."""
-    code = STATUS_TABLE.code_of(exc)
+    """The gRPC status code and the metrics outcome of an error (an :class:`OwnerStatus`
+    carries the code the WAL owner's error mapped to)."""
+    if isinstance(exc, OwnerStatus):
+        code = _CODE_OF_NUMBER.get(exc.code, grpc.StatusCode.UNKNOWN)
+    else:
+        code = STATUS_TABLE.code_of(exc)
     return code, _OUTCOME_OF_CODE.get(code, "error")
 
 
@@ -126,7 +133,7 @@ class WriterServicer:
     """Handlers for stemedb.v1.WriterService: the admission pipeline (docs/writer.md)."""
 
     def __init__(
-        self, writer: Writer, metrics: WriterMetrics, limits: validation.Limits,
+        self, writer: Appender, metrics: WriterMetrics, limits: validation.Limits,
         policy: SignaturePolicy, bounds: AdmissionBounds, is_draining: Callable[[], bool],
         meter: Meter | None = None, mtls: bool = False,
     ) -> None:  # fmt: skip
