@@ -254,6 +254,7 @@ class WalOwner(WriterServer):
             _log, logging.INFO, "writer started",
             listen=self.cfg.listen, metrics_listen=self.cfg.metrics_listen,
             wal_dir=str(self.cfg.wal_dir), frontend_processes=self.cfg.frontend_processes,
+            frontend_socket=self._socket_path,
             require_signatures=self.cfg.require_signatures, sync=self.cfg.sync_mode,
             durable_lsn=wal.durable_lsn, recovery_seconds=round(time.monotonic() - started, 3),
         )  # fmt: skip
