@@ -21,7 +21,9 @@ Bodies:
 - ``RESULT`` (owner -> front end): answers one APPEND, request by request: ``request_id u64 |
   status u8``, then for status 0 ``tree_size u64 | count u32 | count x lsn u64``, else
   ``grpc_code u32 | message_bytes u32 | message (UTF-8)``.
-- ``STATE`` (owner -> front end): ``wal_fatal u8`` (1: the WAL is unusable).
+- ``STATE`` (owner -> front end): ``wal_fatal u8`` (1: the WAL is unusable); the front end
+  sets its health and answers ``STATE_SEEN`` (empty), which the owner awaits (bounded) before
+  it answers the append that failed, so no front end still says SERVING by then.
 - ``METRICS_ASK`` (owner -> front end): ``ask_id u64``; ``METRICS`` (front end -> owner):
   ``ask_id u64`` then a JSON snapshot of the front end's metric families.
 """
@@ -47,6 +49,7 @@ __all__ = [
     "READY",
     "RESULT",
     "STATE",
+    "STATE_SEEN",
     "TOKEN_BYTES",
     "AppendRequest",
     "FrameError",
@@ -67,8 +70,8 @@ __all__ = [
 
 MAGIC = b"SWF1"
 HEADER = struct.Struct("<4sB3sIII")
-HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS = 1, 2, 3, 4, 5, 6, 7
-_KINDS = {HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS}
+HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS, STATE_SEEN = 1, 2, 3, 4, 5, 6, 7, 8
+_KINDS = {HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS, STATE_SEEN}
 # A frame holds every request of one front-end event-loop turn, split where one more request
 # would pass a bound. One request always fits: an AppendBatch is at most 10,000 records and
 # 16 MiB (validation), its payloads and leaf suffixes at most about twice that.

@@ -23,7 +23,7 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -101,7 +101,7 @@ class OwnerLink:
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-        registry: CollectorRegistry, on_wal_fatal: Callable[[bool], object],
+        registry: CollectorRegistry, on_wal_fatal: Callable[[bool], Awaitable[None]],
     ) -> None:  # fmt: skip
         self._reader = reader
         self._writer = writer
@@ -174,7 +174,10 @@ class OwnerLink:
                     if future is not None and not future.done():
                         future.set_result(outcome)
             elif header.kind == fr.STATE:
-                self._on_wal_fatal(body[:1] == b"\x01")
+                # Awaited before the next frame: health is NOT_SERVING before the RESULT that
+                # carries the failure is answered (the owner writes STATE first).
+                await self._on_wal_fatal(body[:1] == b"\x01")
+                self._writer.write(fr.encode_frame(fr.STATE_SEEN, b""))
             elif header.kind == fr.METRICS_ASK:
                 snapshot = metrics_snapshot(self._registry)
                 self._writer.write(fr.encode_frame(fr.METRICS, body[:8] + snapshot))
@@ -252,14 +255,10 @@ async def serve_frontend(spec: FrontendSpec) -> int:
         _METER_DESCRIPTOR, decoding_generic_handler(_METER_DESCRIPTOR, MeterServicer(lambda: None))
     )
 
-    health_tasks: set[asyncio.Task[None]] = set()
-
-    def wal_state(fatal: bool) -> None:
+    async def wal_state(fatal: bool) -> None:
         forwarder.wal_failure = "the WAL owner reports the WAL unusable" if fatal else None
         if fatal:
-            task = loop.create_task(shell.set_all_health(False))
-            health_tasks.add(task)
-            task.add_done_callback(health_tasks.discard)
+            await shell.set_all_health(False)
 
     reader, writer = await asyncio.open_unix_connection(spec.socket_path, limit=1 << 20)
     link = OwnerLink(reader, writer, registry, wal_state)

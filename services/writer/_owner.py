@@ -75,6 +75,7 @@ SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes with its NUL
 _HELLO_SECONDS_MAX = 30.0  # a connection that sends no HELLO in this long is dropped
 _READY_SECONDS_MAX = 120.0  # a front end that does not serve in this long fails the start
 _METRICS_ASK_SECONDS = 1.5  # a scrape waits this long for the front ends' counters
+_STATE_SEEN_SECONDS = 2.0  # a fatal WAL error waits this long for the front ends' health
 _SOCKET_MODE = 0o600
 
 Family = dict[str, Any]  # one metric family of a snapshot: name, documentation, type, ...
@@ -193,6 +194,7 @@ class _Conn:
         self.writer = writer
         self.snapshot: list[Family] = []
         self.asks: dict[int, asyncio.Future[None]] = {}
+        self.state_seen: asyncio.Future[None] | None = None
 
 
 class WalOwner(WriterServer):
@@ -385,6 +387,9 @@ class WalOwner(WriterServer):
                 task = asyncio.ensure_future(self._append(conn, requests))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            elif header.kind == fr.STATE_SEEN:
+                if conn.state_seen is not None and not conn.state_seen.done():
+                    conn.state_seen.set_result(None)
             elif header.kind == fr.READY:
                 self._ready[conn.index].set()
             elif header.kind == fr.METRICS:
@@ -424,9 +429,15 @@ class WalOwner(WriterServer):
             conn.writer.write(fr.encode_result(outcomes))
 
     async def _broadcast_fatal(self, _reason: str) -> None:
+        """Tell every front end, and wait (bounded) until each has turned NOT_SERVING."""
+        waits = []
         for conn in list(self._conns.values()):
             if not conn.writer.is_closing():
+                conn.state_seen = asyncio.get_running_loop().create_future()
                 conn.writer.write(fr.encode_frame(fr.STATE, b"\x01"))
+                waits.append(conn.state_seen)
+        if waits:
+            await asyncio.wait(waits, timeout=_STATE_SEEN_SECONDS)
 
     def _retire(self, conn: _Conn) -> None:
         if self._conns.get(conn.index) is conn:
@@ -434,8 +445,8 @@ class WalOwner(WriterServer):
         with self._snap_lock:
             kept = [f for f in conn.snapshot if f["type"] in ("counter", "histogram")]
             self._retired = merge_families([self._retired, kept])
-        for ask in conn.asks.values():
-            if not ask.done():
+        for ask in [*conn.asks.values(), conn.state_seen]:
+            if ask is not None and not ask.done():
                 ask.set_result(None)
 
     def _kill(self, index: int) -> None:
