@@ -144,11 +144,6 @@ def load_trusted_keys(path: Path) -> frozenset[bytes]:
 def _check_frontends(values: Mapping[str, Any]) -> None:
     if not values.get("frontend_processes"):
         return
-    if values.get("meter_config") is not None:
-        raise ValueError(
-            "--frontend-processes cannot be combined with --meter-config: the meter's per-agent "
-            "buckets are not shared by front-end processes yet; use --frontend-processes 0"
-        )
     listen = str(values.get("listen", ""))
     if listen.rpartition(":")[2] == "0":
         raise ValueError(

@@ -25,6 +25,7 @@ from stemedb.walrecord import (
     encode_payload_with_job,
 )
 from stemedb.writer._admission import Admitted
+from stemedb.writer._meter import MeterAsk
 from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
@@ -42,11 +43,13 @@ WalFatalListener = Callable[[str], Awaitable[None]]
 
 class OwnerStatus(StemeError):
     """An append the WAL owner refused (``--frontend-processes``): the gRPC status code (its
-    number) and the message the owner's own error maps to, passed on unchanged."""
+    number), the message and the details (a serialized ``google.rpc.Status``, or empty) the
+    owner's own error maps to, passed on unchanged."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, details: bytes = b"") -> None:
         super().__init__(message)
         self.code = code
+        self.details = details
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +91,10 @@ class Appender:
         admitted: Sequence[Admitted],
         timeout_seconds: float | None = None,
         job: JobEnvelope | None = None,
+        meter: MeterAsk | None = None,
     ) -> list[Receipt]:
+        """Verify and append ``admitted`` durably; ``job`` is the charge of a request this
+        process metered, ``meter`` what another process's meter must charge (front ends)."""
         raise NotImplementedError
 
     async def verify(self, admitted: Sequence[Admitted]) -> None:
@@ -125,6 +131,7 @@ class Writer(Appender):
         admitted: Sequence[Admitted],
         timeout_seconds: float | None = None,
         job: JobEnvelope | None = None,
+        meter: MeterAsk | None = None,
     ) -> list[Receipt]:
         """Verify every signature, then append all records as one durable commit.
 

@@ -15,12 +15,18 @@ Bodies:
 - ``HELLO`` (front end -> owner): the 32-byte token the owner gave the front end, its index u32
   and its pid u32.
 - ``READY`` (front end -> owner): empty; its gRPC server is serving.
-- ``APPEND`` (front end -> owner): requests back to back, each ``request_id u64 | count u32``
-  then ``count`` records ``type u8 | payload_bytes u32 | suffix_bytes u32 | payload | suffix``:
-  the WAL payload (``stemedb.walrecord``) and the verifiable log's leaf suffix of the record.
+- ``APPEND`` (front end -> owner): requests back to back, each ``request_id u64 | count u32 |
+  metered u8``, with ``metered`` 1 the meter's view of the request (``MeterAsk``:
+  ``request_bytes u32 | signatures u32 | tokens u64 | compute_seconds f64 | value f64 |
+  agent_bytes u16 | agent``), then ``count`` records ``type u8 | payload_bytes u32 |
+  suffix_bytes u32 | payload | suffix``: the WAL payload (``stemedb.walrecord``) and the
+  verifiable log's leaf suffix of the record.
 - ``RESULT`` (owner -> front end): answers one APPEND, request by request: ``request_id u64 |
   status u8``, then for status 0 ``tree_size u64 | count u32 | count x lsn u64``, else
-  ``grpc_code u32 | message_bytes u32 | message (UTF-8)``.
+  ``grpc_code u32 | message_bytes u32 | details_bytes u32 | message (UTF-8) | details`` (a
+  serialized ``google.rpc.Status`` when the error has details, e.g. the meter's RetryInfo).
+- ``BUDGET_ASK`` (front end -> owner): ``ask_id u64 | agent (UTF-8)``; ``BUDGET`` (owner ->
+  front end): ``ask_id u64 | GetBudgetResponse`` (serialized): MeterService on a front end.
 - ``STATE`` (owner -> front end): ``wal_fatal u8`` (1: the WAL is unusable); the front end
   sets its health and answers ``STATE_SEEN`` (empty), which the owner awaits (bounded) before
   it answers the append that failed, so no front end still says SERVING by then.
@@ -37,9 +43,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stemedb.walrecord import HASH_BYTES, KIND_OF_TYPE
+from stemedb.writer._meter import MeterAsk
 
 __all__ = [
     "APPEND",
+    "BUDGET",
+    "BUDGET_ASK",
     "FRAME_BYTES_MAX",
     "FRAME_RECORDS_MAX",
     "HEADER",
@@ -71,18 +80,22 @@ __all__ = [
 MAGIC = b"SWF1"
 HEADER = struct.Struct("<4sB3sIII")
 HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS, STATE_SEEN = 1, 2, 3, 4, 5, 6, 7, 8
-_KINDS = {HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS, STATE_SEEN}
+BUDGET_ASK, BUDGET = 9, 10
+_KINDS = {
+    HELLO, READY, APPEND, RESULT, STATE, METRICS_ASK, METRICS, STATE_SEEN, BUDGET_ASK, BUDGET,
+}  # fmt: skip
 # A frame holds every request of one front-end event-loop turn, split where one more request
 # would pass a bound. One request always fits: an AppendBatch is at most 10,000 records and
 # 16 MiB (validation), its payloads and leaf suffixes at most about twice that.
 FRAME_RECORDS_MAX = 20_000  # the WAL's group_records_max: one frame, one group commit
 FRAME_BYTES_MAX = 48 * 1024 * 1024
 TOKEN_BYTES = 32
-_REQUEST = struct.Struct("<QI")
+_REQUEST = struct.Struct("<QIB")
+_METER = struct.Struct("<IIQddH")
 _RECORD = struct.Struct("<BII")
 _HELLO = struct.Struct("<II")
 _OK = struct.Struct("<QBQI")
-_ERROR = struct.Struct("<QBII")
+_ERROR = struct.Struct("<QBIII")
 _STATUS_OK, _STATUS_ERROR = 0, 1
 
 
@@ -164,12 +177,15 @@ class AppendRequest:
     request_id: int
     entries: Sequence[tuple[int, bytes]]
     suffixes: Sequence[bytes]
+    meter: MeterAsk | None = None  # with --meter-config: what the owner's meter charges
 
 
 def append_size(request: AppendRequest) -> int:
     """The bytes ``request`` takes in an APPEND body."""
+    meter = 0 if request.meter is None else _METER.size + len(request.meter.agent) * 4
     return (
         _REQUEST.size
+        + meter
         + _RECORD.size * len(request.entries)
         + sum(len(p) for _, p in request.entries)
         + sum(len(s) for s in request.suffixes)
@@ -180,7 +196,13 @@ def encode_append(requests: Sequence[AppendRequest]) -> bytes:
     parts: list[bytes] = []
     records = 0
     for r in requests:
-        parts.append(_REQUEST.pack(r.request_id, len(r.entries)))
+        parts.append(_REQUEST.pack(r.request_id, len(r.entries), r.meter is not None))
+        if r.meter is not None:
+            m = r.meter
+            agent = m.agent.encode("utf-8")
+            parts.append(_METER.pack(m.request_bytes, m.signatures, m.tokens, m.compute_seconds,
+                                     m.value, len(agent)))  # fmt: skip
+            parts.append(agent)
         for (record_type, payload), suffix in zip(r.entries, r.suffixes, strict=True):
             parts.append(_RECORD.pack(record_type, len(payload), len(suffix)))
             parts.append(payload)
@@ -198,14 +220,30 @@ def decode_append(header: Header, body: bytes) -> list[AppendRequest]:
     while pos < end:
         if pos + _REQUEST.size > end:
             raise FrameError(f"APPEND: request header truncated at body offset {pos}")
-        request_id, count = _REQUEST.unpack_from(body, pos)
+        request_id, count, metered = _REQUEST.unpack_from(body, pos)
         pos += _REQUEST.size
-        if count == 0 or total + count > header.records:
+        if count == 0 or total + count > header.records or metered > 1:
             raise FrameError(
                 f"APPEND: request {request_id} at body offset {pos - _REQUEST.size} has "
-                f"{count} records, the header {header.records} in all"
+                f"{count} records (the header {header.records} in all), metered {metered}"
             )
         total += count
+        meter = None
+        if metered:
+            if pos + _METER.size > end:
+                raise FrameError(f"APPEND: meter fields truncated at body offset {pos}")
+            request_bytes, signatures, tokens, seconds, value, agent_bytes = _METER.unpack_from(
+                body, pos
+            )
+            pos += _METER.size
+            if pos + agent_bytes > end:
+                raise FrameError(f"APPEND: meter agent truncated at body offset {pos}")
+            try:
+                agent = body[pos : pos + agent_bytes].decode("utf-8")
+            except UnicodeDecodeError:
+                raise FrameError(f"APPEND: meter agent at body offset {pos} is not UTF-8") from None
+            pos += agent_bytes
+            meter = MeterAsk(agent, count, request_bytes, signatures, tokens, seconds, value)
         entries: list[tuple[int, bytes]] = []
         suffixes: list[bytes] = []
         for _ in range(count):
@@ -224,7 +262,7 @@ def decode_append(header: Header, body: bytes) -> list[AppendRequest]:
             entries.append((record_type, bytes(view[start : start + payload_bytes])))
             suffixes.append(bytes(view[start + payload_bytes : stop]))
             pos = stop
-        out.append(AppendRequest(request_id, entries, suffixes))
+        out.append(AppendRequest(request_id, entries, suffixes, meter))
     if total != header.records:
         raise FrameError(f"APPEND: {total} records in the body, the header says {header.records}")
     return out
@@ -239,6 +277,7 @@ class Outcome:
     tree_size: int = 0
     code: int = 0  # grpc.StatusCode value; 0 (OK) with lsns
     message: str = ""
+    details: bytes = b""  # a serialized google.rpc.Status, when the error has details
 
 
 def encode_result(outcomes: Sequence[Outcome]) -> bytes:
@@ -249,8 +288,11 @@ def encode_result(outcomes: Sequence[Outcome]) -> bytes:
             parts.append(struct.pack(f"<{len(o.lsns)}Q", *o.lsns))
         else:
             text = o.message.encode("utf-8")
-            parts.append(_ERROR.pack(o.request_id, _STATUS_ERROR, o.code, len(text)))
+            parts.append(
+                _ERROR.pack(o.request_id, _STATUS_ERROR, o.code, len(text), len(o.details))
+            )
             parts.append(text)
+            parts.append(o.details)
     return encode_frame(RESULT, b"".join(parts))
 
 
@@ -274,13 +316,15 @@ def decode_result(body: bytes) -> list[Outcome]:
         elif status == _STATUS_ERROR:
             if pos + _ERROR.size > end:
                 raise FrameError(f"RESULT: answer truncated at body offset {pos}")
-            request_id, _, code, length = _ERROR.unpack_from(body, pos)
+            request_id, _, code, length, details_bytes = _ERROR.unpack_from(body, pos)
             pos += _ERROR.size
-            if code == 0 or pos + length > end:
+            if code == 0 or pos + length + details_bytes > end:
                 raise FrameError(f"RESULT: error answer at body offset {pos} is malformed")
             message = body[pos : pos + length].decode("utf-8", "replace")
             pos += length
-            out.append(Outcome(request_id, code=code, message=message))
+            details = body[pos : pos + details_bytes]
+            pos += details_bytes
+            out.append(Outcome(request_id, code=code, message=message, details=details))
         else:
             raise FrameError(f"RESULT: status {status} at body offset {pos + 8}")
     return out

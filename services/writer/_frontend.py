@@ -26,6 +26,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry
 
 from stemedb import validation
@@ -39,6 +40,7 @@ from stemedb.writer import _frames as fr
 from stemedb.writer._admission import AdmissionBounds, Admitted, SignaturePolicy
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Appender, OwnerStatus, Receipt, wal_entries
+from stemedb.writer._meter import MeterAsk
 from stemedb.writer._meter_service import MeterServicer
 from stemedb.writer._metrics import WriterMetrics
 from stemedb.writer._service import WriterServicer
@@ -65,6 +67,10 @@ FORWARDED_FAMILIES = frozenset({
     "stemedb_writer_inflight_requests", "stemedb_writer_inflight_records",
     "stemedb_writer_inflight_bytes", "stemedb_writer_signatures_verified",
 })  # fmt: skip
+# APPEND frames a front end has sent and not had answered; requests arriving meanwhile queue
+# and go in the next frame, so under load a frame carries many calls (one group commit, one
+# read and one answer in the owner for all of them), and idle, a call is sent at once.
+FRAMES_IN_FLIGHT_MAX = 2
 # Exit code of a front end whose owner is gone (the owner restarts front ends only while it
 # runs, so nobody acts on it; it tells a reader of the logs why).
 OWNER_GONE_EXIT = 3
@@ -110,14 +116,32 @@ class OwnerLink:
         self._pending: dict[int, asyncio.Future[fr.Outcome]] = {}
         self._queued: list[fr.AppendRequest] = []
         self._next_id = 1
+        self._frames_in_flight = 0
+        self._budgets: dict[int, asyncio.Future[meter_pb2.GetBudgetResponse]] = {}
         self.frames_sent = 0
+
+    async def budget(self, agent: str) -> meter_pb2.GetBudgetResponse:
+        """GetBudget, answered by the owner's meter."""
+        ask_id = self._next_id
+        self._next_id += 1
+        future: asyncio.Future[meter_pb2.GetBudgetResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._budgets[ask_id] = future
+        body = ask_id.to_bytes(8, "little") + agent.encode("utf-8")
+        self._writer.write(fr.encode_frame(fr.BUDGET_ASK, body))
+        try:
+            return await future
+        finally:
+            self._budgets.pop(ask_id, None)
 
     def send(self, frame: bytes) -> None:
         self._writer.write(frame)
 
     async def submit(
-        self, entries: Sequence[tuple[int, bytes]], suffixes: Sequence[bytes]
-    ) -> fr.Outcome:
+        self, entries: Sequence[tuple[int, bytes]], suffixes: Sequence[bytes],
+        meter: MeterAsk | None = None,
+    ) -> fr.Outcome:  # fmt: skip
         """Forward one request's records; its outcome once the owner answers. Requests of one
         loop turn share one frame (sent by ``_flush``, scheduled by the turn's first)."""
         loop = asyncio.get_running_loop()
@@ -125,8 +149,8 @@ class OwnerLink:
         self._next_id += 1
         future: asyncio.Future[fr.Outcome] = loop.create_future()
         self._pending[request_id] = future
-        self._queued.append(fr.AppendRequest(request_id, entries, suffixes))
-        if len(self._queued) == 1:
+        self._queued.append(fr.AppendRequest(request_id, entries, suffixes, meter))
+        if len(self._queued) == 1 and self._frames_in_flight < FRAMES_IN_FLIGHT_MAX:
             loop.call_soon(self._flush)
         try:
             return await future
@@ -136,23 +160,26 @@ class OwnerLink:
             self._pending.pop(request_id, None)
 
     def _flush(self) -> None:
-        queued, self._queued = self._queued, []
-        group: list[fr.AppendRequest] = []
-        records = size = 0
-        for request in queued:
-            n, b = len(request.entries), fr.append_size(request)
-            if group and (records + n > fr.FRAME_RECORDS_MAX or size + b > fr.FRAME_BYTES_MAX):
-                self._send_append(group)
-                group, records, size = [], 0, 0
-            group.append(request)
-            records += n
-            size += b
-        if group:
-            self._send_append(group)
-
-    def _send_append(self, group: list[fr.AppendRequest]) -> None:
-        self._writer.write(fr.encode_append(group))
-        self.frames_sent += 1
+        """Send the queued requests in as few frames as the bounds allow, while fewer than
+        FRAMES_IN_FLIGHT_MAX frames await their RESULT; the rest wait for the next RESULT."""
+        queued = self._queued
+        start = 0
+        while start < len(queued) and self._frames_in_flight < FRAMES_IN_FLIGHT_MAX:
+            end, records, size = start, 0, 0
+            while end < len(queued):
+                n, b = len(queued[end].entries), fr.append_size(queued[end])
+                if end > start and (
+                    records + n > fr.FRAME_RECORDS_MAX or size + b > fr.FRAME_BYTES_MAX
+                ):
+                    break
+                records += n
+                size += b
+                end += 1
+            self._writer.write(fr.encode_append(queued[start:end]))
+            self._frames_in_flight += 1
+            self.frames_sent += 1
+            start = end
+        self._queued = queued[start:]
 
     async def run(self) -> str:
         """Read the owner's frames until the socket ends; the reason it ended."""
@@ -173,11 +200,21 @@ class OwnerLink:
                     future = self._pending.get(outcome.request_id)
                     if future is not None and not future.done():
                         future.set_result(outcome)
+                self._frames_in_flight -= 1
+                if self._queued:
+                    self._flush()  # what queued up meanwhile: one frame, one group commit
             elif header.kind == fr.STATE:
                 # Awaited before the next frame: health is NOT_SERVING before the RESULT that
                 # carries the failure is answered (the owner writes STATE first).
                 await self._on_wal_fatal(body[:1] == b"\x01")
                 self._writer.write(fr.encode_frame(fr.STATE_SEEN, b""))
+            elif header.kind == fr.BUDGET:
+                waiting = self._budgets.get(int.from_bytes(body[:8], "little"))
+                if waiting is not None and not waiting.done():
+                    try:
+                        waiting.set_result(meter_pb2.GetBudgetResponse.FromString(body[8:]))
+                    except DecodeError:
+                        return "BUDGET: the owner's answer does not decode"
             elif header.kind == fr.METRICS_ASK:
                 snapshot = metrics_snapshot(self._registry)
                 self._writer.write(fr.encode_frame(fr.METRICS, body[:8] + snapshot))
@@ -197,15 +234,18 @@ class ForwardingWriter(Appender):
         admitted: Sequence[Admitted],
         timeout_seconds: float | None = None,
         job: JobEnvelope | None = None,
+        meter: MeterAsk | None = None,
     ) -> list[Receipt]:
         await self.verify(admitted)
         if self.link is None:
             raise RuntimeError("the front end appends only once it is linked to the owner")
         outcome = await self.link.submit(
-            wal_entries(admitted, job), [leaf_suffix(a.record, a.canonical) for a in admitted]
+            wal_entries(admitted, job),
+            [leaf_suffix(a.record, a.canonical) for a in admitted],
+            meter,
         )
         if outcome.code != 0:
-            raise OwnerStatus(outcome.code, outcome.message)
+            raise OwnerStatus(outcome.code, outcome.message, outcome.details)
         if len(outcome.lsns) != len(admitted):
             raise StemeError(
                 f"the WAL owner answered {len(outcome.lsns)} LSNs for {len(admitted)} records"
@@ -237,10 +277,11 @@ async def serve_frontend(spec: FrontendSpec) -> int:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, verifier.warm_up)
     forwarder = ForwardingWriter(verifier)
+    metered = cfg.meter_config is not None  # the owner holds the meter: forward what it needs
     servicer = WriterServicer(
         forwarder, metrics, validation.DEFAULT_LIMITS,
         SignaturePolicy.of(cfg.require_signatures, cfg.trusted_keys), spec.bounds,
-        lambda: draining, None, cfg.tls_client_ca is not None,
+        lambda: draining, None, cfg.tls_client_ca is not None, forward_meter=metered,
     )  # fmt: skip
     shell = ServiceShell(
         cfg, registry, _log,
@@ -251,9 +292,14 @@ async def serve_frontend(spec: FrontendSpec) -> int:
         reuse_port=True, serve_metrics=False,
     )  # fmt: skip
     shell.add_service(_DESCRIPTOR, servicer.generic_handler())
-    shell.add_service(
-        _METER_DESCRIPTOR, decoding_generic_handler(_METER_DESCRIPTOR, MeterServicer(lambda: None))
-    )
+
+    async def remote_budget(agent: str) -> meter_pb2.GetBudgetResponse:
+        if forwarder.link is None:
+            raise RuntimeError("GetBudget before the front end is linked to the owner")
+        return await forwarder.link.budget(agent)
+
+    meter = MeterServicer(lambda: None, remote_budget)
+    shell.add_service(_METER_DESCRIPTOR, decoding_generic_handler(_METER_DESCRIPTOR, meter))
 
     async def wal_state(fatal: bool) -> None:
         forwarder.wal_failure = "the WAL owner reports the WAL unusable" if fatal else None
@@ -294,6 +340,8 @@ def main() -> int:
         print("stemedb-writer front end: stdin is not a FrontendSpec", file=sys.stderr)
         return 2
     _die_with_parent(spec.owner_pid)
+    # SIGHUP reloads the meter in the owner; a front end holds no config to reload.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     cfg = spec.cfg
     return run_service(
         "stemedb-writer-frontend", _log, cfg.log_level, lambda: serve_frontend(spec),

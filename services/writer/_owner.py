@@ -49,13 +49,21 @@ from prometheus_client.samples import Sample
 from stemedb.errors import StemeError
 from stemedb.runtime import log_event, parse_host_port, start_metrics_http_server, stop_signal
 from stemedb.wal import Wal
+from stemedb.walrecord import (
+    HASH_BYTES,
+    KIND_OF_TYPE,
+    TYPE_WITH_JOB_OF_KIND,
+    encode_payload_with_job,
+)
 from stemedb.writer import _frames as fr
 from stemedb.writer._admission import AdmissionBounds
 from stemedb.writer._config import WriterConfig
 from stemedb.writer._core import Writer
 from stemedb.writer._frontend import FORWARDED_FAMILIES, FrontendSpec
+from stemedb.writer._meter import Charge, MeterRefused, charge_ask
+from stemedb.writer._meter_service import budget_response
 from stemedb.writer._server import WriterServer
-from stemedb.writer._service import status_of
+from stemedb.writer._service import meter_status_proto, status_of
 from stemedb.writer._verify import SignatureVerifier
 
 __all__ = [
@@ -242,6 +250,10 @@ class WalOwner(WriterServer):
         writer.on_wal_fatal(self._broadcast_fatal)
         self.metrics.wal_fatal.set_function(lambda: 0.0 if writer.wal_failure is None else 1.0)
         self._writer = writer
+        if self._meter is not None:
+            meter = self._meter
+            self.metrics.meter_agents.set_function(lambda: float(meter.agents()))
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload_meter)
         try:
             _check_port_free(self.cfg.listen)
             await self._listen_unix()
@@ -390,6 +402,15 @@ class WalOwner(WriterServer):
             elif header.kind == fr.STATE_SEEN:
                 if conn.state_seen is not None and not conn.state_seen.done():
                     conn.state_seen.set_result(None)
+            elif header.kind == fr.BUDGET_ASK:
+                if len(body) < 8:
+                    raise fr.FrameError("BUDGET_ASK: shorter than its ask id")
+                try:
+                    agent = body[8:].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise fr.FrameError("BUDGET_ASK: the agent is not UTF-8") from None
+                answer = budget_response(self._meter, agent).SerializeToString()
+                conn.writer.write(fr.encode_frame(fr.BUDGET, body[:8] + answer))
             elif header.kind == fr.READY:
                 self._ready[conn.index].set()
             elif header.kind == fr.METRICS:
@@ -408,25 +429,72 @@ class WalOwner(WriterServer):
         writer = self._writer
         if writer is None:
             return
-        entries = [e for r in requests for e in r.entries]
-        suffixes = [s for r in requests for s in r.suffixes]
         self.front.frames.inc()
+        refused, charges, admitted = self._charge(requests)
+        entries = [e for r in admitted for e in r.entries]
+        suffixes = [s for r in admitted for s in r.suffixes]
         self.front.records.inc(len(entries))
+        outcomes = list(refused)
         try:
-            lsns = await writer.commit(entries, suffixes)
+            lsns = await writer.commit(entries, suffixes) if entries else []
         except StemeError as exc:
             code, _ = status_of(exc)
-            outcomes = [fr.Outcome(r.request_id, code=code.value[0], message=str(exc))
-                        for r in requests]  # fmt: skip
+            outcomes += [fr.Outcome(r.request_id, code=code.value[0], message=str(exc))
+                         for r in admitted]  # fmt: skip
+            if self._meter is not None:
+                for charge in charges:
+                    self._meter.refund(charge.decision)
         else:
             tree_size = writer.wal.durable_lsn
-            outcomes, pos = [], 0
-            for r in requests:
+            pos = 0
+            for r in admitted:
                 n = len(r.entries)
                 outcomes.append(fr.Outcome(r.request_id, lsns[pos : pos + n], tree_size))
                 pos += n
+            for charge in charges:
+                self.metrics.meter_requests.labels("admitted").inc()
+                self.metrics.meter_units.inc(charge.decision.cost)
         if not conn.writer.is_closing():
             conn.writer.write(fr.encode_result(outcomes))
+
+    def _charge(
+        self, requests: list[fr.AppendRequest]
+    ) -> tuple[list[fr.Outcome], list[Charge], list[fr.AppendRequest]]:
+        """The meter's decisions for a frame's metered requests, in frame order: the refused
+        (with the status a single-process writer answers), the charges, and the requests to
+        append, the first record of each metered one carrying its job envelope."""
+        meter = self._meter
+        if meter is None or not any(r.meter is not None for r in requests):
+            return [], [], requests
+        refused: list[fr.Outcome] = []
+        charges: list[Charge] = []
+        admitted: list[fr.AppendRequest] = []
+        now = time.monotonic()
+        for r in requests:
+            if r.meter is None:
+                admitted.append(r)
+                continue
+            try:
+                charge = charge_ask(meter, r.meter, now)
+            except MeterRefused as exc:
+                code, _ = status_of(exc)
+                self.metrics.meter_requests.labels(exc.decision.outcome.value).inc()
+                details = meter_status_proto(code, exc).SerializeToString()
+                refused.append(fr.Outcome(r.request_id, code=code.value[0], message=str(exc),
+                                          details=details))  # fmt: skip
+                continue
+            charges.append(charge)
+            first_type, first_payload = r.entries[0]
+            first = (
+                TYPE_WITH_JOB_OF_KIND[KIND_OF_TYPE[first_type]],
+                encode_payload_with_job(
+                    first_payload[:HASH_BYTES], first_payload[HASH_BYTES:], charge.job
+                ),
+            )
+            admitted.append(
+                fr.AppendRequest(r.request_id, [first, *r.entries[1:]], r.suffixes, r.meter)
+            )
+        return refused, charges, admitted
 
     async def _broadcast_fatal(self, _reason: str) -> None:
         """Tell every front end, and wait (bounded) until each has turned NOT_SERVING."""

@@ -24,16 +24,19 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
 
 from stemedb import canonical
+from stemedb.v1 import meter_pb2, meter_pb2_grpc, writer_pb2_grpc
 from stemedb.v1 import records_pb2 as pb
 from stemedb.v1 import writer_pb2 as wpb
-from stemedb.v1 import writer_pb2_grpc
+from stemedb.wal import dump_wal
+from stemedb.walrecord import decode_payload
 from stemedb.writer import _frames as fr
 from tests.support import (
-    BIN,
     NOT_SERVING,
     SERVING,
     Service,
@@ -254,17 +257,52 @@ def test_metrics_count_front_end_calls_and_are_promtool_clean(
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
 
 
-def test_meter_config_with_frontends_is_refused_naming_both(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [(), FRONTENDS], ids=["single-process", "frontends-2"])
+def test_the_meter_is_one_for_all_front_ends(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """One agent's bucket is the owner's: calls spread over both front ends draw from it, and
+    the answers (codes, RetryInfo, GetBudget, the WAL's job envelopes) equal the single
+    process's."""
     meter = tmp_path / "meter.json"
-    meter.write_text(json.dumps({"default": {"rate": 10, "burst": 10}}))
-    out = subprocess.run(
-        [str(BIN / "stemedb-writer"), "--wal-dir", str(tmp_path / "wal"), "--listen",
-         "127.0.0.1:1", *FRONTENDS, "--meter-config", str(meter)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert out.returncode == 2
-    assert "--frontend-processes" in out.stderr and "--meter-config" in out.stderr, out.stderr
-    assert not (tmp_path / "wal").exists()
+    costs = {"record": 1, "kib": 0, "signature": 0}
+    meter.write_text(json.dumps({"costs": costs, "default": {"rate": 0.001, "burst": 10}}))
+    svc = start_writer(tmp_path / "wal", *extra, "--meter-config", str(meter))
+    try:
+        svc.wait_ready(START_SECONDS)
+        if extra:
+            wait_until(lambda: '"event": "writer started"' in svc.log_text(), START_SECONDS,
+                       "every front end to serve")  # fmt: skip
+        codes = []
+        for i in range(14):
+            with grpc.insecure_channel(svc.listen) as ch:  # a new connection each: both fronts
+                stub = writer_pb2_grpc.WriterServiceStub(ch)
+                try:
+                    stub.AppendAssertion(
+                        wpb.AppendAssertionRequest(assertion=assertion(f"metered-{i}")), timeout=10
+                    )
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as exc:
+                    codes.append(exc.code())
+                    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+                    assert status is not None and status.details, "RetryInfo expected"
+                    info = error_details_pb2.RetryInfo()
+                    assert status.details[0].Unpack(info)
+                    assert info.retry_delay.ToTimedelta().total_seconds() > 0
+        assert codes == [grpc.StatusCode.OK] * 10 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 4
+        with grpc.insecure_channel(svc.listen) as ch:
+            budget = meter_pb2_grpc.MeterServiceStub(ch).GetBudget(  # type: ignore[no-untyped-call]
+                meter_pb2.GetBudgetRequest(agent="anonymous"), timeout=10
+            )
+        assert budget.metered and budget.burst == 10 and budget.tokens < 1
+        text = _metrics(svc)
+        assert _value(text, 'stemedb_writer_meter_requests_total{outcome="admitted"}') == 10
+        assert _value(text, 'stemedb_writer_meter_requests_total{outcome="over_budget"}') == 4
+        assert _value(text, "stemedb_writer_meter_units_total") == 10
+    finally:
+        svc.kill()
+    jobs = [decode_payload(r.record_type, r.payload).job for r in dump_wal(tmp_path / "wal")]
+    assert [(j.agent, j.records, j.units) if j else None for j in jobs] == [
+        ("anonymous", 1, 1)
+    ] * 10
 
 
 def test_malformed_frame_is_refused_and_the_owner_carries_on(fe_writer: Service) -> None:
@@ -434,7 +472,7 @@ def test_frames_refuse_what_is_malformed() -> None:
     with pytest.raises(fr.FrameError, match="checksum"):
         fr.check_body(header, flipped)
     with pytest.raises(fr.FrameError, match="record type 9"):
-        fr.decode_append(header, body[:12] + b"\x09" + body[13:])
+        fr.decode_append(header, body[:13] + b"\x09" + body[14:])
     with pytest.raises(fr.FrameError, match="do not fit"):
         fr.decode_append(header, body[:-3])
     with pytest.raises(fr.FrameError, match="the header says"):
