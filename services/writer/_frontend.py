@@ -70,7 +70,7 @@ FORWARDED_FAMILIES = frozenset({
 # APPEND frames a front end has sent and not had answered; requests arriving meanwhile queue
 # and go in the next frame, so under load a frame carries many calls (one group commit, one
 # read and one answer in the owner for all of them), and idle, a call is sent at once.
-FRAMES_IN_FLIGHT_MAX = 2
+FRAMES_IN_FLIGHT_MAX = 1
 # Exit code of a front end whose owner is gone (the owner restarts front ends only while it
 # runs, so nobody acts on it; it tells a reader of the logs why).
 OWNER_GONE_EXIT = 3

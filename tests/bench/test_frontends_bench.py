@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,33 @@ def _own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / harness.TICKS
 
 
+_COUNTED = ("stemedb_writer_frontend_frames_total", "stemedb_wal_group_commit_records_count")
+
+
+def _counters(svc: Service | None) -> dict[str, float]:
+    if svc is None:
+        return {}
+    with urllib.request.urlopen(f"http://{svc.metrics}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        name: float(line.split()[-1])
+        for line in text.splitlines() for name in _COUNTED if line.startswith(name + " ")
+    }  # fmt: skip
+
+
 def _run(svc: Service | None, target: str, pid: int, method: str, requests: list[bytes],
          concurrency: int) -> dict[str, float]:  # fmt: skip
+    before = _counters(svc)
     owner0 = _own_cpu_seconds(pid)
     run = harness.load(target, method, requests, concurrency, SECONDS, pid)
     owner = _own_cpu_seconds(pid) - owner0
+    after = _counters(svc)
     return {
         "rate": run.rate, "calls": run.calls, "p50": harness.pct(run.latencies, 0.5),
         "p99": harness.pct(run.latencies, 0.99), "tree_cpu": run.server_cpu_seconds,
         "owner_cpu": owner, "errors": float(sum(run.errors.values())),
+        "frames": after.get(_COUNTED[0], 0.0) - before.get(_COUNTED[0], 0.0),
+        "commits": after.get(_COUNTED[1], 0.0) - before.get(_COUNTED[1], 0.0),
     }  # fmt: skip
 
 
@@ -63,6 +82,13 @@ def _summary(runs: list[dict[str, float]], records_per_call: int) -> dict[str, A
         ),
         "frontend_cpu_us_per_call": statistics.median(
             (r["tree_cpu"] - r["owner_cpu"]) / c * 1e6 for r, c in zip(runs, calls, strict=True)
+        ),
+        # Calls per APPEND frame and per group commit (the scrapes' own calls are a handful).
+        "calls_per_frame": statistics.median(
+            c / r["frames"] if r["frames"] else 0.0 for r, c in zip(runs, calls, strict=True)
+        ),
+        "calls_per_commit": statistics.median(
+            c / r["commits"] if r["commits"] else 0.0 for r, c in zip(runs, calls, strict=True)
         ),
         "errors": sum(r["errors"] for r in runs),
         "repetitions": len(runs),
@@ -113,9 +139,13 @@ def test_frontends_against_single_process_and_etcd(tmp_path: Path) -> None:
     harness.save("frontends", results)
     for name, s in results.items():
         if isinstance(s, dict):
-            print(f"{name}: {s['records_per_s_median']:,.0f}/s ({s['records_per_s_min']:,.0f}-"
-                  f"{s['records_per_s_max']:,.0f}) p50 {s['p50_ms']:.2f} ms, CPU/call "
-                  f"{s['server_cpu_us_per_call']:.0f} µs (owner/record "
-                  f"{s['owner_cpu_us_per_record']:.0f}, front ends/call "
-                  f"{s['frontend_cpu_us_per_call']:.0f}), errors {s['errors']:.0f}")  # fmt: skip
+            print(
+                f"{name}: {s['records_per_s_median']:,.0f}/s ({s['records_per_s_min']:,.0f}-"
+                f"{s['records_per_s_max']:,.0f}) p50 {s['p50_ms']:.2f} ms, CPU/call "
+                f"{s['server_cpu_us_per_call']:.0f} µs (owner/record "
+                f"{s['owner_cpu_us_per_record']:.0f}, front ends/call "
+                f"{s['frontend_cpu_us_per_call']:.0f}), calls/frame "
+                f"{s['calls_per_frame']:.1f}, calls/commit {s['calls_per_commit']:.1f}, "
+                f"errors {s['errors']:.0f}"
+            )
             assert s["records_per_s_median"] > 0, name
