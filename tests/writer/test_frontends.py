@@ -17,7 +17,6 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +35,7 @@ from stemedb.v1 import writer_pb2 as wpb
 from stemedb.wal import dump_wal
 from stemedb.walrecord import decode_payload
 from stemedb.writer import _frames as fr
+from tests.faults.faultlib import metric_value, scrape
 from tests.support import (
     NOT_SERVING,
     SERVING,
@@ -46,7 +46,7 @@ from tests.support import (
     wait_until,
 )
 from tests.writer.records import assertion, epoch, vote
-from tests.writer.test_lifecycle import _check_wal_holds, _children
+from tests.writer.test_lifecycle import _check_wal_holds, _children, _Load
 
 # Front ends verify inline here (each would start its own verify workers: two more
 # interpreters to start per front end on a loaded 2-core machine).
@@ -55,16 +55,7 @@ START_SECONDS = 90.0  # three interpreters start on a loaded 2-core machine
 
 
 def _metrics(svc: Service) -> str:
-    with urllib.request.urlopen(f"http://{svc.metrics}/metrics", timeout=10) as r:
-        text: str = r.read().decode()
-    return text
-
-
-def _value(text: str, sample: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{sample} not in /metrics")
+    return scrape(svc.metrics)
 
 
 def _frontend_pids(svc: Service) -> list[int]:
@@ -113,7 +104,7 @@ def stub_of(writer_of: Service) -> Iterator[writer_pb2_grpc.WriterServiceStub]:
 
 
 def _last_lsn(svc: Service) -> int:
-    return int(_value(_metrics(svc), "stemedb_wal_last_lsn"))
+    return int(metric_value(_metrics(svc), "stemedb_wal_last_lsn"))
 
 
 def test_receipts_of_every_rpc(writer_of: Service, stub_of: writer_pb2_grpc.WriterServiceStub
@@ -232,21 +223,21 @@ def test_metrics_count_front_end_calls_and_are_promtool_clean(
                'grpc_service="stemedb.v1.WriterService",grpc_type="unary"}')  # fmt: skip
     ok = 'stemedb_writer_records_total{kind="assertion",outcome="ok"}'
     before = _metrics(writer_of)
-    calls0 = _value(before, handled) if handled + " " in before else 0.0
-    records0 = _value(before, ok)
+    calls0 = metric_value(before, handled) if handled + " " in before else 0.0
+    records0 = metric_value(before, ok)
     for i in range(5):
         stub_of.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion(f"m{i}")),
                                 timeout=10)  # fmt: skip
     text = _metrics(writer_of)
     # Every call is counted at once, whichever front end served it (asked at scrape time).
-    assert _value(text, handled) == calls0 + 5
-    assert _value(text, ok) == records0 + 5
+    assert metric_value(text, handled) == calls0 + 5
+    assert metric_value(text, ok) == records0 + 5
     assert "grpc_server_handling_seconds_bucket" in text
     assert "stemedb_wal_fsync_duration_seconds_bucket" in text
     if "--frontend-processes" in writer_of.argv:
-        assert _value(text, "stemedb_writer_frontend_processes") == 2
-        assert _value(text, "stemedb_writer_frontend_frames_total") >= 5
-        assert _value(text, "stemedb_writer_frontend_records_total") >= 5
+        assert metric_value(text, "stemedb_writer_frontend_processes") == 2
+        assert metric_value(text, "stemedb_writer_frontend_frames_total") >= 5
+        assert metric_value(text, "stemedb_writer_frontend_records_total") >= 5
     else:
         assert "stemedb_writer_frontend" not in text  # the single process is unchanged
     promtool = shutil.which("promtool")
@@ -294,9 +285,9 @@ def test_the_meter_is_one_for_all_front_ends(tmp_path: Path, extra: tuple[str, .
             )
         assert budget.metered and budget.burst == 10 and budget.tokens < 1
         text = _metrics(svc)
-        assert _value(text, 'stemedb_writer_meter_requests_total{outcome="admitted"}') == 10
-        assert _value(text, 'stemedb_writer_meter_requests_total{outcome="over_budget"}') == 4
-        assert _value(text, "stemedb_writer_meter_units_total") == 10
+        assert metric_value(text, 'stemedb_writer_meter_requests_total{outcome="admitted"}') == 10
+        assert metric_value(text, 'stemedb_writer_meter_requests_total{outcome="over_budget"}') == 4
+        assert metric_value(text, "stemedb_writer_meter_units_total") == 10
     finally:
         svc.kill()
     jobs = [decode_payload(r.record_type, r.payload).job for r in dump_wal(tmp_path / "wal")]
@@ -307,7 +298,7 @@ def test_the_meter_is_one_for_all_front_ends(tmp_path: Path, extra: tuple[str, .
 
 def test_malformed_frame_is_refused_and_the_owner_carries_on(fe_writer: Service) -> None:
     svc = fe_writer
-    refused0 = _value(_metrics(svc), "stemedb_writer_frontend_malformed_frames_total")
+    refused0 = metric_value(_metrics(svc), "stemedb_writer_frontend_malformed_frames_total")
     before = _last_lsn(svc)
     started = next(json.loads(line) for line in svc.log_text().splitlines()
                    if '"event": "writer started"' in line)  # fmt: skip
@@ -335,58 +326,8 @@ def test_malformed_frame_is_refused_and_the_owner_carries_on(fe_writer: Service)
             wpb.AppendAssertionRequest(assertion=assertion("after")), timeout=10
         )
     assert r.receipt.lsn == before + 1
-    refused = _value(_metrics(svc), "stemedb_writer_frontend_malformed_frames_total")
+    refused = metric_value(_metrics(svc), "stemedb_writer_frontend_malformed_frames_total")
     assert refused == refused0 + len(bad)
-
-
-class _RetryingLoad:
-    """Appenders that record every acknowledged receipt and go on after UNAVAILABLE (a front
-    end that died: the channel reconnects to a sibling)."""
-
-    def __init__(self, target: str, threads: int, seed: int) -> None:
-        self.acked: list[tuple[int, bytes]] = []
-        self.errors: list[grpc.StatusCode] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(target, seed * 100 + i),
-                                          daemon=True) for i in range(threads)]  # fmt: skip
-        for t in self._threads:
-            t.start()
-
-    def _run(self, target: str, seed: int) -> None:
-        rng = random.Random(seed)
-        n = 0
-        while not self._stop.is_set():
-            with grpc.insecure_channel(target) as ch:
-                stub = writer_pb2_grpc.WriterServiceStub(ch)
-                for _ in range(20):  # a new connection now and then: spread by the kernel
-                    if self._stop.is_set():
-                        return
-                    n += 1
-                    try:
-                        if rng.random() < 0.3:
-                            recs = [pb.Record(assertion=assertion(f"r{seed}-{n}-{j}"))
-                                    for j in range(rng.randint(1, 10))]  # fmt: skip
-                            resp = stub.AppendBatch(wpb.AppendBatchRequest(records=recs),
-                                                    timeout=10)  # fmt: skip
-                            got = [(r.lsn, r.hash) for r in resp.receipts]
-                        else:
-                            r = stub.AppendAssertion(
-                                wpb.AppendAssertionRequest(assertion=assertion(f"r{seed}-{n}")),
-                                timeout=10,
-                            ).receipt
-                            got = [(r.lsn, r.hash)]
-                    except grpc.RpcError as exc:
-                        with self._lock:
-                            self.errors.append(exc.code())
-                        break
-                    with self._lock:
-                        self.acked.extend(got)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
 
 
 def test_sigkill_of_the_owner_under_load_loses_nothing_acknowledged(
@@ -396,7 +337,7 @@ def test_sigkill_of_the_owner_under_load_loses_nothing_acknowledged(
     svc = _started(tmp_path)
     fronts = _frontend_pids(svc)
     assert len(fronts) == 2, fronts
-    load = _RetryingLoad(svc.listen, threads=4, seed=seed)
+    load = _Load(svc.listen, threads=4, seed=seed, reconnect=True)
     wait_until(lambda: len(load.acked) > 50, 60, "acknowledged appends")
     time.sleep(rng.uniform(0, 0.2))  # a random moment under load, bounded
     svc.kill()
@@ -426,7 +367,7 @@ def test_sigkill_of_a_front_end_restarts_it_then_sigterm_drains(tmp_path: Path, 
     acknowledged record is in the WAL."""
     svc = _started(tmp_path)
     try:
-        load = _RetryingLoad(svc.listen, threads=4, seed=seed)
+        load = _Load(svc.listen, threads=4, seed=seed, reconnect=True)
         wait_until(lambda: len(load.acked) > 50, 60, "acknowledged appends")
         victim = _frontend_pids(svc)[0]
         os.kill(victim, signal.SIGKILL)
@@ -438,7 +379,7 @@ def test_sigkill_of_a_front_end_restarts_it_then_sigterm_drains(tmp_path: Path, 
         assert len(fronts) == 2 and victim not in fronts, fronts
         acked = len(load.acked)
         wait_until(lambda: len(load.acked) > acked + 50, 60, "appends after the restart")
-        assert _value(_metrics(svc), "stemedb_writer_frontend_restarts_total") == 1
+        assert metric_value(_metrics(svc), "stemedb_writer_frontend_restarts_total") == 1
         with grpc.insecure_channel(svc.listen) as ch:
             watch = health_pb2_grpc.HealthStub(ch).Watch(
                 health_pb2.HealthCheckRequest(service=""), timeout=30
