@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -426,9 +427,22 @@ class WalOwner(WriterServer):
                 raise fr.FrameError(f"frame kind {header.kind} is not one a front end sends")
 
     async def _append(self, conn: _Conn, requests: list[fr.AppendRequest]) -> None:
+        """Commit one APPEND frame and answer it: every frame gets its RESULT (a front end
+        sends its next frame only then), whatever fails."""
+        try:
+            outcomes = await self._commit_frame(requests)
+        except Exception as exc:  # a bug must not leave a front end waiting for ever
+            _log.exception("writer front end frame failed")
+            outcomes = [fr.Outcome(r.request_id, code=grpc.StatusCode.INTERNAL.value[0],
+                                   message=f"the WAL owner failed: {exc!r}")
+                        for r in requests]  # fmt: skip
+        if not conn.writer.is_closing():
+            conn.writer.write(fr.encode_result(outcomes))
+
+    async def _commit_frame(self, requests: list[fr.AppendRequest]) -> list[fr.Outcome]:
         writer = self._writer
         if writer is None:
-            return
+            raise RuntimeError("a frame before the WAL is open")
         self.front.frames.inc()
         refused, charges, admitted = self._charge(requests)
         entries = [e for r in admitted for e in r.entries]
@@ -454,8 +468,7 @@ class WalOwner(WriterServer):
             for charge in charges:
                 self.metrics.meter_requests.labels("admitted").inc()
                 self.metrics.meter_units.inc(charge.decision.cost)
-        if not conn.writer.is_closing():
-            conn.writer.write(fr.encode_result(outcomes))
+        return outcomes
 
     def _charge(
         self, requests: list[fr.AppendRequest]
