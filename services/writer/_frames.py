@@ -49,6 +49,7 @@ __all__ = [
     "APPEND",
     "BUDGET",
     "BUDGET_ASK",
+    "FRAMES_IN_FLIGHT_MAX",
     "FRAME_BYTES_MAX",
     "FRAME_RECORDS_MAX",
     "HEADER",
@@ -89,6 +90,11 @@ _KINDS = {
 # 16 MiB (validation), its payloads and leaf suffixes at most about twice that.
 FRAME_RECORDS_MAX = 20_000  # the WAL's group_records_max: one frame, one group commit
 FRAME_BYTES_MAX = 48 * 1024 * 1024
+# APPEND frames one front end may have unanswered; requests arriving meanwhile queue for the
+# next frame, so under load a frame carries many calls (one read, one group commit and one
+# answer in the owner for all of them), and idle, a call is sent at once. The owner refuses
+# (drops) a front end that sends more.
+FRAMES_IN_FLIGHT_MAX = 1
 TOKEN_BYTES = 32
 _REQUEST = struct.Struct("<QIB")
 _METER = struct.Struct("<IIQddH")

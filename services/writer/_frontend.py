@@ -67,10 +67,6 @@ FORWARDED_FAMILIES = frozenset({
     "stemedb_writer_inflight_requests", "stemedb_writer_inflight_records",
     "stemedb_writer_inflight_bytes", "stemedb_writer_signatures_verified",
 })  # fmt: skip
-# APPEND frames a front end has sent and not had answered; requests arriving meanwhile queue
-# and go in the next frame, so under load a frame carries many calls (one group commit, one
-# read and one answer in the owner for all of them), and idle, a call is sent at once.
-FRAMES_IN_FLIGHT_MAX = 1
 # Exit code of a front end whose owner is gone (the owner restarts front ends only while it
 # runs, so nobody acts on it; it tells a reader of the logs why).
 OWNER_GONE_EXIT = 3
@@ -150,7 +146,7 @@ class OwnerLink:
         future: asyncio.Future[fr.Outcome] = loop.create_future()
         self._pending[request_id] = future
         self._queued.append(fr.AppendRequest(request_id, entries, suffixes, meter))
-        if len(self._queued) == 1 and self._frames_in_flight < FRAMES_IN_FLIGHT_MAX:
+        if len(self._queued) == 1 and self._frames_in_flight < fr.FRAMES_IN_FLIGHT_MAX:
             loop.call_soon(self._flush)
         try:
             return await future
@@ -161,10 +157,10 @@ class OwnerLink:
 
     def _flush(self) -> None:
         """Send the queued requests in as few frames as the bounds allow, while fewer than
-        FRAMES_IN_FLIGHT_MAX frames await their RESULT; the rest wait for the next RESULT."""
+        ``FRAMES_IN_FLIGHT_MAX`` frames await their RESULT; the rest wait for the next RESULT."""
         queued = self._queued
         start = 0
-        while start < len(queued) and self._frames_in_flight < FRAMES_IN_FLIGHT_MAX:
+        while start < len(queued) and self._frames_in_flight < fr.FRAMES_IN_FLIGHT_MAX:
             end, records, size = start, 0, 0
             while end < len(queued):
                 n, b = len(queued[end].entries), fr.append_size(queued[end])
@@ -200,7 +196,7 @@ class OwnerLink:
                     future = self._pending.get(outcome.request_id)
                     if future is not None and not future.done():
                         future.set_result(outcome)
-                self._frames_in_flight -= 1
+                self._frames_in_flight = max(0, self._frames_in_flight - 1)
                 if self._queued:
                     self._flush()  # what queued up meanwhile: one frame, one group commit
             elif header.kind == fr.STATE:

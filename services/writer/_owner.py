@@ -204,6 +204,7 @@ class _Conn:
         self.snapshot: list[Family] = []
         self.asks: dict[int, asyncio.Future[None]] = {}
         self.state_seen: asyncio.Future[None] | None = None
+        self.in_flight = 0  # APPEND frames not answered yet
 
 
 class WalOwner(WriterServer):
@@ -396,7 +397,12 @@ class WalOwner(WriterServer):
                 return
             header, body = got
             if header.kind == fr.APPEND:
+                if conn.in_flight >= fr.FRAMES_IN_FLIGHT_MAX:
+                    raise fr.FrameError(
+                        f"APPEND: more than {fr.FRAMES_IN_FLIGHT_MAX} frames unanswered"
+                    )
                 requests = fr.decode_append(header, body)
+                conn.in_flight += 1
                 task = asyncio.ensure_future(self._append(conn, requests))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -436,6 +442,7 @@ class WalOwner(WriterServer):
             outcomes = [fr.Outcome(r.request_id, code=grpc.StatusCode.INTERNAL.value[0],
                                    message=f"the WAL owner failed: {exc!r}")
                         for r in requests]  # fmt: skip
+        conn.in_flight -= 1
         if not conn.writer.is_closing():
             conn.writer.write(fr.encode_result(outcomes))
 
