@@ -290,8 +290,7 @@ def _frontends(d: dict[str, Any]) -> list[str]:
         f"{ratios[0]:.2f}x the single process's rate at 1 in flight, {ratios[1]:.2f}x at 64 "
         f"in flight and {ratios[2]:.2f}x on batches of 128. The server CPU per call is "
         f"about the same either way (at 64 in flight {hop:,.0f} µs in front ends and owner "
-        f"together, against {single_call:,.0f} µs in the single process: the hop costs about "
-        "what the second process saves by running beside the first), and 2 cores shared with "
+        f"together, against {single_call:,.0f} µs in the single process), and 2 cores shared with "
         "the load generator leave no idle core for the front ends to use; at 1 in flight "
         "every call also pays the hop's latency. "
         + (
