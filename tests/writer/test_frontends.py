@@ -7,6 +7,7 @@ under load and drain on SIGTERM, checking that every acknowledged record is in t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -426,3 +427,25 @@ def test_frames_refuse_what_is_malformed() -> None:
     assert fr.decode_result(result[fr.HEADER.size :]) == outcomes
     with pytest.raises(fr.FrameError):
         fr.decode_result(result[fr.HEADER.size : -2])
+
+
+def test_a_front_end_that_keeps_dying_stops_the_writer(tmp_path: Path) -> None:
+    """Restarts are bounded: past 5 within 60 s the owner drains the rest and exits 1."""
+    svc = _started(tmp_path)
+    try:
+        killed: set[int] = set()
+        while svc.proc.poll() is None and len(killed) < 20:
+            fresh = [p for p in _frontend_pids(svc) if p not in killed]
+            for pid in fresh[:1]:
+                with contextlib.suppress(ProcessLookupError):  # it exited by itself (drain)
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            if not fresh:
+                time.sleep(0.02)  # polling for the next process the owner starts
+        assert svc.wait_exit(60) == 1, svc.log_text()
+    finally:
+        svc.kill()
+    log = svc.log_text()
+    assert log.count('"event": "writer front end restarting"') == 5, log
+    assert "writer front end cannot be kept running: stopping the writer" in log
+    assert '"event": "writer stopped"' in log
