@@ -289,12 +289,28 @@ def test_the_meter_is_one_for_all_front_ends(tmp_path: Path, extra: tuple[str, .
         assert metric_value(text, 'stemedb_writer_meter_requests_total{outcome="admitted"}') == 10
         assert metric_value(text, 'stemedb_writer_meter_requests_total{outcome="over_budget"}') == 4
         assert metric_value(text, "stemedb_writer_meter_units_total") == 10
+        # SIGHUP to the writer (the owner) reloads the config; front ends ignore SIGHUP.
+        meter.write_text(json.dumps({"costs": costs, "default": {"rate": 1000, "burst": 20}}))
+        # With front ends (and no verify workers, which SIGHUP ends in either mode) to the
+        # whole process group: the front ends must survive it.
+        (os.killpg if extra else os.kill)(svc.proc.pid, signal.SIGHUP)
+        wait_until(lambda: '"event": "meter config reloaded"' in svc.log_text(), 10,
+                   "the reload")  # fmt: skip
+        with grpc.insecure_channel(svc.listen) as ch:
+            r = writer_pb2_grpc.WriterServiceStub(ch).AppendAssertion(
+                wpb.AppendAssertionRequest(assertion=assertion("after-reload")), timeout=10
+            )
+        assert r.receipt.lsn == 11
+        assert svc.proc.poll() is None
+        if extra:
+            assert len(_frontend_pids(svc)) == 2
+            assert "writer front end exited" not in svc.log_text()
     finally:
         svc.kill()
     jobs = [decode_payload(r.record_type, r.payload).job for r in dump_wal(tmp_path / "wal")]
     assert [(j.agent, j.records, j.units) if j else None for j in jobs] == [
         ("anonymous", 1, 1)
-    ] * 10
+    ] * 11
 
 
 def test_malformed_frame_is_refused_and_the_owner_carries_on(fe_writer: Service) -> None:
