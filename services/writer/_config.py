@@ -103,6 +103,12 @@ class WriterConfig(ServerSettings):
     shutdown_grace_seconds: float = setting(
         10.0, bounds=(0.0, 300.0), help="in-flight commits get this long on SIGTERM"
     )
+    frontend_processes: int = setting(
+        0, bounds=(0, 256),
+        help="front-end processes serving gRPC on --listen (SO_REUSEPORT) that decode, validate "
+        "and verify, feeding this process (the WAL owner) over a Unix socket; 0: this process "
+        "serves gRPC itself",
+    )  # fmt: skip
 
     @property
     def log_key_path(self) -> Path:
@@ -135,7 +141,19 @@ def load_trusted_keys(path: Path) -> frozenset[bytes]:
     return frozenset(keys)
 
 
+def _check_frontends(values: Mapping[str, Any]) -> None:
+    if not values.get("frontend_processes"):
+        return
+    listen = str(values.get("listen", ""))
+    if listen.rpartition(":")[2] == "0":
+        raise ValueError(
+            "--frontend-processes needs a fixed port in --listen (the front ends share it), "
+            f"got {listen}"
+        )
+
+
 def _derive(values: Mapping[str, Any]) -> dict[str, Any]:
+    _check_frontends(values)
     path = values.get("trusted_keys_file")
     if path is None:
         return {}

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from stemedb.errors import InvalidSignature
+from stemedb.errors import InvalidSignature, StemeError
 from stemedb.merkle import leaf_suffix
 from stemedb.runtime import log_event
 from stemedb.wal import Wal, WalClosed, WalDiskFull, WalError, WalOverloaded
@@ -25,10 +25,11 @@ from stemedb.walrecord import (
     encode_payload_with_job,
 )
 from stemedb.writer._admission import Admitted
+from stemedb.writer._meter import MeterAsk
 from stemedb.writer._tree import LogTree
 from stemedb.writer._verify import SignatureVerifier
 
-__all__ = ["Receipt", "WalFatalListener", "Writer"]
+__all__ = ["Appender", "OwnerStatus", "Receipt", "WalFatalListener", "Writer", "wal_entries"]
 
 _log = logging.getLogger("stemedb.writer")
 
@@ -40,6 +41,17 @@ _TRANSIENT_WAL_ERRORS = (WalDiskFull, WalOverloaded, WalClosed)
 WalFatalListener = Callable[[str], Awaitable[None]]
 
 
+class OwnerStatus(StemeError):
+    """An append the WAL owner refused (``--frontend-processes``): the gRPC status code (its
+    number), the message and the details (a serialized ``google.rpc.Status``, or empty) the
+    owner's own error maps to, passed on unchanged."""
+
+    def __init__(self, code: int, message: str, details: bytes = b"") -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     content_hash: bytes
@@ -47,16 +59,63 @@ class Receipt:
     tree_size: int  # the durable log size when acknowledged, >= lsn (the verifiable log's)
 
 
-class Writer:
+def wal_entries(
+    admitted: Sequence[Admitted], job: JobEnvelope | None = None
+) -> list[tuple[int, bytes]]:
+    """The WAL (type, payload) entries of admitted records; ``job`` (a metered request's
+    charge) travels with the first record, so an ingestor counts it once."""
+    entries = [
+        (TYPE_OF_KIND[a.kind], encode_payload(a.content_hash, a.record.SerializeToString()))
+        for a in admitted
+    ]
+    if job is not None and admitted:
+        first = admitted[0]
+        entries[0] = (
+            TYPE_WITH_JOB_OF_KIND[first.kind],
+            encode_payload_with_job(first.content_hash, first.record.SerializeToString(), job),
+        )
+    return entries
+
+
+class Appender:
+    """What the servicer appends through: verify admitted records, then make them durable
+    (:class:`Writer` in the WAL's own process; a front end's forwarder, ``_frontend.py``)."""
+
+    def __init__(self, verifier: SignatureVerifier) -> None:
+        self._verifier = verifier
+        self.wal_failure: str | None = None  # why the log is unusable, once it is
+        self.signatures_verified = 0
+
+    async def append(
+        self,
+        admitted: Sequence[Admitted],
+        timeout_seconds: float | None = None,
+        job: JobEnvelope | None = None,
+        meter: MeterAsk | None = None,
+    ) -> list[Receipt]:
+        """Verify and append ``admitted`` durably; ``job`` is the charge of a request this
+        process metered, ``meter`` what another process's meter must charge (front ends)."""
+        raise NotImplementedError
+
+    async def verify(self, admitted: Sequence[Admitted]) -> None:
+        """Verify every signature; InvalidSignature names the first one that does not verify."""
+        checks = [c for a in admitted for c in a.checks]
+        self.signatures_verified += len(checks)
+        bad = await self._verifier.first_invalid(checks)
+        if bad is not None:
+            raise InvalidSignature(
+                bad.field, "does not verify against its public key and the record's hash"
+            )
+
+
+class Writer(Appender):
     """Verifies admitted records' signatures and commits them durably to the WAL."""
 
     def __init__(self, wal: Wal, verifier: SignatureVerifier, tree: LogTree | None = None) -> None:
+        super().__init__(verifier)
         self._wal = wal
-        self._verifier = verifier
         self._tree = tree  # the verifiable log: told each appended record's leaf suffix
         self._fatal_listeners: list[WalFatalListener] = []
-        self.wal_failure: str | None = None  # why the log is unusable, once it is
-        self.signatures_verified = 0
 
     @property
     def wal(self) -> Wal:
@@ -72,6 +131,7 @@ class Writer:
         admitted: Sequence[Admitted],
         timeout_seconds: float | None = None,
         job: JobEnvelope | None = None,
+        meter: MeterAsk | None = None,
     ) -> list[Receipt]:
         """Verify every signature, then append all records as one durable commit.
 
@@ -79,23 +139,27 @@ class Writer:
         counts it once. Raises InvalidSignature naming the first signature that does not
         verify, or a WalError; nothing is written unless every record passes.
         """
-        checks = [c for a in admitted for c in a.checks]
-        self.signatures_verified += len(checks)
-        bad = await self._verifier.first_invalid(checks)
-        if bad is not None:
-            raise InvalidSignature(
-                bad.field, "does not verify against its public key and the record's hash"
-            )
-        entries = [
-            (TYPE_OF_KIND[a.kind], encode_payload(a.content_hash, a.record.SerializeToString()))
-            for a in admitted
+        await self.verify(admitted)
+        lsns = await self.commit(
+            wal_entries(admitted, job), [leaf_suffix(a.record, a.canonical) for a in admitted],
+            timeout_seconds,
+        )  # fmt: skip
+        # Every LSN up to durable_lsn is durable, so the tree of this size holds the records
+        # (the log tree extends to it right after the group commit, docs/verifiable-log.md).
+        tree_size = self._wal.durable_lsn
+        return [
+            Receipt(a.content_hash, lsn, tree_size) for a, lsn in zip(admitted, lsns, strict=True)
         ]
-        if job is not None and admitted:
-            first = admitted[0]
-            entries[0] = (
-                TYPE_WITH_JOB_OF_KIND[first.kind],
-                encode_payload_with_job(first.content_hash, first.record.SerializeToString(), job),
-            )
+
+    async def commit(
+        self,
+        entries: Sequence[tuple[int, bytes]],
+        suffixes: Sequence[bytes],
+        timeout_seconds: float | None = None,
+    ) -> list[int]:
+        """Append ready WAL entries as one durable commit and tell the log tree their leaf
+        suffixes; the LSNs, consecutive. A WalError that leaves the log unusable is reported
+        to the ``on_wal_fatal`` listeners first."""
         try:
             lsns = await self._wal.append_async(entries, timeout_seconds=timeout_seconds)
         except WalError as exc:
@@ -103,13 +167,8 @@ class Writer:
                 await self._wal_failed(str(exc))
             raise
         if self._tree is not None:
-            self._tree.register(lsns, [leaf_suffix(a.record, a.canonical) for a in admitted])
-        # Every LSN up to durable_lsn is durable, so the tree of this size holds the records
-        # (the log tree extends to it right after the group commit, docs/verifiable-log.md).
-        tree_size = self._wal.durable_lsn
-        return [
-            Receipt(a.content_hash, lsn, tree_size) for a, lsn in zip(admitted, lsns, strict=True)
-        ]
+            self._tree.register(lsns, suffixes)
+        return lsns
 
     async def _wal_failed(self, reason: str) -> None:
         if self.wal_failure is not None:

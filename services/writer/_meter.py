@@ -40,6 +40,7 @@ __all__ = [
     "Costs",
     "Decision",
     "Meter",
+    "MeterAsk",
     "MeterConfig",
     "MeterConfigError",
     "MeterRefused",
@@ -47,9 +48,11 @@ __all__ = [
     "OverBudget",
     "OverValue",
     "agent_of",
+    "charge_ask",
     "charge_request",
     "check_job",
     "load_meter_config",
+    "meter_ask",
     "parse_meter_config",
     "refusal",
 ]
@@ -252,6 +255,42 @@ class Charge(NamedTuple):
     job: JobEnvelope
 
 
+class MeterAsk(NamedTuple):
+    """What the meter needs to know of one request (a front end sends it to the WAL owner,
+    which holds the buckets): its agent, size, signatures and declared job."""
+
+    agent: str
+    records: int
+    request_bytes: int
+    signatures: int
+    tokens: int = 0
+    compute_seconds: float = 0.0
+    value: float = 0.0
+
+
+def meter_ask(
+    records: list[pb.Record], request_bytes: int, signatures: int, job: Any | None,
+    mtls_identity: str | None,
+) -> MeterAsk:  # fmt: skip
+    """The meter's view of a request; ``job`` (its ``JobInfo`` or None) is checked first."""
+    tokens, seconds, value = 0, 0.0, 0.0
+    if job is not None:
+        check_job(job)
+        tokens, seconds, value = int(job.tokens), float(job.compute_seconds), float(job.value)
+    agent = agent_of(records, mtls_identity)
+    return MeterAsk(agent, len(records), request_bytes, signatures, tokens, seconds, value)
+
+
+def charge_ask(meter: Meter, ask: MeterAsk, now: float) -> Charge:
+    """Charge one request to its agent, or raise :class:`MeterRefused` (nothing charged)."""
+    cost = meter.cost(ask.records, ask.request_bytes, ask.signatures)
+    decision = meter.charge(ask.agent, cost, ask.value, now)
+    if not decision.admitted:
+        raise refusal(decision)
+    envelope = JobEnvelope(ask.agent, ask.records, cost, ask.tokens, ask.compute_seconds, ask.value)
+    return Charge(decision, envelope)
+
+
 def charge_request(
     meter: Meter, records: list[pb.Record], request_bytes: int, signatures: int,
     job: Any | None, mtls_identity: str | None, now: float,
@@ -260,17 +299,7 @@ def charge_request(
 
     ``job`` is the request's ``JobInfo`` (or None); its figures are checked, then recorded.
     """
-    tokens, seconds, value = 0, 0.0, 0.0
-    if job is not None:
-        check_job(job)
-        tokens, seconds, value = int(job.tokens), float(job.compute_seconds), float(job.value)
-    agent = agent_of(records, mtls_identity)
-    cost = meter.cost(len(records), request_bytes, signatures)
-    decision = meter.charge(agent, cost, value, now)
-    if not decision.admitted:
-        raise refusal(decision)
-    envelope = JobEnvelope(agent, len(records), cost, tokens, seconds, value)
-    return Charge(decision, envelope)
+    return charge_ask(meter, meter_ask(records, request_bytes, signatures, job, mtls_identity), now)
 
 
 class _Bucket:

@@ -17,7 +17,7 @@ from stemedb.runtime import log_event
 
 if TYPE_CHECKING:
     from stemedb.writer._admission import AdmissionBudget
-    from stemedb.writer._core import Writer
+    from stemedb.writer._core import Appender
     from stemedb.writer._tree import LogTree
 
 __all__ = ["WriterMetrics"]
@@ -61,7 +61,7 @@ class _VolumeCollector(Collector):
 class _SignaturesCollector(Collector):
     """Signatures submitted to ed25519 verification, read from the writer at scrape time."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Appender) -> None:
         self._writer = writer
 
     def collect(self) -> Iterator[CounterMetricFamily]:
@@ -204,7 +204,7 @@ class WriterMetrics:
         )
         self.log_tree_failed.set_function(lambda: 0.0 if tree.status.failure is None else 1.0)
 
-    def bind_admission(self, budget: AdmissionBudget, writer: Writer) -> None:
+    def bind_admission(self, budget: AdmissionBudget, writer: Appender) -> None:
         """Read the in-flight figures and the WAL's state from the pipeline at scrape time."""
         self.inflight.set_function(lambda: float(budget.requests))
         self.inflight_records.set_function(lambda: float(budget.records))

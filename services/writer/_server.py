@@ -83,7 +83,7 @@ class WriterServer:
 
     async def _open_wal(self) -> Wal:
         cfg = self.cfg
-        self._verifier = SignatureVerifier(cfg.verify_workers, cfg.inline_signatures_max)
+        self._verifier = self._new_verifier()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._verifier.warm_up)
         wal_config = WalConfig(
@@ -99,6 +99,9 @@ class WriterServer:
         self._wal = wal
         self.metrics.bind_lsns(lambda: wal.last_lsn, lambda: wal.durable_lsn)
         return wal
+
+    def _new_verifier(self) -> SignatureVerifier:
+        return SignatureVerifier(self.cfg.verify_workers, self.cfg.inline_signatures_max)
 
     async def _open_tree(self, wal: Wal) -> None:
         """Load the log key, check CHECKPOINT and TREE against the log, start checkpointing.
@@ -195,9 +198,14 @@ class WriterServer:
         await self._stopped.wait()
 
 
-async def serve(cfg: WriterConfig) -> None:
+async def serve(cfg: WriterConfig) -> int:
+    if cfg.frontend_processes > 0:
+        from stemedb.writer._owner import serve_owner
+
+        return await serve_owner(cfg)
     server = WriterServer(cfg)
     stop = stop_signal()
     await server.start()
     await stop.wait()
     await server.stop()
+    return 0

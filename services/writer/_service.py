@@ -43,14 +43,16 @@ from stemedb.writer._admission import (
     kinds_of,
     record_count,
 )
-from stemedb.writer._core import Receipt, Writer
+from stemedb.writer._core import Appender, OwnerStatus, Receipt
 from stemedb.writer._meter import (
     Charge,
     Meter,
+    MeterAsk,
     MeterRefused,
     OverBudget,
     OverValue,
     charge_request,
+    meter_ask,
 )
 from stemedb.writer._metrics import WriterMetrics
 
@@ -80,9 +82,16 @@ _OUTCOME_OF_CODE = {
 }
 
 
+_CODE_OF_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status code and the metrics outcome of an error."""
-    code = STATUS_TABLE.code_of(exc)
+    """The gRPC status code and the metrics outcome of an error (an :class:`OwnerStatus`
+    carries the code the WAL owner's error mapped to)."""
+    if isinstance(exc, OwnerStatus):
+        code = _CODE_OF_NUMBER.get(exc.code, grpc.StatusCode.UNKNOWN)
+    else:
+        code = STATUS_TABLE.code_of(exc)
     return code, _OUTCOME_OF_CODE.get(code, "error")
 
 
@@ -109,6 +118,13 @@ def _mtls_identity(context: grpc.aio.ServicerContext[Any, Any], mtls: bool) -> s
 
 def meter_status(code: grpc.StatusCode, exc: MeterRefused) -> grpc.Status:
     """The status of a meter refusal; over budget carries ``google.rpc.RetryInfo``."""
+    converted: grpc.Status = rpc_status.to_status(meter_status_proto(code, exc))
+    return converted
+
+
+def meter_status_proto(code: grpc.StatusCode, exc: MeterRefused) -> status_pb2.Status:
+    """:func:`meter_status` as a ``google.rpc.Status`` message (the WAL owner sends it to the
+    front end that asked)."""
     details = []
     wait = exc.decision.retry_after_seconds
     if isinstance(exc, OverBudget) and wait > 0:
@@ -117,18 +133,16 @@ def meter_status(code: grpc.StatusCode, exc: MeterRefused) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(info)
         details.append(packed)
-    status = status_pb2.Status(code=code.value[0], message=str(exc), details=details)
-    converted: grpc.Status = rpc_status.to_status(status)
-    return converted
+    return status_pb2.Status(code=code.value[0], message=str(exc), details=details)
 
 
 class WriterServicer:
     """Handlers for stemedb.v1.WriterService: the admission pipeline (docs/writer.md)."""
 
     def __init__(
-        self, writer: Writer, metrics: WriterMetrics, limits: validation.Limits,
+        self, writer: Appender, metrics: WriterMetrics, limits: validation.Limits,
         policy: SignaturePolicy, bounds: AdmissionBounds, is_draining: Callable[[], bool],
-        meter: Meter | None = None, mtls: bool = False,
+        meter: Meter | None = None, mtls: bool = False, forward_meter: bool = False,
     ) -> None:  # fmt: skip
         self._writer = writer
         self._metrics = metrics
@@ -137,6 +151,8 @@ class WriterServicer:
         self.budget = AdmissionBudget(bounds)
         self._is_draining = is_draining
         self.meter = meter  # None: nothing is metered (no --meter-config)
+        # A front end's meter is the WAL owner's: each request carries its MeterAsk there.
+        self._forward_meter = forward_meter
         self._mtls = mtls
         metrics.bind_admission(self.budget, writer)
 
@@ -172,7 +188,8 @@ class WriterServicer:
             admitted = admit_request(method, request, len(data), self._limits, self._policy)
             charge = self._charge(request, admitted, len(data), context)
             job = charge.job if charge is not None else None
-            receipts = await self._writer.append(admitted, context.time_remaining(), job)
+            ask = self._meter_ask(request, admitted, len(data), context)
+            receipts = await self._writer.append(admitted, context.time_remaining(), job, ask)
         except StemeError as exc:
             if charge is not None and self.meter is not None:
                 self.meter.refund(charge.decision)
@@ -183,6 +200,9 @@ class WriterServicer:
             if isinstance(exc, MeterRefused):
                 self._metrics.meter_requests.labels(exc.decision.outcome.value).inc()
                 await context.abort_with_status(meter_status(code, exc))
+            if isinstance(exc, OwnerStatus) and exc.details:
+                status = status_pb2.Status.FromString(exc.details)
+                await context.abort_with_status(rpc_status.to_status(status))
             if code == grpc.StatusCode.INTERNAL:
                 log_event(_log, logging.ERROR, "append failed", error=str(exc))
             await context.abort(code, str(exc))
@@ -211,6 +231,18 @@ class WriterServicer:
             self.meter, [a.record for a in admitted], request_bytes,
             sum(len(a.checks) for a in admitted), job, _mtls_identity(context, self._mtls),
             time.monotonic(),
+        )  # fmt: skip
+
+    def _meter_ask(
+        self, request: Any, admitted: Sequence[Admitted], request_bytes: int,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> MeterAsk | None:  # fmt: skip
+        if not self._forward_meter:
+            return None
+        job = request.job if request.HasField("job") else None
+        return meter_ask(
+            [a.record for a in admitted], request_bytes, sum(len(a.checks) for a in admitted),
+            job, _mtls_identity(context, self._mtls),
         )  # fmt: skip
 
     def _count(self, kinds: Sequence[str], outcome: str) -> None:

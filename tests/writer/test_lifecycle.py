@@ -62,11 +62,14 @@ def test_metrics_exposed(
 
 
 class _Load:
-    """Concurrent appenders that record every acknowledged receipt."""
+    """Concurrent appenders that record every acknowledged receipt. With ``reconnect`` they go
+    on after UNAVAILABLE on a new channel, and open a new one every 20 calls anyway (with
+    front-end processes the kernel spreads connections; one that died is replaced)."""
 
-    def __init__(self, target: str, threads: int, seed: int) -> None:
+    def __init__(self, target: str, threads: int, seed: int, reconnect: bool = False) -> None:
         self.acked: list[tuple[int, bytes]] = []
         self.errors: list[grpc.StatusCode] = []
+        self._reconnect = reconnect
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [
@@ -78,31 +81,40 @@ class _Load:
 
     def _run(self, target: str, seed: int) -> None:
         rng = random.Random(seed)
-        with grpc.insecure_channel(target) as ch:
-            stub = writer_pb2_grpc.WriterServiceStub(ch)
-            n = 0
-            while not self._stop.is_set():
-                n += 1
-                try:
-                    if rng.random() < 0.3:
-                        recs = [pb.Record(assertion=assertion(f"t{seed}-{n}-{j}"))
-                                for j in range(rng.randint(1, 20))]  # fmt: skip
-                        resp = stub.AppendBatch(wpb.AppendBatchRequest(records=recs), timeout=10)
-                        got = [(r.lsn, r.hash) for r in resp.receipts]
-                    else:
-                        r = stub.AppendAssertion(
-                            wpb.AppendAssertionRequest(assertion=assertion(f"t{seed}-{n}")),
-                            timeout=10,
-                        ).receipt
-                        got = [(r.lsn, r.hash)]
-                except grpc.RpcError as exc:
+        n = 0
+        while not self._stop.is_set():
+            with grpc.insecure_channel(target) as ch:
+                stub = writer_pb2_grpc.WriterServiceStub(ch)
+                calls = 0
+                while not self._stop.is_set() and not (self._reconnect and calls == 20):
+                    calls += 1
+                    n += 1
+                    try:
+                        got = self._call(stub, rng, seed, n)
+                    except grpc.RpcError as exc:
+                        with self._lock:
+                            self.errors.append(exc.code())
+                        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                            continue
+                        if not self._reconnect:
+                            return
+                        break
                     with self._lock:
-                        self.errors.append(exc.code())
-                    if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                        return
-                    continue
-                with self._lock:
-                    self.acked.extend(got)
+                        self.acked.extend(got)
+
+    @staticmethod
+    def _call(
+        stub: writer_pb2_grpc.WriterServiceStub, rng: random.Random, seed: int, n: int
+    ) -> list[tuple[int, bytes]]:
+        if rng.random() < 0.3:
+            recs = [pb.Record(assertion=assertion(f"t{seed}-{n}-{j}"))
+                    for j in range(rng.randint(1, 20))]  # fmt: skip
+            resp = stub.AppendBatch(wpb.AppendBatchRequest(records=recs), timeout=10)
+            return [(r.lsn, r.hash) for r in resp.receipts]
+        r = stub.AppendAssertion(
+            wpb.AppendAssertionRequest(assertion=assertion(f"t{seed}-{n}")), timeout=10
+        ).receipt
+        return [(r.lsn, r.hash)]
 
     def stop(self) -> None:
         self._stop.set()

@@ -17,15 +17,20 @@ from tests.support import Service, start_writer, tree_digest, wait_until
 from tests.writer.records import KEYS, assertion, epoch, vote
 
 
-def test_trusted_keys_policy(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra", [(), ("--frontend-processes", "2", "--verify-workers", "0")],
+    ids=["single-process", "frontends-2"],
+)  # fmt: skip
+def test_trusted_keys_policy(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """The same answers from front-end processes, which hold the policy too."""
     keys_file = tmp_path / "trusted.txt"
     keys_file.write_text(
         f"# agents we trust\n{signing.public_key_of(KEYS[0]).hex()}\n\n"
         f"{signing.public_key_of(KEYS[1]).hex()}  # the verifier\n"
     )
-    svc = start_writer(tmp_path / "wal", "--trusted-keys", str(keys_file))
+    svc = start_writer(tmp_path / "wal", "--trusted-keys", str(keys_file), *extra)
     try:
-        svc.wait_ready()
+        svc.wait_ready(90)
         with grpc.insecure_channel(svc.listen) as ch:
             stub = writer_pb2_grpc.WriterServiceStub(ch)
             ok = stub.AppendAssertion(

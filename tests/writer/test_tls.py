@@ -79,15 +79,20 @@ def test_mutual_tls(tmp_path: Path) -> None:
         svc.kill()
 
 
-def test_plaintext_health_port_with_tls(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra", [(), ("--frontend-processes", "2", "--verify-workers", "0")],
+    ids=["single-process", "frontends-2"],
+)  # fmt: skip
+def test_plaintext_health_port_with_tls(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """With front ends, each serves TLS and the health port (both shared, SO_REUSEPORT)."""
     ca = ThrowawayCA("stemedb test CA")
     cert, key = write_server_files(ca, tmp_path)
     health_listen = f"127.0.0.1:{free_port()}"
-    svc = start_writer(tmp_path / "wal", "--tls-cert", str(cert), "--tls-key", str(key),
+    svc = start_writer(tmp_path / "wal", "--tls-cert", str(cert), "--tls-key", str(key), *extra,
                        env={"STEMEDB_HEALTH_LISTEN": health_listen})  # fmt: skip
     creds = grpc.ssl_channel_credentials(root_certificates=ca.pem)
     try:
-        svc.wait_ready(credentials=creds)
+        svc.wait_ready(90, credentials=creds)
         # Probes that cannot speak TLS get the same answer on the health port...
         for name in ("", "stemedb.v1.WriterService"):
             assert health_status(health_listen, name) == SERVING

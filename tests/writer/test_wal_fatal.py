@@ -32,7 +32,7 @@ from tests.writer.records import assertion
 FILE_SIZE_LIMIT_BYTES = 1024 * 1024
 
 
-def _writer_with_file_size_limit(wal_dir: Path) -> Service:
+def _writer_with_file_size_limit(wal_dir: Path, *extra: str) -> Service:
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         pytest.fail("prlimit (util-linux) is needed to provoke an I/O error")
@@ -40,15 +40,19 @@ def _writer_with_file_size_limit(wal_dir: Path) -> Service:
     argv = [
         prlimit, f"--fsize={FILE_SIZE_LIMIT_BYTES}", "--", str(BIN / "stemedb-writer"),
         "--wal-dir", str(wal_dir), "--listen", listen, "--metrics-listen", metrics,
-        "--verify-workers", "0",
+        "--verify-workers", "0", *extra,
     ]  # fmt: skip
     return Service(argv, listen, metrics, wal_dir.parent / "writer.log")
 
 
-def test_fatal_wal_error_turns_health_not_serving(tmp_path: Path) -> None:
-    svc = _writer_with_file_size_limit(tmp_path / "wal")
+@pytest.mark.parametrize(
+    "extra", [(), ("--frontend-processes", "2")], ids=["single-process", "frontends-2"]
+)
+def test_fatal_wal_error_turns_health_not_serving(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    """With front ends, the owner tells every front end before it answers the failed append."""
+    svc = _writer_with_file_size_limit(tmp_path / "wal", *extra)
     try:
-        svc.wait_ready()
+        svc.wait_ready(90)
         with grpc.insecure_channel(svc.listen) as ch:
             stub = writer_pb2_grpc.WriterServiceStub(ch)
             ok = stub.AppendAssertion(wpb.AppendAssertionRequest(assertion=assertion()), timeout=10)

@@ -259,12 +259,14 @@ def _new_server(
     interceptors: list[grpc.aio.ServerInterceptor],
     rpcs_max: int | None,
     options: Sequence[tuple[str, Any]],
+    reuse_port: bool = False,
 ) -> grpc.aio.Server:
     return grpc.aio.server(
         interceptors=interceptors,
         maximum_concurrent_rpcs=rpcs_max,
-        # A second process on the same port must fail, not share it.
-        options=[("grpc.so_reuseport", 0), *options],
+        # A second process on the same port must fail, not share it (unless the service's
+        # processes share it on purpose: the writer's front ends).
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0), *options],
     )
 
 
@@ -280,8 +282,12 @@ class ServiceShell:
         options: Sequence[tuple[str, Any]] = (),
         data_rpcs_concurrent_max: int | None = None,
         data_rpcs_flag: str = "--rpcs-concurrent-max",
+        reuse_port: bool = False,
+        serve_metrics: bool = True,
     ) -> None:
         self.cfg = cfg
+        self._reuse_port = reuse_port  # SO_REUSEPORT: sibling processes share the ports
+        self._serve_metrics = serve_metrics  # False: another process serves this registry
         self.registry = registry
         self._log = logger
         self._grpc_metrics = GrpcMetrics(registry)
@@ -294,7 +300,7 @@ class ServiceShell:
             self.limiter = ConcurrencyLimitInterceptor(data_rpcs_concurrent_max, data_rpcs_flag)
             interceptors.append(self.limiter)
             core_max = data_rpcs_concurrent_max + CONTROL_RPCS_CONCURRENT_MAX
-        self.server = _new_server(interceptors, core_max, options)
+        self.server = _new_server(interceptors, core_max, options, reuse_port)
         self.health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._health_server: grpc.aio.Server | None = None
@@ -343,7 +349,8 @@ class ServiceShell:
             ),
             self.server,
         )
-        self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
+        if self._serve_metrics:
+            self._metrics_http = start_metrics_http_server(cfg.metrics_listen, self.registry)
         creds = server_credentials(cfg)
         path = unix_socket_path(cfg.listen)
         if path is not None:
@@ -373,7 +380,7 @@ class ServiceShell:
         # Health only, in plaintext, for probes that cannot speak TLS (Kubernetes grpc probes).
         server = grpc.aio.server(
             maximum_concurrent_rpcs=CONTROL_RPCS_CONCURRENT_MAX,
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 1 if self._reuse_port else 0)],
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         self.health_port = server.add_insecure_port(listen)
