@@ -42,11 +42,16 @@ def test_readme_quickstart(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_until(
-            lambda: health_status("127.0.0.1:50051") == SERVING
-            and health_status("127.0.0.1:50052") == SERVING,
-            60, "make run's services",
-        )  # fmt: skip
+        try:
+            wait_until(
+                lambda: health_status("127.0.0.1:50051") == SERVING
+                and health_status("127.0.0.1:50052") == SERVING,
+                60, "make run's services",
+            )  # fmt: skip
+        except AssertionError as exc:
+            launcher.send_signal(signal.SIGINT)
+            out, _ = launcher.communicate(timeout=60)
+            raise AssertionError(f"{exc}; what make run printed:\n{out.decode()}") from None
         bin_dir = Path(sys.executable).parent
         outputs = []
         for command in commands:
@@ -65,7 +70,8 @@ def test_readme_quickstart(tmp_path: Path) -> None:
         assert '"Douglas Adams"' in resolved
         assert (tmp_path / "data" / "wal").is_dir() and (tmp_path / "data" / "db").is_dir()
     finally:
-        launcher.send_signal(signal.SIGINT)
+        if launcher.returncode is None:
+            launcher.send_signal(signal.SIGINT)
         out, _ = launcher.communicate(timeout=60)
     assert launcher.returncode == 0, out.decode(errors="replace")
     assert b"StemeDB is running" in out

@@ -389,6 +389,8 @@ def test_sigkill_during_key_creation_leaves_no_key_or_a_whole_key(
             )  # fmt: skip
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+        # Keys it reported while the test waited for the stage were created too (durable).
+        created.update(child.stdout.read().decode().split())
         child.stdout.close()
         debris += _mid_creation(ks, prefix, "seq") or _mid_creation(ks, prefix, "tmp")
         store = Keystore.open(ks, PASSPHRASE, kdf=FAST_KDF)  # raises on any partial file
