@@ -88,7 +88,7 @@ promtool fuse etcd: sysdeps
 # waits on 2 cores. `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 3
 test: lint typecheck buflint sysdeps
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not torture and not bench" tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 -m "not torture and not bench" tests
 	$(MAKE) nodetest
 
 test-fast: $(STAMP)
