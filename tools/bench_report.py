@@ -430,7 +430,10 @@ def _gateway(d: dict[str, Any]) -> list[str]:
         "| path | p50 | p99 | requests/s | CPU per request of the server called |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for label, r in (("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)):
+    paths = [("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)]
+    if "gateway_query_workers" in d:
+        paths.append((f"`GET /v1/query`, `--workers {d['workers']}`", d["gateway_query_workers"]))
+    for label, r in paths:
         rows.append(
             f"| {label} | {r['p50_ms']:.2f} ms ({r['p50_ms_min']:.2f}-{r['p50_ms_max']:.2f}) | "
             f"{r['p99_ms']:.1f} ms | {r['rps_16']:,.0f} ({r['rps_16_min']:,.0f}-"
@@ -446,6 +449,17 @@ def _gateway(d: dict[str, Any]) -> list[str]:
         f"{d['target_rate_ratio']:.0%}): {_mark(ratio >= d['target_rate_ratio'])}.",
         "",
     ]
+    if "gateway_query_workers" in d:
+        wr = d["workers_rate_ratio"]
+        rows += [
+            f"A/B of `--workers {d['workers']}` against one process, same repetitions: rate "
+            f"**{wr:.2f}x** ({d['workers_rate_ratio_min']:.2f}-{d['workers_rate_ratio_max']:.2f}; "
+            f"{d['workers_rate_ratio_of_grpc']:.0%} of gRPC), p50 "
+            f"{d['workers_p50_delta_ms']:+.2f} ms ({d['workers_p50_delta_ms_min']:+.2f} to "
+            f"{d['workers_p50_delta_ms_max']:+.2f}): "
+            f"{'a gain' if wr > 1 else '**no gain**'} in this run. The default stays one process.",
+            "",
+        ]
     return rows
 
 

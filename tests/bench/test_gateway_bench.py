@@ -5,8 +5,10 @@ this process: a grpc.aio client for Resolve, and a minimal keep-alive HTTP/1.1 c
 streams for the gateway (so the client's own cost stays small next to the server's). The two are
 interleaved, REPETITIONS times each, on the same stack; the figures are medians with min and max,
 and the ratios are taken within each repetition. Targets: the gateway adds at most 0.5 ms at p50
-and holds at least 50% of the gRPC rate. ``make bench`` runs it; results go to
-build/bench/gateway.json, rendered by tools/bench_report.py (``_gateway``).
+and holds at least 50% of the gRPC rate. A second gateway with ``--workers 2`` on the same stack
+is measured in the same repetitions (its A/B against the one-process gateway, alternating which
+of the two goes first). ``make bench`` runs it; results go to build/bench/gateway.json, rendered
+by tools/bench_report.py (``_gateway``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import pytest
 from stemedb.client import AgentKey
 from stemedb.v1 import query_pb2, query_pb2_grpc
 from tests.bench.harness import save, tree_cpu_seconds
-from tests.gateway.gwstack import running_gateway, signed_assertion_json, vote_json
+from tests.gateway.gwstack import Gateway, running_gateway, signed_assertion_json, vote_json
 
 REPETITIONS = 3
 SEQUENTIAL = 1000
 CONCURRENCY = 16
+WORKERS = 2
 RATE_SECONDS = 4.0
 PATH = "/v1/query?subject=Q1&predicate=name"
 TARGET_P50_OVERHEAD_MS = 0.5
@@ -97,6 +100,39 @@ def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+async def _run(
+    ingestor: Any, targets: dict[str, tuple[int, int]]
+) -> tuple[list[dict[str, float]], dict[str, list[dict[str, float]]]]:
+    """REPETITIONS rounds of: gRPC Resolve, then each gateway (port, pid) in ``targets``, the
+    gateways' order alternating between rounds."""
+    channel = grpc.aio.insecure_channel(ingestor.listen)
+    stub = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
+    req = query_pb2.ResolveRequest(subject="Q1", predicate="name")
+
+    async def resolve(_: Any) -> None:
+        resp = await stub.Resolve(req, timeout=10)
+        assert resp.resolution.status == query_pb2.STATUS_RESOLVED
+
+    async def query(conn: _Http) -> None:
+        body = await conn.get(PATH)
+        assert b"STATUS_RESOLVED" in body
+
+    grpc_runs: list[dict[str, float]] = []
+    http_runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for i in range(REPETITIONS):  # interleaved: the noise of the machine hits all of them
+        grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY, ingestor.proc.pid))
+        names = list(targets) if i % 2 == 0 else list(reversed(targets))
+        for name in names:
+            port, pid = targets[name]
+            # Fresh connections: the gateway closes idle ones after --keep-alive-seconds.
+            conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
+            http_runs[name].append(await _measure(query, conns, pid))
+            for c in conns:
+                c.writer.close()
+    await channel.close()
+    return grpc_runs, http_runs
+
+
 @pytest.mark.bench
 def test_gateway_query_overhead(tmp_path: Path) -> None:
     with running_gateway(tmp_path) as gw:
@@ -111,40 +147,28 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
         for k in keys[2:]:
             r = httpx.post(gw.url + "/v1/votes", json=vote_json(k, a["receipt"]["hash"], 1.0))
             last = r.json()["receipt"]["lsn"]
-        httpx.get(gw.url + PATH + f"&min_lsn={last}", timeout=30)
-        port = int(gw.url.rsplit(":", 1)[1])
-        gateway_pid, ingestor_pid = gw.gateway.proc.pid, gw.stack.ingestor.proc.pid
-
-        async def run() -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-            channel = grpc.aio.insecure_channel(gw.stack.ingestor.listen)
-            stub = query_pb2_grpc.QueryServiceStub(channel)  # type: ignore[no-untyped-call]
-            req = query_pb2.ResolveRequest(subject="Q1", predicate="name")
-
-            async def resolve(_: Any) -> None:
-                resp = await stub.Resolve(req, timeout=10)
-                assert resp.resolution.status == query_pb2.STATUS_RESOLVED
-
-            async def query(conn: _Http) -> None:
-                body = await conn.get(PATH)
-                assert b"STATUS_RESOLVED" in body
-
-            grpc_runs, http_runs = [], []
-            for _ in range(REPETITIONS):  # interleaved: the noise of the machine hits both
-                grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY, ingestor_pid))
-                # Fresh connections: the gateway closes idle ones after --keep-alive-seconds.
-                conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
-                http_runs.append(await _measure(query, conns, gateway_pid))
-                for c in conns:
-                    c.writer.close()
-            await channel.close()
-            return grpc_runs, http_runs
-
-        grpc_runs, http_runs = asyncio.run(run())
-    overheads = [h["p50_ms"] - g["p50_ms"] for g, h in zip(grpc_runs, http_runs, strict=True)]
-    ratios = [h["rps_16"] / g["rps_16"] for g, h in zip(grpc_runs, http_runs, strict=True)]
+        flags = ["--writer", gw.stack.writer.listen, "--store", gw.stack.ingestor.listen]
+        multi = Gateway(tmp_path / "gateway-workers.log", *flags, "--workers", str(WORKERS))
+        try:
+            multi.wait_listening()
+            for url in (gw.url, multi.url):
+                httpx.get(url + PATH + f"&min_lsn={last}", timeout=30)
+            targets = {
+                "one": (int(gw.url.rsplit(":", 1)[1]), gw.gateway.proc.pid),
+                "workers": (multi.port, multi.proc.pid),
+            }
+            grpc_runs, http_runs = asyncio.run(_run(gw.stack.ingestor, targets))
+        finally:
+            multi.kill()
+    one, workers = http_runs["one"], http_runs["workers"]
+    overheads = [h["p50_ms"] - g["p50_ms"] for g, h in zip(grpc_runs, one, strict=True)]
+    ratios = [h["rps_16"] / g["rps_16"] for g, h in zip(grpc_runs, one, strict=True)]
+    w_ratios = [w["rps_16"] / h["rps_16"] for h, w in zip(one, workers, strict=True)]
+    w_grpc = [w["rps_16"] / g["rps_16"] for g, w in zip(grpc_runs, workers, strict=True)]
+    w_p50 = [w["p50_ms"] - h["p50_ms"] for h, w in zip(one, workers, strict=True)]
     figures = {
         "grpc_resolve": _summary(grpc_runs),
-        "gateway_query": _summary(http_runs),
+        "gateway_query": _summary(one),
         "p50_overhead_ms": statistics.median(overheads),
         "p50_overhead_ms_min": min(overheads),
         "p50_overhead_ms_max": max(overheads),
@@ -154,7 +178,17 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
         "target_p50_overhead_ms": TARGET_P50_OVERHEAD_MS,
         "target_rate_ratio": TARGET_RATE_RATIO,
         "concurrency": CONCURRENCY,
+        # The A/B of --workers: the same requests to a second gateway of WORKERS processes.
+        "workers": WORKERS,
+        "gateway_query_workers": _summary(workers),
+        "workers_rate_ratio": statistics.median(w_ratios),
+        "workers_rate_ratio_min": min(w_ratios),
+        "workers_rate_ratio_max": max(w_ratios),
+        "workers_rate_ratio_of_grpc": statistics.median(w_grpc),
+        "workers_p50_delta_ms": statistics.median(w_p50),
+        "workers_p50_delta_ms_min": min(w_p50),
+        "workers_p50_delta_ms_max": max(w_p50),
     }
     save("gateway", figures)
     print(json.dumps(figures, indent=2))
-    assert all(r["rps_16"] > 0 for r in grpc_runs + http_runs)
+    assert all(r["rps_16"] > 0 for r in grpc_runs + one + workers)
