@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,8 +23,11 @@ from schemathesis.checks import (
 from tests.gateway.gwstack import GatewayStack, running_gateway
 from tests.support import wait_until
 
-# A short run in the suite; STEMEDB_FUZZ_EXAMPLES raises it (make fuzz).
+# A short run in the suite; STEMEDB_FUZZ_EXAMPLES raises it (make fuzz). STEMEDB_FUZZ_OPERATIONS,
+# a regular expression matched against "METHOD /path", runs only the operations it matches (to
+# replay one, or to split a long run over several processes).
 EXAMPLES = int(os.environ.get("STEMEDB_FUZZ_EXAMPLES", "12"))
+OPERATIONS = re.compile(os.environ.get("STEMEDB_FUZZ_OPERATIONS", ".*"))
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +79,8 @@ def test_api_conforms(gw: GatewayStack) -> None:
               response_schema_conformance, response_headers_conformance]  # fmt: skip
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 19
+    operations = [op for op in operations if OPERATIONS.fullmatch(f"{op.method.upper()} {op.path}")]
+    assert operations, f"STEMEDB_FUZZ_OPERATIONS {OPERATIONS.pattern!r} matches no operation"
 
     failures: list[str] = []
     calls = 0
@@ -99,7 +105,10 @@ def test_api_conforms(gw: GatewayStack) -> None:
             run()
         except Exception as exc:  # collected, reported together below
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
-        print(f"  {operation.method.upper()} {operation.path}: {time.monotonic() - t0:.1f} s")
+        print(
+            f"  {operation.method.upper()} {operation.path}: {time.monotonic() - t0:.1f} s",
+            flush=True,
+        )
     print(
         f"\nschemathesis: {len(operations)} operations, up to {EXAMPLES} examples each, "
         f"{calls} calls, {time.monotonic() - start:.0f} s, {len(failures)} failing operations"
