@@ -22,7 +22,8 @@ class GatewayConfig:
 
     ``wallet`` routes every write through a wallet (a WriterService signing proxy) instead of
     the writer. Bounds: ``body_bytes_max`` per request body (413 beyond), ``body_read_seconds`` to
-    receive a body (408 beyond), ``request_timeout_seconds`` is the default deadline of the gRPC
+    receive a body (408 beyond), ``head_read_seconds`` to receive a request's head (408 and the
+    connection closed beyond), ``request_timeout_seconds`` is the default deadline of the gRPC
     calls a request makes (a client may ask for less with ``X-Stemedb-Timeout``), and
     ``connections_max`` bounds concurrent connections per worker (503 beyond). ``workers``
     serving processes share the listening socket (uvicorn's workers), each with its own channels."""
@@ -35,6 +36,7 @@ class GatewayConfig:
     request_timeout_seconds: float = 10.0
     body_bytes_max: int = 16 * 1024 * 1024
     body_read_seconds: float = 30.0
+    head_read_seconds: float = 10.0
     keep_alive_seconds: float = 5.0
     connections_max: int = 1024
     shutdown_seconds: float = 20.0
@@ -152,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time to receive a request body (default 30)",
     )
     p.add_argument(
+        "--head-read-seconds",
+        metavar="SECONDS",
+        type=_positive,
+        default=d.head_read_seconds,
+        help="time to receive a request's line and headers, from the connection or from their "
+        "first byte (default 10)",
+    )
+    p.add_argument(
         "--keep-alive-seconds",
         metavar="SECONDS",
         type=_positive,
@@ -223,6 +233,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         request_timeout_seconds=args.request_timeout,
         body_bytes_max=args.body_bytes_max,
         body_read_seconds=args.body_read_seconds,
+        head_read_seconds=args.head_read_seconds,
         keep_alive_seconds=args.keep_alive_seconds,
         connections_max=args.connections_max,
         workers=args.workers,
