@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -30,17 +31,21 @@ from uvicorn.supervisors import Multiprocess
 
 from stemedb.gateway._app import build_app
 from stemedb.gateway._config import GatewayConfig
+from stemedb.gateway._errors import PROBLEM_JSON, GatewayError
 from stemedb.gateway._metrics import MULTIPROCESS_DIR_ENV
 from stemedb.runtime import configure_logging, parse_host_port
 
 __all__ = ["HEAD_TIMEOUT_RESPONSE", "serve", "uvicorn_config"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_HEAD_TIMEOUT_BODY = b"the request's head (request line and headers) did not arrive in time\n"
-HEAD_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-    % (len(_HEAD_TIMEOUT_BODY), _HEAD_TIMEOUT_BODY)
+_HEAD_TIMEOUT_BODY = json.dumps(
+    GatewayError(408, "the request's line and headers did not arrive in time").body()
+).encode()
+HEAD_TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: %s\r\n" % (
+    PROBLEM_JSON.encode()
+) + b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (
+    len(_HEAD_TIMEOUT_BODY),
+    _HEAD_TIMEOUT_BODY,
 )
 
 

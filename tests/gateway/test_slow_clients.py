@@ -3,6 +3,8 @@ or closed when nothing came), while requests whose head did arrive are never cut
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 import time
@@ -54,6 +56,12 @@ def test_a_head_that_never_ends_is_408_and_closed(gw: GatewayStack) -> None:
         data, seconds = _read_until_closed(conn)
     assert data.startswith(b"HTTP/1.1 408 "), data
     assert b"connection: close" in data.lower() and seconds < CLOSED_WITHIN_SECONDS, seconds
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower(), head
+    problem = json.loads(body)
+    assert problem["status"] == 408 and problem["title"] == "Request Timeout", problem
+    length = re.search(rb"content-length: (\d+)", head)
+    assert length and int(length.group(1)) == len(body), head
 
 
 def test_the_next_request_on_a_keep_alive_connection_has_the_same_bound(gw: GatewayStack) -> None:
