@@ -192,3 +192,134 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
     save("gateway", figures)
     print(json.dumps(figures, indent=2))
     assert all(r["rps_16"] > 0 for r in grpc_runs + one + workers)
+
+
+# -- The gateway's gRPC call against the alternatives tried (issue 13's per-request cost) -------
+
+CALL_ROUNDS = 6
+CALL_SEQUENTIAL = 300
+CALL_PER_WORKER = 40
+CALL_POOL_THREADS = 4
+# Channel options beyond the client's (which already turn gRPC's transparent retries off).
+EXTRA_OPTIONS = [
+    ("grpc.enable_http_proxy", 0),
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.keepalive_time_ms", 2**31 - 1),
+]
+
+
+async def _call_variants(target: str) -> dict[str, list[dict[str, float]]]:
+    """Per round and variant (order alternating): CALL_SEQUENTIAL calls at 1 in flight (p50 and
+    this process's CPU per call), then CONCURRENCY workers of CALL_PER_WORKER calls each."""
+    import functools
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stemedb.client._channel import _options
+    from tests.bench.harness import _pb_bytes
+
+    loop = asyncio.get_running_loop()
+    plain = grpc.aio.insecure_channel(target, options=_options(None))
+    tuned = grpc.aio.insecure_channel(target, options=_options(None) + EXTRA_OPTIONS)
+    sync = grpc.insecure_channel(target, options=_options(None))
+    pool = ThreadPoolExecutor(CALL_POOL_THREADS)
+    stub = query_pb2_grpc.QueryServiceStub(plain)  # type: ignore[no-untyped-call]
+    tuned_stub = query_pb2_grpc.QueryServiceStub(tuned)  # type: ignore[no-untyped-call]
+    sync_stub = query_pb2_grpc.QueryServiceStub(sync)  # type: ignore[no-untyped-call]
+    raw = plain.unary_unary("/stemedb.v1.QueryService/Resolve")
+
+    def request() -> query_pb2.ResolveRequest:
+        return query_pb2.ResolveRequest(subject="Q1", predicate="name")
+
+    def raw_request() -> bytes:  # ResolveRequest{subject=1, predicate=2}, encoded by hand
+        return _pb_bytes(1, b"Q1") + _pb_bytes(2, b"name")
+
+    assert raw_request() == request().SerializeToString()
+
+    async def aio() -> Any:
+        return await stub.Resolve(request(), timeout=10)
+
+    async def aio_options() -> Any:
+        return await tuned_stub.Resolve(request(), timeout=10)
+
+    async def aio_raw_bytes() -> Any:
+        return query_pb2.ResolveResponse.FromString(await raw(raw_request(), timeout=10))
+
+    async def sync_in_pool() -> Any:
+        call = functools.partial(sync_stub.Resolve, request(), timeout=10)
+        return await loop.run_in_executor(pool, call)
+
+    variants = {f.__name__: f for f in (aio, aio_options, aio_raw_bytes, sync_in_pool)}
+    expected = await aio()
+    assert expected.resolution.status == query_pb2.STATUS_RESOLVED
+    for fn in variants.values():
+        for _ in range(200):  # warm up, and every variant answers the same
+            assert await fn() == expected
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for i in range(CALL_ROUNDS):
+        names = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for name in names:
+            fn = variants[name]
+            cpu, samples = time.process_time(), []
+            for _ in range(CALL_SEQUENTIAL):
+                t = time.perf_counter()
+                await fn()
+                samples.append(time.perf_counter() - t)
+            cpu_1 = (time.process_time() - cpu) / CALL_SEQUENTIAL
+
+            async def worker(fn: Any = fn) -> None:
+                for _ in range(CALL_PER_WORKER):
+                    await fn()
+
+            cpu, start = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            calls = CONCURRENCY * CALL_PER_WORKER
+            runs[name].append({
+                "p50_ms": statistics.median(samples) * 1000,
+                "client_cpu_us_per_call_1": cpu_1 * 1e6,
+                "rps_16": calls / (time.perf_counter() - start),
+                "client_cpu_us_per_call_16": (time.process_time() - cpu) / calls * 1e6,
+            })  # fmt: skip
+    pool.shutdown()
+    sync.close()
+    await plain.close()
+    await tuned.close()
+    return runs
+
+
+@pytest.mark.bench
+def test_gateway_grpc_call_variants(tmp_path: Path) -> None:
+    """The gateway's Resolve call (a grpc.aio stub on uvloop) against the alternatives tried for
+    its per-request cost, in this process against a real ingestor: a sync stub through
+    run_in_executor on a small pool, more channel options, a raw-bytes multicallable with the
+    request encoded by hand. Kept only if cheaper in every round."""
+    import uvloop
+
+    with running_gateway(tmp_path) as gw:
+        keys = [AgentKey.generate() for _ in range(2)]
+        w = httpx.post(
+            gw.url + "/v1/assertions", json=signed_assertion_json(keys[0], "Q1", "name", "A")
+        ).json()
+        httpx.get(gw.url + PATH + f"&min_lsn={w['receipt']['lsn']}", timeout=30)
+        runs = uvloop.run(_call_variants(gw.stack.ingestor.listen))
+    base = runs["aio"]
+    figures: dict[str, Any] = {
+        "rounds": CALL_ROUNDS,
+        "sequential": CALL_SEQUENTIAL,
+        "concurrency": CONCURRENCY,
+        "pool_threads": CALL_POOL_THREADS,
+        "extra_options": [name for name, _ in EXTRA_OPTIONS],
+    }
+    for name, rs in runs.items():
+        out: dict[str, Any] = {}
+        for key in rs[0]:
+            values = [r[key] for r in rs]
+            out[key] = statistics.median(values)
+            out[f"{key}_min"], out[f"{key}_max"] = min(values), max(values)
+        for key in ("client_cpu_us_per_call_1", "client_cpu_us_per_call_16", "p50_ms"):
+            ratios = [r[key] / b[key] for r, b in zip(rs, base, strict=True)]
+            out[f"{key}_ratio"] = statistics.median(ratios)
+            out[f"{key}_ratio_min"], out[f"{key}_ratio_max"] = min(ratios), max(ratios)
+        figures[name] = out
+    save("gateway_grpc_call", figures)
+    print(json.dumps(figures, indent=2))
+    assert all(r["rps_16"] > 0 for rs in runs.values() for r in rs)
