@@ -451,13 +451,14 @@ def _gateway(d: dict[str, Any], call: dict[str, Any] | None = None) -> list[str]
     ]
     if "gateway_query_workers" in d:
         wr = d["workers_rate_ratio"]
+        wins = sum(r > 1 for r in d["workers_rate_ratios"])
         rows += [
             f"A/B of `--workers {d['workers']}` against one process, same repetitions: rate "
             f"**{wr:.2f}x** ({d['workers_rate_ratio_min']:.2f}-{d['workers_rate_ratio_max']:.2f}; "
             f"{d['workers_rate_ratio_of_grpc']:.0%} of gRPC), p50 "
             f"{d['workers_p50_delta_ms']:+.2f} ms ({d['workers_p50_delta_ms_min']:+.2f} to "
-            f"{d['workers_p50_delta_ms_max']:+.2f}): "
-            f"{'a gain' if wr > 1 else '**no gain**'} in this run. The default stays one process.",
+            f"{d['workers_p50_delta_ms_max']:+.2f}): a higher rate in {wins} of "
+            f"{len(d['workers_rate_ratios'])} repetitions. The default stays one process.",
             "",
         ]
     if call is not None:

@@ -184,6 +184,7 @@ def test_gateway_query_overhead(tmp_path: Path) -> None:
         "workers_rate_ratio": statistics.median(w_ratios),
         "workers_rate_ratio_min": min(w_ratios),
         "workers_rate_ratio_max": max(w_ratios),
+        "workers_rate_ratios": w_ratios,
         "workers_rate_ratio_of_grpc": statistics.median(w_grpc),
         "workers_p50_delta_ms": statistics.median(w_p50),
         "workers_p50_delta_ms_min": min(w_p50),
