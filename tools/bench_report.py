@@ -534,7 +534,7 @@ def _wallet(d: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _gateway(d: dict[str, Any]) -> list[str]:
+def _gateway(d: dict[str, Any], call: dict[str, Any] | None = None) -> list[str]:
     # tests/bench/test_gateway_bench.py: GET /v1/query through the gateway against the gRPC
     # Resolve it wraps, interleaved on the same stack.
     g, h = d["grpc_resolve"], d["gateway_query"]
@@ -548,7 +548,10 @@ def _gateway(d: dict[str, Any]) -> list[str]:
         "| path | p50 | p99 | requests/s | CPU per request of the server called |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for label, r in (("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)):
+    paths = [("gRPC `Resolve` (the ingestor)", g), ("`GET /v1/query` (the gateway)", h)]
+    if "gateway_query_workers" in d:
+        paths.append((f"`GET /v1/query`, `--workers {d['workers']}`", d["gateway_query_workers"]))
+    for label, r in paths:
         rows.append(
             f"| {label} | {r['p50_ms']:.2f} ms ({r['p50_ms_min']:.2f}-{r['p50_ms_max']:.2f}) | "
             f"{r['p99_ms']:.1f} ms | {r['rps_16']:,.0f} ({r['rps_16_min']:,.0f}-"
@@ -564,6 +567,62 @@ def _gateway(d: dict[str, Any]) -> list[str]:
         f"{d['target_rate_ratio']:.0%}): {_mark(ratio >= d['target_rate_ratio'])}.",
         "",
     ]
+    if "gateway_query_workers" in d:
+        wr = d["workers_rate_ratio"]
+        wins = sum(r > 1 for r in d["workers_rate_ratios"])
+        rows += [
+            f"A/B of `--workers {d['workers']}` against one process, same repetitions: rate "
+            f"**{wr:.2f}x** ({d['workers_rate_ratio_min']:.2f}-{d['workers_rate_ratio_max']:.2f}; "
+            f"{d['workers_rate_ratio_of_grpc']:.0%} of gRPC), p50 "
+            f"{d['workers_p50_delta_ms']:+.2f} ms ({d['workers_p50_delta_ms_min']:+.2f} to "
+            f"{d['workers_p50_delta_ms_max']:+.2f}): a higher rate in {wins} of "
+            f"{len(d['workers_rate_ratios'])} repetitions. The default stays one process.",
+            "",
+        ]
+    if call is not None:
+        rows += _gateway_grpc_call(call)
+    return rows
+
+
+def _gateway_grpc_call(c: dict[str, Any]) -> list[str]:
+    # tests/bench/test_gateway_bench.py::test_gateway_grpc_call_variants: the gateway's Resolve
+    # call against the alternatives tried, in one process, interleaved rounds.
+    labels = {
+        "aio": "grpc.aio stub (the gateway's)",
+        "aio_options": "grpc.aio, more channel options (" + ", ".join(c["extra_options"]) + ")",
+        "aio_raw_bytes": "grpc.aio raw-bytes multicallable, request encoded by hand",
+        "sync_in_pool": f"sync stub via run_in_executor ({c['pool_threads']} threads)",
+    }
+    rows = [
+        f"The gateway's gRPC call against the alternatives tried, in one uvloop process against "
+        f"the ingestor, {c['rounds']} interleaved rounds of {c['sequential']} calls at 1 in "
+        f"flight and {c['concurrency']} in flight (client CPU per call; ratio to the gateway's "
+        f"call within each round, median, min-max):",
+        "",
+        "| call | p50 | CPU per call, 1 in flight | ratio | CPU per call, 16 in flight | ratio "
+        "| kept |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, label in labels.items():
+        r = c[name]
+        if name == "aio":
+            verdict = "yes (today's)"
+        else:
+            cheaper = (r["client_cpu_us_per_call_1_ratio_max"] < 1
+                       and r["client_cpu_us_per_call_16_ratio_max"] < 1)  # fmt: skip
+            verdict = "would be: cheaper in every round" if cheaper else "no: not cheaper"
+        rows.append(
+            f"| {label} | {r['p50_ms']:.2f} ms | {r['client_cpu_us_per_call_1']:.0f} us "
+            f"({r['client_cpu_us_per_call_1_min']:.0f}-{r['client_cpu_us_per_call_1_max']:.0f}) "
+            f"| {r['client_cpu_us_per_call_1_ratio']:.2f} "
+            f"({r['client_cpu_us_per_call_1_ratio_min']:.2f}-"
+            f"{r['client_cpu_us_per_call_1_ratio_max']:.2f}) | "
+            f"{r['client_cpu_us_per_call_16']:.0f} us | "
+            f"{r['client_cpu_us_per_call_16_ratio']:.2f} "
+            f"({r['client_cpu_us_per_call_16_ratio_min']:.2f}-"
+            f"{r['client_cpu_us_per_call_16_ratio_max']:.2f}) | {verdict} |"
+        )
+    rows.append("")
     return rows
 
 
@@ -656,7 +715,7 @@ SECTIONS: list[tuple[tuple[str, ...], Callable[..., list[str]]]] = [
     (("ingestor", "reads"), _ingestor),
     (("scaling",), _scaling),
     (("wallet",), _wallet),
-    (("gateway",), _gateway),
+    (("gateway", "gateway_grpc_call"), _gateway),
     (("log",), _log),
     (("lattice",), _lattice),
 ]

@@ -1,6 +1,7 @@
 """stemedb.gateway: HTTP/JSON and the explorer web page over the writer and the ingestor.
 
-``stemedb-gateway`` (:mod:`stemedb.gateway.__main__`) serves :func:`build_app` with uvicorn.
+``stemedb-gateway`` (:mod:`stemedb.gateway.__main__`, :mod:`stemedb.gateway._server`) serves
+:func:`build_app` with uvicorn.
 The routes, JSON shapes and status mapping are DESIGN section 10; docs/gateway.md is the manual.
 """
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from stemedb.gateway._backends import Backends
 from stemedb.gateway._config import GatewayConfig
 from stemedb.gateway._errors import GatewayError, problem_response
 from stemedb.gateway._fast import FastRouter
-from stemedb.gateway._metrics import GatewayMetrics, MetricsMiddleware
+from stemedb.gateway._metrics import GatewayMetrics, MetricsMiddleware, exposition
 from stemedb.gateway._openapi import openapi_document, render_docs
 from stemedb.gateway._routes import Handlers
 from stemedb.runtime import log_event
@@ -80,7 +80,7 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
         return call
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi_endpoint(request: Request) -> Response:
         return JSONResponse(doc)

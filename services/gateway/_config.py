@@ -10,9 +10,10 @@ from pathlib import Path
 from stemedb.client._channel import DEFAULT_STORE, DEFAULT_WRITER, TlsConfig
 from stemedb.runtime import EnvArgumentParser, parse_host_port
 
-__all__ = ["DEFAULT_LISTEN", "GatewayConfig", "build_parser", "config_from_args"]
+__all__ = ["DEFAULT_LISTEN", "WORKERS_MAX", "GatewayConfig", "build_parser", "config_from_args"]
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+WORKERS_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -21,9 +22,11 @@ class GatewayConfig:
 
     ``wallet`` routes every write through a wallet (a WriterService signing proxy) instead of
     the writer. Bounds: ``body_bytes_max`` per request body (413 beyond), ``body_read_seconds`` to
-    receive a body (408 beyond), ``request_timeout_seconds`` is the default deadline of the gRPC
+    receive a body (408 beyond), ``head_read_seconds`` to receive a request's head (408 and the
+    connection closed beyond), ``request_timeout_seconds`` is the default deadline of the gRPC
     calls a request makes (a client may ask for less with ``X-Stemedb-Timeout``), and
-    ``connections_max`` bounds concurrent connections (503 beyond)."""
+    ``connections_max`` bounds concurrent connections per worker (503 beyond). ``workers``
+    serving processes share the listening socket (uvicorn's workers), each with its own channels."""
 
     listen: str = DEFAULT_LISTEN
     writer: str = DEFAULT_WRITER
@@ -33,9 +36,11 @@ class GatewayConfig:
     request_timeout_seconds: float = 10.0
     body_bytes_max: int = 16 * 1024 * 1024
     body_read_seconds: float = 30.0
+    head_read_seconds: float = 10.0
     keep_alive_seconds: float = 5.0
     connections_max: int = 1024
     shutdown_seconds: float = 20.0
+    workers: int = 1
     log_level: str = "info"
     log_format: str = "auto"  # json, console, or auto (console on a terminal), as every service
 
@@ -149,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time to receive a request body (default 30)",
     )
     p.add_argument(
+        "--head-read-seconds",
+        metavar="SECONDS",
+        type=_positive,
+        default=d.head_read_seconds,
+        help="time to receive a request's line and headers, from the connection or from their "
+        "first byte (default 10)",
+    )
+    p.add_argument(
         "--keep-alive-seconds",
         metavar="SECONDS",
         type=_positive,
@@ -161,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=d.connections_max,
         help="concurrent connections (default 1024)",
+    )
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive_int,
+        default=d.workers,
+        help=f"serving processes on the one --listen socket (default 1, at most {WORKERS_MAX}); "
+        "each keeps its own channels and metrics: /metrics answers for the worker that took "
+        "the scrape",
     )
     p.add_argument(
         "--log-level",
@@ -200,6 +222,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         tls = _tls(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.workers > WORKERS_MAX:
+        parser.error(f"--workers: {args.workers} is more than the limit of {WORKERS_MAX}")
     return GatewayConfig(
         listen=args.listen,
         writer=args.writer,
@@ -209,8 +233,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> GatewayConfig:
         request_timeout_seconds=args.request_timeout,
         body_bytes_max=args.body_bytes_max,
         body_read_seconds=args.body_read_seconds,
+        head_read_seconds=args.head_read_seconds,
         keep_alive_seconds=args.keep_alive_seconds,
         connections_max=args.connections_max,
+        workers=args.workers,
         log_level=args.log_level,
         log_format=args.log_format,
     )

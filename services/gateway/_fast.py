@@ -76,7 +76,8 @@ class FastRouter:
         i = len(self._templated)
 
         def group(m: re.Match[str]) -> str:
-            return f"(?P<{m.group(1)}_{i}>{'.*' if m.group(2) else '[^/]+'})"
+            # A {name:path} parameter is any characters, newlines too (a subject may hold one).
+            return f"(?P<{m.group(1)}_{i}>{'(?s:.*)' if m.group(2) else '[^/]+'})"
 
         literal = re.escape(path).replace(r"\{", "{").replace(r"\}", "}")
         self._templated.append((method, template, endpoint))

@@ -2,17 +2,26 @@
 
 Label sets are bounded: ``route`` is the route's template (``/v1/records/{hash}``), never the
 path a client sent, and ``other`` for paths that match no route.
+
+With ``--workers N`` (N > 1) every worker writes its values to files in a directory named by
+``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen when the library is
+first imported; the supervisor sets the variable before it spawns the workers), and /metrics, in
+whichever worker answers it, sums them over all the workers.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["GatewayMetrics", "MetricsMiddleware"]
+__all__ = ["MULTIPROCESS_DIR_ENV", "GatewayMetrics", "MetricsMiddleware", "exposition"]
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +64,17 @@ class GatewayMetrics:
             ["reason"],
             registry=registry,
         )
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The text exposition of /metrics: this process's registry, or, in multiprocess mode (see
+    the module), the sum over every worker's files."""
+    directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if not directory:
+        return generate_latest(registry)
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(merged)
 
 
 class MetricsMiddleware:

@@ -136,3 +136,21 @@ def test_json_body_is_byte_for_byte_starlettes_json_response() -> None:
         assert resp.content == '{"route":"é"}'.encode()
         assert resp.headers["content-type"] == "application/json"
         assert resp.headers["content-length"] == str(len(resp.content))
+
+
+def test_a_path_parameter_may_hold_a_newline() -> None:
+    """Found by make fuzz's schemathesis run: /v1/subjects/{subject} with a newline in the
+    subject fell through to Starlette, whose path pattern stops at a newline, and was a 404."""
+    router, _ = _router()
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=router)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            return await client.get("/v1/subjects/line%0Aand%0Dmore/x")
+
+    r = asyncio.run(run())
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "route": "GET /v1/subjects/{subject:path}",
+        "params": {"subject": "line\nand\rmore/x"},
+    }

@@ -161,6 +161,15 @@ def test_unknown_subject_is_an_empty_list(gw: GatewayStack) -> None:
     assert r.json()["resolutions"] == [] and r.json()["next_page_token"] == ""
 
 
+def test_a_subject_with_a_newline_is_an_empty_list_not_404(gw: GatewayStack) -> None:
+    """Found by make fuzz's schemathesis run: a newline in the subject was 404 "no route" (an
+    answer the route does not declare). No record can have such a subject (the writer refuses
+    control characters), so it is the empty list of any unknown subject."""
+    r = get(gw, "/v1/subjects/line%0Abreak")
+    assert r.status_code == 200, r.text
+    assert r.json()["resolutions"] == [] and r.json()["next_page_token"] == ""
+
+
 def test_refusals_are_problem_json_naming_the_field(gw: GatewayStack) -> None:
     key = AgentKey.generate()
     good = signed_assertion_json(key, "E1", "p", "v")
@@ -339,12 +348,50 @@ def test_flags_from_environment_backend_down_and_sigterm(tmp_path: Path) -> None
         assert body["backend"] == "writer" and body["grpc_status"] == "UNAVAILABLE"
         body = problem(httpx.get(url + "/v1/subjects/S", timeout=30), 503)
         assert body["backend"] == "store"
+        for path in ("/v1/query", "/query"):
+            q = httpx.get(url + path, params={"subject": "S", "predicate": "p"}, timeout=30)
+            body = problem(q, 503)
+            assert body["backend"] == "store" and body["grpc_status"] == "UNAVAILABLE", body
+            assert "the store is unavailable" in body["detail"], body
     finally:
         proc.terminate()
         code = proc.wait(timeout=30)
         log.close()
     assert code == 0, (tmp_path / "gw.log").read_text()
     assert "gateway stopped" in (tmp_path / "gw.log").read_text()
+
+
+def test_a_backend_that_never_answers_is_504_within_the_deadline(tmp_path: Path) -> None:
+    """The ingestor's port accepts connections and says nothing (a hung process, a black-holed
+    path): /v1/query answers 504 by its deadline, /healthz 503 by its own bound."""
+    from tests.gateway.gwstack import Gateway
+    from tests.support import free_port
+
+    port = free_port()
+    silent = socket.create_server(("127.0.0.1", port))  # the kernel accepts; nobody answers
+    try:
+        g = Gateway(tmp_path / "gw.log", "--writer", f"127.0.0.1:{port}",
+                    "--store", f"127.0.0.1:{port}")  # fmt: skip
+        try:
+            g.wait_listening()
+            start = time.monotonic()
+            r = httpx.get(
+                g.url + "/v1/query",
+                params={"subject": "S", "predicate": "p"},
+                headers={"X-Stemedb-Timeout": "1"},
+                timeout=30,
+            )
+            body = problem(r, 504)
+            assert body["grpc_status"] == "DEADLINE_EXCEEDED" and body["backend"] == "store"
+            assert time.monotonic() - start < 10
+            start = time.monotonic()
+            h = httpx.get(g.url + "/healthz", timeout=30)
+            assert h.status_code == 503 and time.monotonic() - start < 10, h.text
+            assert h.json()["backends"] == {"writer": "UNREACHABLE", "store": "UNREACHABLE"}
+        finally:
+            g.kill()
+    finally:
+        silent.close()
 
 
 def test_bad_flags_exit_2_naming_the_flag() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,8 +23,11 @@ from schemathesis.checks import (
 from tests.gateway.gwstack import GatewayStack, running_gateway
 from tests.support import wait_until
 
-# A short run in the suite; STEMEDB_FUZZ_EXAMPLES raises it (make fuzz).
+# A short run in the suite; STEMEDB_FUZZ_EXAMPLES raises it (make fuzz). STEMEDB_FUZZ_OPERATIONS,
+# a regular expression matched against "METHOD /path", runs only the operations it matches (to
+# replay one, or to split a long run over several processes).
 EXAMPLES = int(os.environ.get("STEMEDB_FUZZ_EXAMPLES", "12"))
+OPERATIONS = re.compile(os.environ.get("STEMEDB_FUZZ_OPERATIONS", ".*"))
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +71,22 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     )
 
 
+# The suite's 300 s per test is for the short run; make fuzz's long one takes an hour or more.
+@pytest.mark.timeout(300 if EXAMPLES <= 100 else 8 * 3600)
 def test_api_conforms(gw: GatewayStack) -> None:
-    """Every operation with generated inputs (derandomized: the same cases on every run)."""
+    """Every operation with generated inputs (derandomized: the same cases on every run). Every
+    operation runs even when one fails, so that one run (make fuzz) reports every failure."""
     api = schemathesis.openapi.from_url(gw.url + "/openapi.json")
     checks = [no_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance, response_headers_conformance]  # fmt: skip
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) >= 19
+    operations = [op for op in operations if OPERATIONS.fullmatch(f"{op.method.upper()} {op.path}")]
+    assert operations, f"STEMEDB_FUZZ_OPERATIONS {OPERATIONS.pattern!r} matches no operation"
 
+    failures: list[str] = []
+    calls = 0
+    start = time.monotonic()
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -82,9 +95,30 @@ def test_api_conforms(gw: GatewayStack) -> None:
             suppress_health_check=list(HealthCheck),
         )  # fmt: skip
         def run(case: Any) -> None:
-            case.call_and_validate(headers={"X-Stemedb-Timeout": "0.5"}, checks=checks)
+            nonlocal calls
+            calls += 1
+            # A min_lsn the log has not reached waits out the deadline and answers 504, which
+            # the check allows: a short deadline keeps the long run (make fuzz) to minutes.
+            timeout = "0.05" if (case.query or {}).get("min_lsn") else "0.5"
+            case.call_and_validate(headers={"X-Stemedb-Timeout": timeout}, checks=checks)
 
-        run()
+        t0 = time.monotonic()
+        try:
+            run()
+        # Collected and reported together below; schemathesis raises its findings as a
+        # FailureGroup, a BaseExceptionGroup, so Exception alone would miss them.
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+            print(f"FAILED {failures[-1]}", flush=True)  # now: a long run may be cut short
+        print(
+            f"  {operation.method.upper()} {operation.path}: {time.monotonic() - t0:.1f} s",
+            flush=True,
+        )
+    print(
+        f"\nschemathesis: {len(operations)} operations, up to {EXAMPLES} examples each, "
+        f"{calls} calls, {time.monotonic() - start:.0f} s, {len(failures)} failing operations"
+    )
+    assert not failures, "\n\n".join(failures)
 
 
 def _conforms(doc: dict[str, Any], path: str, method: str, response: httpx.Response) -> None:
