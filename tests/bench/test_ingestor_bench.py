@@ -211,7 +211,18 @@ def test_ingestor_bench() -> None:
             rss: dict[str, int] = {}
             for fraction in (0.25, 0.5, 1.0):
                 lsn = max(1, int(RECORDS * fraction))
-                store.Get(store_pb2.GetRequest(key=b"-", min_lsn=lsn), timeout=3600)
+                # A min_lsn wait is capped (--min-lsn-wait-seconds-max, 30 s): poll instead.
+                wait_until(
+                    lambda t=lsn: (
+                        store.Get(  # type: ignore[misc]
+                            store_pb2.GetRequest(key=b"-"), timeout=10
+                        ).applied_lsn
+                        >= t
+                    ),
+                    3600,
+                    f"the ingestor to apply LSN {lsn}",
+                    0.05,
+                )
                 rss[f"{int(fraction * 100)}%"] = harness.rss_bytes(proc.pid)
             apply_seconds = time.perf_counter() - started
             results["process_apply_records_per_second"] = RECORDS / apply_seconds
