@@ -36,8 +36,24 @@ def _static_dir() -> str:
     return str(files("stemedb.gateway") / "static")
 
 
+def _refusal(exc: Exception, template: str, path: str, metrics: GatewayMetrics) -> Response:
+    """A handler's exception as its answer: a GatewayError as problem+json (counting refused
+    bodies), anything else logged and answered 500."""
+    if isinstance(exc, GatewayError):
+        if exc.status == 413:
+            metrics.body_refused.labels("too_large").inc()
+        elif exc.status == 408:
+            metrics.body_refused.labels("too_slow").inc()
+        return problem_response(exc, instance=path)
+    _log.error("unhandled error in %s", template, exc_info=exc)
+    return problem_response(
+        GatewayError(500, "internal error in the gateway; see its log"), instance=path
+    )
+
+
 def _endpoint(template: str, handler: Endpoint, metrics: GatewayMetrics) -> Endpoint:
-    """Name the request's route for the metrics and render refusals as problem+json."""
+    """For Starlette's routes: name the request's route for the metrics and render refusals as
+    problem+json (the fast path does both itself)."""
 
     template = template.replace(":path", "")
 
@@ -45,18 +61,8 @@ def _endpoint(template: str, handler: Endpoint, metrics: GatewayMetrics) -> Endp
         request.scope["stemedb.route"] = template
         try:
             return await handler(request)
-        except GatewayError as exc:
-            if exc.status == 413:
-                metrics.body_refused.labels("too_large").inc()
-            elif exc.status == 408:
-                metrics.body_refused.labels("too_slow").inc()
-            return problem_response(exc, instance=request.url.path)
-        except Exception:
-            _log.exception("unhandled error in %s", template)
-            return problem_response(
-                GatewayError(500, "internal error in the gateway; see its log"),
-                instance=request.url.path,
-            )
+        except Exception as exc:
+            return _refusal(exc, template, request.url.path, metrics)
 
     return endpoint
 
@@ -145,6 +151,10 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backends = Backends(config)
         state["handlers"] = Handlers(config, backends, metrics)
+        # The fast path calls the handlers' methods directly, bound once here.
+        fast.clear()
+        for method, path, name in table:
+            fast.add(method, path, getattr(state["handlers"], name))
         log_event(
             _log, logging.INFO, "gateway serving", listen=config.listen,
             writer=config.write_target, store=config.store,
@@ -158,7 +168,7 @@ def build_app(config: GatewayConfig, registry: CollectorRegistry | None = None) 
     exception_handlers: dict[Any, Any] = {HTTPException: http_error}
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    fast = FastRouter(app, metrics)
-    for method, path, name in table:
-        fast.add(method, path, _endpoint(path, bound(name), metrics))
+    fast = FastRouter(
+        app, metrics, lambda exc, template, path: _refusal(exc, template, path, metrics)
+    )
     return fast

@@ -12,12 +12,12 @@ answers 404 and 405 as problem+json.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,20 +30,22 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+# What an endpoint's exception becomes: (exception, route template, request path) -> response.
+Refuse = Callable[[Exception, str, str], Response]
 
-# Starlette's JSONResponse encoding (compact, UTF-8, no NaN), with the encoder built once.
-_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _JSON_TYPE = (b"content-type", b"application/json")
 
 
 class JSONBody(Response):
-    """Starlette's ``JSONResponse``, same bytes and headers, built without its generic header
-    machinery: the body encoded once and the raw headers written directly."""
+    """Starlette's ``JSONResponse`` (the same headers; the same compact UTF-8 body, except that
+    a float may be spelled differently, ``1e-7`` for ``1e-07``, and a non-finite one is
+    ``null``), encoded by orjson in about a tenth of the time of the json module, its raw
+    headers written directly rather than through Starlette's header machinery."""
 
     media_type = "application/json"
 
     def __init__(self, content: Any, status_code: int = 200) -> None:
-        body = _encode_json(content).encode()
+        body = orjson.dumps(content)
         self.status_code = status_code
         self.body = body
         self.background = None
@@ -57,14 +59,24 @@ _PARAM = re.compile(r"\{([a-z_]+)(:path)?\}")
 class FastRouter:
     """An ASGI app: the API routes here, everything else to ``fallback`` (see the module)."""
 
-    def __init__(self, fallback: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, fallback: ASGIApp, metrics: GatewayMetrics, refuse: Refuse | None = None
+    ) -> None:
         self.fallback = fallback
         self.metrics = metrics
+        self.refuse = refuse
         self._exact: dict[tuple[str, str], tuple[str, Endpoint]] = {}
         self._templated: list[tuple[str, str, Endpoint]] = []
         self._alternatives: list[str] = []
         self._pattern: re.Pattern[str] | None = None
         self._observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
+
+    def clear(self) -> None:
+        """Forget every route (the app routes its handlers anew each time it starts)."""
+        self._exact.clear()
+        self._templated.clear()
+        self._alternatives.clear()
+        self._pattern = None
 
     def add(self, method: str, path: str, endpoint: Endpoint) -> None:
         """Route ``method path`` (Starlette's syntax: ``/v1/records/{hash}``,
@@ -135,7 +147,12 @@ class FastRouter:
         scope["path_params"] = params
         status = 500
         try:
-            response = await endpoint(Request(scope, receive))
+            try:
+                response = await endpoint(Request(scope, receive))
+            except Exception as exc:
+                if self.refuse is None:
+                    raise
+                response = self.refuse(exc, template, scope["path"])
             status = response.status_code
             await send(
                 {"type": "http.response.start", "status": status, "headers": response.raw_headers}

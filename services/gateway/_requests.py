@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -130,8 +131,19 @@ def batch_of_body(body: Any, records_max: int) -> list[records_pb2.Record]:
     return out
 
 
+def _query(request: Request) -> dict[str, str]:
+    """The query parameters, parsed once per request as Starlette's ``QueryParams`` does
+    (Latin-1, blank values kept, the last of a repeated name), without its multi-dict."""
+    scope = request.scope
+    params: dict[str, str] | None = scope.get("stemedb.query")
+    if params is None:
+        query = scope["query_string"].decode("latin-1")
+        params = scope["stemedb.query"] = dict(parse_qsl(query, keep_blank_values=True))
+    return params
+
+
 def str_param(request: Request, name: str, *, required: bool) -> str:
-    value = request.query_params.get(name, "")
+    value = _query(request).get(name, "")
     if required and not value:
         raise GatewayError(400, f"{name}: query parameter is required", field=name)
     return value
@@ -141,7 +153,7 @@ def uint_param(
     request: Request, name: str, *, bits: int = 64, required: bool = False, minimum: int = 0
 ) -> int:
     """An unsigned integer query parameter; absent or empty is 0 unless ``required``."""
-    raw = request.query_params.get(name)
+    raw = _query(request).get(name)
     if raw is None or raw == "":
         if required:
             raise GatewayError(400, f"{name}: query parameter is required", field=name)

@@ -10,6 +10,7 @@ CLI's ``--json`` are this form (DESIGN section 10).
 
 from __future__ import annotations
 
+import keyword
 import math
 from collections.abc import Callable
 from typing import Any
@@ -17,89 +18,92 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from stemedb.jsonrecord import record_to_json
+from stemedb.jsonrecord import assertion_to_json, epoch_to_json, record_to_json, vote_to_json
 from stemedb.v1 import records_pb2
 
 __all__ = ["message_to_json"]
 
-_RECORD_KINDS = {
-    records_pb2.Assertion.DESCRIPTOR.full_name: "assertion",
-    records_pb2.Vote.DESCRIPTOR.full_name: "vote",
-    records_pb2.Epoch.DESCRIPTOR.full_name: "epoch",
+ToJson = Callable[[Any], dict[str, Any]]
+
+# Per message type (full name), its converter: a function compiled once from the descriptor, one
+# straight-line statement per field (see _compile), so a response is a walk of attribute reads
+# and at most one call per field, with no per-field dispatch at run time.
+_CONVERTERS: dict[str, ToJson] = {
+    records_pb2.Record.DESCRIPTOR.full_name: record_to_json,
+    records_pb2.Assertion.DESCRIPTOR.full_name: assertion_to_json,
+    records_pb2.Vote.DESCRIPTOR.full_name: vote_to_json,
+    records_pb2.Epoch.DESCRIPTOR.full_name: epoch_to_json,
 }
+_COMPILING: set[str] = set()
 
 
-_SCALAR, _REPEATED, _MAP, _MESSAGE, _OPTIONAL = range(5)
-Converter = Callable[[Any], Any] | None  # None: the value is its own JSON
-# Per message type, its fields as (name, mode, converter), worked out once from the descriptor:
-# the per-request walk is then a getattr and at most one call per field.
-_PLANS: dict[str, list[tuple[str, int, Converter]]] = {}
-
-
-def _hex(value: bytes) -> str:
-    return value.hex()
-
-
-def _finite(value: float) -> float | None:
-    # JSON has no NaN or infinity; no stored figure is non-finite, but never emit invalid JSON.
-    return value if math.isfinite(value) else None
-
-
-def _converter(field: Any) -> Converter:
+def _value(field: Any, read: str, env: dict[str, Any]) -> str:
+    """The expression for one value of ``field`` read by ``read`` (evaluated once), with what it
+    needs bound in ``env``: bytes as hex, enums by name, non-finite floats as null (JSON has no
+    NaN; no stored figure is one, but never emit invalid JSON), messages by their converter."""
     if field.type == FieldDescriptor.TYPE_BYTES:
-        return _hex
+        return f"{read}.hex()"
     if field.type == FieldDescriptor.TYPE_ENUM:
-        names = {v.number: v.name for v in field.enum_type.values}
-        return lambda number: names.get(number, number)
+        name = f"enum_{len(env)}"
+        env[name] = {v.number: v.name for v in field.enum_type.values}
+        return f"{name}.get(n := {read}, n)"
     if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        return _finite
+        return f"(x if isfinite(x := {read}) else None)"
     if field.type == FieldDescriptor.TYPE_MESSAGE:
+        name = f"convert_{len(env)}"
+        env[name] = _converter(field.message_type)
+        return f"{name}({read})"
+    return read
+
+
+def _converter(descriptor: Any) -> ToJson:
+    """The converter of one message type, compiled on first use; while its own fields are being
+    compiled (a recursive type), the dispatch of :func:`message_to_json` stands in."""
+    convert = _CONVERTERS.get(descriptor.full_name)
+    if convert is not None:
+        return convert
+    if descriptor.full_name in _COMPILING:
         return message_to_json
-    return None
+    _COMPILING.add(descriptor.full_name)
+    try:
+        convert = _CONVERTERS[descriptor.full_name] = _compile(descriptor)
+    finally:
+        _COMPILING.discard(descriptor.full_name)
+    return convert
 
 
-def _plan(descriptor: Any) -> list[tuple[str, int, Converter]]:
-    plan = []
+def _compile(descriptor: Any) -> ToJson:
+    """The converter of one message type, as Python source compiled once: fields in descriptor
+    order; scalars always present, a message or optional field only when set, repeated fields
+    as lists, maps as objects with string keys."""
+    env: dict[str, Any] = {"isfinite": math.isfinite}
+    body = ["def convert(m):", "    out = {}"]
     field: Any
     for field in descriptor.fields:
+        name = field.name
+        read = f"getattr(m, {name!r})" if keyword.iskeyword(name) else f"m.{name}"
+        key = repr(name)
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            plan.append((field.name, _MAP, _converter(field.message_type.fields_by_name["value"])))
+            value = _value(field.message_type.fields_by_name["value"], "v", env)
+            body.append(f"    out[{key}] = {{str(k): {value} for k, v in {read}.items()}}")
         elif field.is_repeated:
-            plan.append((field.name, _REPEATED, _converter(field)))
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            plan.append((field.name, _MESSAGE, _converter(field)))
-        elif field.has_presence:
-            plan.append((field.name, _OPTIONAL, _converter(field)))
+            value = _value(field, "v", env)
+            items = f"list({read})" if value == "v" else f"[{value} for v in {read}]"
+            body.append(f"    out[{key}] = {items}")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE or field.has_presence:
+            body.append(f"    if m.HasField({key}):")
+            body.append(f"        out[{key}] = {_value(field, read, env)}")
         else:
-            plan.append((field.name, _SCALAR, _converter(field)))
-    return plan
+            body.append(f"    out[{key}] = {_value(field, read, env)}")
+    body.append("    return out")
+    exec(compile("\n".join(body), f"<message_to_json {descriptor.full_name}>", "exec"), env)
+    convert: ToJson = env["convert"]
+    return convert
 
 
 def message_to_json(msg: Message) -> dict[str, Any]:
     """The JSON object of ``msg`` (see the module docstring)."""
-    name = msg.DESCRIPTOR.full_name
-    plan = _PLANS.get(name)
-    if plan is None:
-        if name == records_pb2.Record.DESCRIPTOR.full_name:
-            return record_to_json(msg)  # type: ignore[arg-type]
-        if name in _RECORD_KINDS:
-            kind = _RECORD_KINDS[name]
-            record = records_pb2.Record()
-            getattr(record, kind).CopyFrom(msg)
-            body: dict[str, Any] = record_to_json(record)[kind]
-            return body
-        plan = _PLANS[name] = _plan(msg.DESCRIPTOR)
-    out: dict[str, Any] = {}
-    for field_name, mode, convert in plan:
-        value = getattr(msg, field_name)
-        if mode == _SCALAR:
-            out[field_name] = value if convert is None else convert(value)
-        elif mode == _REPEATED:
-            out[field_name] = list(value) if convert is None else [convert(v) for v in value]
-        elif mode == _MAP:
-            out[field_name] = {
-                str(k): (v if convert is None else convert(v)) for k, v in value.items()
-            }
-        elif msg.HasField(field_name):  # _MESSAGE or _OPTIONAL: left out when unset
-            out[field_name] = value if convert is None else convert(value)
-    return out
+    convert = _CONVERTERS.get(msg.DESCRIPTOR.full_name)
+    if convert is None:
+        convert = _converter(msg.DESCRIPTOR)
+    return convert(msg)

@@ -16,7 +16,13 @@ from typing import Any
 from stemedb.errors import InvalidRecord
 from stemedb.v1 import records_pb2 as pb
 
-__all__ = ["record_from_json", "record_to_json"]
+__all__ = [
+    "assertion_to_json",
+    "epoch_to_json",
+    "record_from_json",
+    "record_to_json",
+    "vote_to_json",
+]
 
 
 def _hex(obj: dict[str, Any], key: str, field: str) -> bytes:
@@ -157,41 +163,53 @@ def _value_json(v: pb.Value) -> dict[str, Any]:
     return {}
 
 
+def assertion_to_json(a: pb.Assertion) -> dict[str, Any]:
+    """The JSON form of an Assertion: a Record's ``assertion`` body."""
+    body: dict[str, Any] = {
+        "subject": a.subject,
+        "predicate": a.predicate,
+        "object": _value_json(a.object),
+        "confidence": a.confidence,
+        "source_hash": a.source_hash.hex(),
+    }
+    if a.HasField("visual_hash"):
+        body["visual_hash"] = a.visual_hash.to_bytes(8, "big").hex()
+    if a.epoch:
+        body["epoch"] = a.epoch.hex()
+    body["signatures"] = _sigs_json(a.signatures)
+    return body
+
+
+def vote_to_json(v: pb.Vote) -> dict[str, Any]:
+    """The JSON form of a Vote: a Record's ``vote`` body."""
+    vote: dict[str, Any] = {
+        "assertion_hash": v.assertion_hash.hex(),
+        "agent_id": v.agent_id.hex(),
+        "weight": v.weight,
+        "signature": v.signature.hex(),
+    }
+    if v.sequence:
+        vote["sequence"] = v.sequence
+    return vote
+
+
+def epoch_to_json(e: pb.Epoch) -> dict[str, Any]:
+    """The JSON form of an Epoch: a Record's ``epoch`` body."""
+    body: dict[str, Any] = {"name": e.name, "description": e.description}
+    if e.supersedes:
+        body["supersedes"] = e.supersedes.hex()
+    body["supersession_type"] = pb.SupersessionType.Name(e.supersession_type)
+    body["signatures"] = _sigs_json(e.signatures)
+    return body
+
+
 def record_to_json(r: pb.Record) -> dict[str, Any]:
     """The JSON form of a Record (inverse of record_from_json)."""
     kind = r.WhichOneof("kind")
     if kind == "assertion":
-        a = r.assertion
-        body: dict[str, Any] = {
-            "subject": a.subject,
-            "predicate": a.predicate,
-            "object": _value_json(a.object),
-            "confidence": a.confidence,
-            "source_hash": a.source_hash.hex(),
-        }
-        if a.HasField("visual_hash"):
-            body["visual_hash"] = a.visual_hash.to_bytes(8, "big").hex()
-        if a.epoch:
-            body["epoch"] = a.epoch.hex()
-        body["signatures"] = _sigs_json(a.signatures)
-        return {"assertion": body}
+        return {"assertion": assertion_to_json(r.assertion)}
     if kind == "vote":
-        v = r.vote
-        vote: dict[str, Any] = {
-            "assertion_hash": v.assertion_hash.hex(),
-            "agent_id": v.agent_id.hex(),
-            "weight": v.weight,
-            "signature": v.signature.hex(),
-        }
-        if v.sequence:
-            vote["sequence"] = v.sequence
-        return {"vote": vote}
+        return {"vote": vote_to_json(r.vote)}
     if kind == "epoch":
-        e = r.epoch
-        body = {"name": e.name, "description": e.description}
-        if e.supersedes:
-            body["supersedes"] = e.supersedes.hex()
-        body["supersession_type"] = pb.SupersessionType.Name(e.supersession_type)
-        body["signatures"] = _sigs_json(e.signatures)
-        return {"epoch": body}
+        return {"epoch": epoch_to_json(r.epoch)}
     return {}

@@ -2,13 +2,15 @@
 
 p50 latency with one request in flight, and requests/s with 16 in flight, both measured from
 this process: a grpc.aio client for Resolve, and a minimal keep-alive HTTP/1.1 client on asyncio
-streams for the gateway (so the client's own cost stays small next to the server's). The two are
-interleaved, REPETITIONS times each, on the same stack; the figures are medians with min and max,
-and the ratios are taken within each repetition. Targets: the gateway adds at most 0.5 ms at p50
-and holds at least 50% of the gRPC rate. A second gateway with ``--workers 2`` on the same stack
-is measured in the same repetitions (its A/B against the one-process gateway, alternating which
-of the two goes first). ``make bench`` runs it; results go to build/bench/gateway.json, rendered
-by tools/bench_report.py (``_gateway``).
+streams for the gateway (so the client's own cost stays small next to the server's). For the
+p50s the calls to the three (Resolve, each gateway) alternate one by one; the rates are measured
+one after the other; REPETITIONS times, on the same stack. The figures are medians with min and
+max, and the ratios and differences are taken within each repetition. Targets: the gateway adds
+at most 0.5 ms at p50 and holds at least 50% of the gRPC rate. A second gateway with
+``--workers 2`` on the same stack is measured in the same repetitions (its A/B against the
+one-process gateway, alternating which of the two goes first for the rates). ``make bench``
+runs it; results go to build/bench/gateway.json, rendered by tools/bench_report.py
+(``_gateway``).
 """
 
 from __future__ import annotations
@@ -62,16 +64,37 @@ class _Http:
         return await self.reader.readexactly(length)
 
 
-async def _measure(call: Any, clients: list[Any], pid: int) -> dict[str, float]:
-    """p50/p99 sequential, then requests/s at len(clients) in flight and the CPU that process
-    ``pid`` (the server called: the gateway, or the ingestor for Resolve) spent per request."""
-    for _ in range(200):  # warm up
-        await call(clients[0])
-    samples = []
-    for _ in range(SEQUENTIAL):
-        t = time.perf_counter()
-        await call(clients[0])
-        samples.append(time.perf_counter() - t)
+async def _p50s(calls: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, float]]:
+    """p50 and p99 of each ``name: (call, client)`` at one request in flight, the calls
+    interleaved one by one (the first of each turn rotating), so that the machine's drift and
+    bursts of noise fall on all of them alike and the differences of their p50s are the servers'
+    own; measuring them in blocks one after the other made those differences swing by 1 ms
+    between repetitions on this machine."""
+    names = list(calls)
+    for name in names:
+        call, client = calls[name]
+        for _ in range(200):  # warm up
+            await call(client)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(SEQUENTIAL):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            call, client = calls[name]
+            t = time.perf_counter()
+            await call(client)
+            samples[name].append(time.perf_counter() - t)
+    return {
+        name: {
+            "p50_ms": statistics.median(s) * 1000,
+            "p99_ms": statistics.quantiles(s, n=100)[98] * 1000,
+        }
+        for name, s in samples.items()
+    }
+
+
+async def _rate(call: Any, clients: list[Any], pid: int) -> dict[str, float]:
+    """Requests/s at len(clients) in flight for RATE_SECONDS, and the CPU that process ``pid``
+    (the server called: the gateway, or the ingestor for Resolve) spent per request."""
     done = 0
     end = time.monotonic() + RATE_SECONDS
 
@@ -84,8 +107,6 @@ async def _measure(call: Any, clients: list[Any], pid: int) -> dict[str, float]:
     start, cpu = time.monotonic(), tree_cpu_seconds(pid)
     await asyncio.gather(*(worker(c) for c in clients))
     return {
-        "p50_ms": statistics.median(samples) * 1000,
-        "p99_ms": statistics.quantiles(samples, n=100)[98] * 1000,
         "rps_16": done / (time.monotonic() - start),
         "server_cpu_us_per_request": (tree_cpu_seconds(pid) - cpu) / max(1, done) * 1e6,
     }
@@ -120,14 +141,20 @@ async def _run(
     grpc_runs: list[dict[str, float]] = []
     http_runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for i in range(REPETITIONS):  # interleaved: the noise of the machine hits all of them
-        grpc_runs.append(await _measure(resolve, [None] * CONCURRENCY, ingestor.proc.pid))
+        # Fresh connections each time: the gateway closes idle ones after --keep-alive-seconds.
+        conns = {name: await _Http.open(port) for name, (port, _) in targets.items()}
+        p50s = await _p50s({"grpc": (resolve, None)} | {n: (query, c) for n, c in conns.items()})
+        for c in conns.values():
+            c.writer.close()
+        grpc_runs.append(
+            p50s["grpc"] | await _rate(resolve, [None] * CONCURRENCY, ingestor.proc.pid)
+        )
         names = list(targets) if i % 2 == 0 else list(reversed(targets))
         for name in names:
             port, pid = targets[name]
-            # Fresh connections: the gateway closes idle ones after --keep-alive-seconds.
-            conns = [await _Http.open(port) for _ in range(CONCURRENCY)]
-            http_runs[name].append(await _measure(query, conns, pid))
-            for c in conns:
+            pool = [await _Http.open(port) for _ in range(CONCURRENCY)]
+            http_runs[name].append(p50s[name] | await _rate(query, pool, pid))
+            for c in pool:
                 c.writer.close()
     await channel.close()
     return grpc_runs, http_runs
