@@ -541,9 +541,10 @@ def _gateway(d: dict[str, Any], call: dict[str, Any] | None = None) -> list[str]
     rows = [
         "## Gateway (HTTP/JSON)",
         "",
-        f"`GET /v1/query` against the gRPC `Resolve` it wraps, same stack, interleaved, "
-        f"{g['repetitions']} repetitions: p50 and p99 with one request in flight, requests/s with "
-        f"{d['concurrency']} in flight (median, min-max).",
+        f"`GET /v1/query` against the gRPC `Resolve` it wraps, same stack, "
+        f"{g['repetitions']} repetitions: p50 and p99 with one request in flight (the calls to "
+        f"each alternating one by one), requests/s with {d['concurrency']} in flight (one after "
+        f"the other); median, min-max.",
         "",
         "| path | p50 | p99 | requests/s | CPU per request of the server called |",
         "| --- | --- | --- | --- | --- |",
