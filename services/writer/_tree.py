@@ -40,7 +40,7 @@ from pathlib import Path
 from stemedb import note
 from stemedb.errors import StemeError
 from stemedb.fsio import atomic_replace
-from stemedb.merkle import CompactRange, CompactRangeError, record_leaf_hash, suffix_leaf_hash
+from stemedb.merkle import CompactRange, CompactRangeError, record_leaf_hash, suffix_leaf_hashes
 from stemedb.runtime import log_event
 from stemedb.wal import WalError, WalReader, WalRecord
 from stemedb.walrecord import PayloadError, decode_payload
@@ -242,12 +242,14 @@ class LogTree:
     def _extend_to(self, durable: int, final: bool) -> None:
         tree = self._tree
         while tree.size < durable:
+            first = tree.size + 1
             with self._pending_lock:
                 suffixes: list[bytes] = []
-                while (s := self._pending.pop(tree.size + len(suffixes) + 1, None)) is not None:
-                    suffixes.append(s)
-            for suffix in suffixes:
-                tree.append(suffix_leaf_hash(tree.size + 1, suffix))
+                pop, add, lsn = self._pending.pop, suffixes.append, first
+                while (s := pop(lsn, None)) is not None:
+                    add(s)
+                    lsn += 1
+            tree.append_all(suffix_leaf_hashes(first, suffixes))
             if suffixes:
                 self._gap_since = None
                 continue

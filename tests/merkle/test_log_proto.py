@@ -42,8 +42,8 @@ def test_public_surfaces_are_pinned() -> None:
         "ProofError", "ProofRequestError", "check_consistency", "check_leaf_inclusion",
         "check_record_inclusion", "compact_range_at", "consistency_proof", "inclusion_proof",
         "leaf_bytes", "leaf_hash", "leaf_suffix", "node_hash", "node_key", "parse_node_key",
-        "record_leaf_hash", "root_at", "subtree_hash", "suffix_leaf_hash", "verify_consistency",
-        "verify_inclusion",
+        "record_leaf_hash", "root_at", "subtree_hash", "suffix_leaf_hash", "suffix_leaf_hashes",
+        "verify_consistency", "verify_inclusion",
     ])  # fmt: skip
     assert sorted(note.__all__) == sorted([
         "ALG_ED25519", "NOTE_BYTES_MAX", "NOTE_SIGNATURES_MAX", "Checkpoint",

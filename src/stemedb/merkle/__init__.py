@@ -30,6 +30,7 @@ from stemedb.merkle._leaf import (
     leaf_suffix,
     record_leaf_hash,
     suffix_leaf_hash,
+    suffix_leaf_hashes,
 )
 from stemedb.merkle._prove import (
     compact_range_at,
@@ -81,6 +82,7 @@ __all__ = [
     "root_at",
     "subtree_hash",
     "suffix_leaf_hash",
+    "suffix_leaf_hashes",
     "verify_consistency",
     "verify_inclusion",
 ]

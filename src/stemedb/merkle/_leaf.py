@@ -23,7 +23,14 @@ from stemedb import canonical
 from stemedb.merkle._hashing import LEAF_PREFIX, TREE_SIZE_MAX
 from stemedb.v1 import records_pb2 as pb
 
-__all__ = ["LEAF_TAG", "leaf_bytes", "leaf_suffix", "record_leaf_hash", "suffix_leaf_hash"]
+__all__ = [
+    "LEAF_TAG",
+    "leaf_bytes",
+    "leaf_suffix",
+    "record_leaf_hash",
+    "suffix_leaf_hash",
+    "suffix_leaf_hashes",
+]
 
 LEAF_TAG = b"stemedb.v1.Leaf\x00"
 
@@ -31,6 +38,7 @@ LEAF_TAG = b"stemedb.v1.Leaf\x00"
 _LEAF_HASH_HEAD = LEAF_PREFIX + LEAF_TAG
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+_NO_SIGNATURES = _U32.pack(0)
 
 
 def leaf_suffix(record: pb.Record, canonical_bytes: bytes | None = None) -> bytes:
@@ -51,6 +59,8 @@ def leaf_suffix(record: pb.Record, canonical_bytes: bytes | None = None) -> byte
             body = canonical.assertion_bytes(record.assertion)
         else:
             body = canonical.epoch_bytes(record.epoch)
+        if not message.signatures:  # an unsigned record: no pairs to walk
+            return body + _NO_SIGNATURES
         pairs = [(e.public_key, e.signature) for e in message.signatures]
     else:
         raise ValueError("record has no kind set")
@@ -82,6 +92,16 @@ def suffix_leaf_hash(lsn: int, suffix: bytes) -> bytes:
     ``leaf_hash(leaf_bytes(lsn, record))``, in one SHA-256 call."""
     _check_lsn(lsn)
     return hashlib.sha256(_LEAF_HASH_HEAD + _U64.pack(lsn) + suffix).digest()
+
+
+def suffix_leaf_hashes(first_lsn: int, suffixes: list[bytes]) -> list[bytes]:
+    """``[suffix_leaf_hash(first_lsn + i, s) for i, s in enumerate(suffixes)]``, with the LSN
+    range checked once (the writer's log tree hashes every record this way)."""
+    if suffixes:
+        _check_lsn(first_lsn)
+        _check_lsn(first_lsn + len(suffixes) - 1)
+    head, pack, sha256 = _LEAF_HASH_HEAD, _U64.pack, hashlib.sha256
+    return [sha256(head + pack(lsn) + s).digest() for lsn, s in enumerate(suffixes, first_lsn)]
 
 
 def record_leaf_hash(lsn: int, record: pb.Record) -> bytes:
