@@ -140,10 +140,11 @@ class Writer(Appender):
         verify, or a WalError; nothing is written unless every record passes.
         """
         await self.verify(admitted)
-        lsns = await self.commit(
-            wal_entries(admitted, job), [leaf_suffix(a.record, a.canonical) for a in admitted],
-            timeout_seconds,
-        )  # fmt: skip
+        # The leaves' suffixes only for a tree (the bench's writer without one does no tree work).
+        suffixes = (
+            [leaf_suffix(a.record, a.canonical) for a in admitted] if self._tree is not None else []
+        )
+        lsns = await self.commit(wal_entries(admitted, job), suffixes, timeout_seconds)
         # Every LSN up to durable_lsn is durable, so the tree of this size holds the records
         # (the log tree extends to it right after the group commit, docs/verifiable-log.md).
         tree_size = self._wal.durable_lsn
