@@ -155,6 +155,7 @@ class LogTree:
         tree_path = wal_dir / TREE_NAME
         checkpoint = _read_checkpoint(cp_path, signer.verifier, key_path)
         tree = _read_tree(tree_path)
+        behind = False
         if checkpoint is None:
             if tree is not None:
                 raise LogTreeError(
@@ -179,6 +180,7 @@ class LogTree:
                     f"{cp_path} names a tree of size {size} but the WAL {wal_dir} holds only "
                     f"{durable_lsn} durable records"
                 )
+            behind = tree.size < size  # TREE lags CHECKPOINT: write it at this size again
             _extend(tree, wal_dir, size)
             if tree.root() != root:
                 raise LogTreeError(
@@ -187,8 +189,10 @@ class LogTree:
                     f"{size}"
                 )
         signed = checkpoint.tree_size if checkpoint is not None else -1
+        unsaved = tree.copy() if behind else None
         _extend(tree, wal_dir, durable_lsn)  # the records durable since the last checkpoint
         log_tree = cls(wal_dir, signer, tree, sync, signed, durable, interval_seconds)
+        log_tree._unsaved = unsaved
         log_tree.advance()
         return log_tree
 

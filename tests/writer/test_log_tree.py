@@ -172,6 +172,36 @@ def test_a_checkpoint_that_does_not_match_the_log_refuses_start(tmp_path: Path) 
     assert (wal_dir / "CHECKPOINT").read_bytes() == good_checkpoint
 
 
+def test_a_tree_file_behind_its_checkpoint_is_caught_up_from_the_wal(tmp_path: Path) -> None:
+    """TREE lags CHECKPOINT by up to TREE_FILE_SECONDS (and a SIGKILL can leave it so): at
+    start the range is extended from the WAL to CHECKPOINT's size and its root checked, the
+    checkpoint stands, and TREE is current again once the writer has written it."""
+    wal_dir = tmp_path / "wal"
+    svc = _start(wal_dir)
+    try:
+        last = _append(svc.listen, 9, "t")[-1].receipts[-1].lsn
+        _wait_checkpoint(wal_dir, last)
+    finally:
+        assert svc.terminate() == 0
+    checkpoint = (wal_dir / "CHECKPOINT").read_bytes()
+    leaves = _leaves(wal_dir)
+    current = merkle.CompactRange()
+    current.append_all(leaves)
+    assert (wal_dir / "TREE").read_bytes() == current.to_bytes()  # written at close
+    behind = merkle.CompactRange()
+    behind.append_all(leaves[:3])
+    (wal_dir / "TREE").write_bytes(behind.to_bytes())
+    svc = _start(wal_dir)
+    try:
+        wait_until(
+            lambda: (wal_dir / "TREE").read_bytes() == current.to_bytes(),
+            20, "TREE to be rewritten at the checkpoint's size",
+        )  # fmt: skip
+    finally:
+        assert svc.terminate() == 0
+    assert (wal_dir / "CHECKPOINT").read_bytes() == checkpoint
+
+
 def test_unregistered_records_are_read_back_from_the_wal(tmp_path: Path) -> None:
     """In process, a real WAL: records whose leaf suffix was never registered (their caller was
     cancelled after the commit) still enter the tree, read back from the WAL; registered ones
