@@ -179,15 +179,21 @@ class ApplyLoop:
         """Up to the batch bounds of durable records; a corruption ends the batch early."""
         state = self._state
         try:
-            state.watermark_lsn = max(state.watermark_lsn, reader.watermark())
+            watermark = reader.watermark()
         except WalCorruption as exc:
             return [], exc
+        state.watermark_lsn = max(state.watermark_lsn, watermark)
         self._watermark_read = True
         records: list[WalRecord] = []
         payload_bytes = 0
         corruption: WalCorruption | None = None
         records_max = self._cfg.apply_batch_records_max
-        while len(records) < records_max and payload_bytes < self._cfg.apply_batch_bytes_max:
+        # Caught up (nothing durable past the next LSN): no read, which would only look at
+        # WATERMARK a second time.
+        more = reader.next_lsn <= watermark
+        while (
+            more and len(records) < records_max and payload_bytes < self._cfg.apply_batch_bytes_max
+        ):
             want = min(_READ_CHUNK_RECORDS, records_max - len(records))
             try:
                 chunk = reader.read_available(want)

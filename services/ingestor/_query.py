@@ -271,8 +271,12 @@ class Query:
         if as_of_lsn > applied:
             raise InvalidRequest(f"as_of_lsn {as_of_lsn} is above applied_lsn {applied}")
         slot = slot_key(subject, predicate)
-        # One RocksDB read: the view and the settle queue (empty but for a settling epoch).
-        queue, view = self._db.multi_get([SETTLE_KEY, view_key(slot)])
+        # One RocksDB read: the view and the settle queue (empty but for a settling epoch); an
+        # answer as of an LSN comes from the history, so it reads only the queue.
+        if as_of_lsn == 0:
+            queue, view = self._db.multi_get([SETTLE_KEY, view_key(slot)])
+        else:
+            queue, view = self._db.get(SETTLE_KEY), None
         settling = self._settling(subject, predicate, index, as_of_lsn, queue)
         if isinstance(settling, _SnapshotView):
             view = settling.view
