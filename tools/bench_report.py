@@ -627,6 +627,14 @@ def _gateway_grpc_call(c: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _pair_range(ab: dict[str, Any]) -> str:
+    """The min-max of the per-repetition ratios, when the run recorded them."""
+    ratios = ab.get("ratios_per_repetition")
+    if not ratios:
+        return ""
+    return f" (repetitions {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} pairs)"
+
+
 def _log(d: dict[str, Any]) -> list[str]:
     # tests/bench/test_log_bench.py: the verifiable log (issue 16), baselines in the same run.
     ab, ap, pl = d["append_batch"], d["apply"], d["proof_latency"]
@@ -644,7 +652,7 @@ def _log(d: dict[str, Any]) -> list[str]:
         f"| AppendBatch records/s (min-max) | {w['records_per_s_median']:,.0f} "
         f"({w['records_per_s_min']:,.0f}-{w['records_per_s_max']:,.0f}) | "
         f"{wo['records_per_s_median']:,.0f} ({wo['records_per_s_min']:,.0f}-"
-        f"{wo['records_per_s_max']:,.0f}) | {ab['ratio']:.3f}x | >= 0.95x: "
+        f"{wo['records_per_s_max']:,.0f}) | {ab['ratio']:.3f}x{_pair_range(ab)} | >= 0.95x: "
         f"{_mark(ab['ratio'] >= 0.95)} |",
         f"| ingestor apply records/s (min-max) | {ap['with_tree']['records_per_s_median']:,.0f} "
         f"({ap['with_tree']['records_per_s_min']:,.0f}-{ap['with_tree']['records_per_s_max']:,.0f})"

@@ -42,6 +42,9 @@ pytestmark = pytest.mark.bench
 
 SECONDS = float(os.environ.get("STEMEDB_BENCH_SECONDS", "3"))
 REPS = int(os.environ.get("STEMEDB_BENCH_REPS", "3"))
+# The AppendBatch A/B swings with the machine's speed from one writer process to the next, so it
+# has more repetitions, an even number so that each side goes first as often as the other.
+APPEND_REPS = int(os.environ.get("STEMEDB_BENCH_LOG_APPEND_REPS", "6"))
 APPLY_RECORDS = int(os.environ.get("STEMEDB_BENCH_LOG_APPLY_RECORDS", "20000"))
 PROOF_RECORDS = 2000
 PROOF_CALLS = 500
@@ -71,7 +74,7 @@ def _batches(count: int, start: int = 0) -> list[bytes]:
 def _append_batch_runs(tmp: Path) -> dict[str, list[harness.Run]]:
     requests = _batches(60)
     runs: dict[str, list[harness.Run]] = {"with tree": [], "without tree": []}
-    for rep in range(REPS):
+    for rep in range(APPEND_REPS):
         for name in (
             ("with tree", "without tree") if rep % 2 == 0 else ("without tree", "with tree")
         ):
@@ -187,6 +190,11 @@ def test_log_bench(tmp_path: Path) -> None:
             "with_tree": with_tree,
             "without_tree": without,
             "ratio": with_tree["records_per_s_median"] / without["records_per_s_median"],
+            # Each repetition's pair (the two writers run back to back).
+            "ratios_per_repetition": [
+                w.rate / wo.rate
+                for w, wo in zip(append["with tree"], append["without tree"], strict=True)
+            ],
             "baseline": f"a writer started with {BENCH_NO_LOG_TREE_ENV}=1 (no tree)",
         },
         "apply": {
