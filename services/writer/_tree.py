@@ -217,7 +217,7 @@ class LogTree:
             if not lsns:
                 return
             if lsns[0] == tree.size + 1:
-                tree.append_all(suffix_leaf_hashes(lsns[0], list(suffixes)))
+                tree.append_all(suffix_leaf_hashes(lsns[0], suffixes))
                 if self._pending:
                     self._drain_locked()
             else:

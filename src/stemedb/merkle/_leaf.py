@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 
 from stemedb import canonical
 from stemedb.merkle._hashing import LEAF_PREFIX, TREE_SIZE_MAX
@@ -94,7 +95,7 @@ def suffix_leaf_hash(lsn: int, suffix: bytes) -> bytes:
     return hashlib.sha256(_LEAF_HASH_HEAD + _U64.pack(lsn) + suffix).digest()
 
 
-def suffix_leaf_hashes(first_lsn: int, suffixes: list[bytes]) -> list[bytes]:
+def suffix_leaf_hashes(first_lsn: int, suffixes: Sequence[bytes]) -> list[bytes]:
     """``[suffix_leaf_hash(first_lsn + i, s) for i, s in enumerate(suffixes)]``, with the LSN
     range checked once (the writer's log tree hashes every record this way)."""
     if suffixes:
